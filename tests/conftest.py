@@ -1,0 +1,42 @@
+"""Shared fixtures: real temporary vaults written note by note."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SAMPLE_VAULT = Path(__file__).resolve().parent.parent / "sample_vault"
+
+WriteNote = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def write(vault: Path) -> WriteNote:
+    """Write a file into the vault from an indented literal; returns its path."""
+
+    def write_note(rel_path: str, text: str) -> Path:
+        path = vault / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write_note
+
+
+@pytest.fixture
+def sample_vault(tmp_path: Path) -> Path:
+    """A private copy of sample_vault/, safe to run and write into."""
+    copy = tmp_path / "sample_vault"
+    shutil.copytree(SAMPLE_VAULT, copy, ignore=shutil.ignore_patterns(".vault-bmad"))
+    return copy

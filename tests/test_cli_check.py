@@ -1,0 +1,51 @@
+"""`vault-bmad check` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.conftest import WriteNote
+from vault_bmad.cli import main
+
+
+def test_check_clean_sample_vault(sample_vault: Path) -> None:
+    result = CliRunner().invoke(main, ["check", str(sample_vault)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("0 problems")
+
+
+def test_check_json_shape_and_exit_code(vault: Path, write: WriteNote) -> None:
+    write("Agents/A.md", "---\ntype: agent\n---\n")
+    write("Tasks/Good.md", "---\ntype: task\nagent: a\n---\n")
+    write("Tasks/Sub/Bad.md", "---\ntype: task\nagent: nobody\n---\n")
+    write("Context.md", "plain")
+    result = CliRunner().invoke(main, ["check", str(vault), "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert {k: report[k] for k in ("notes", "agents", "workflows", "tasks")} == {
+        "notes": 4,
+        "agents": 1,
+        "workflows": 0,
+        "tasks": 1,
+    }
+    assert report["problems"] == [
+        {"path": "Tasks/Sub/Bad.md", "line": 3, "message": "unknown agent nobody (known: a)"}
+    ]
+
+
+def test_check_text_lists_each_problem(vault: Path, write: WriteNote) -> None:
+    write("Tasks/Bad.md", "---\ntype: task\npriority: asap\n---\n")
+    result = CliRunner().invoke(main, ["check", str(vault)])
+    assert result.exit_code == 1
+    first, summary = result.output.strip().splitlines()
+    assert first.startswith("Tasks/Bad.md:3: priority: must be one of")
+    assert summary == "1 notes, 0 agents, 0 workflows, 0 tasks, 1 problem"
+
+
+def test_check_missing_vault_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

@@ -1,0 +1,67 @@
+"""The project's exceptions and the problem record shown to users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """Something wrong with one note: shown by `check`, written into the note, served by the API."""
+
+    path: str  # vault-relative, with "/"
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "line": self.line, "message": self.message}
+
+
+class VaultBmadError(Exception):
+    """Base of every error vault-bmad raises on purpose."""
+
+
+class ConfigError(VaultBmadError):
+    """A setting is unknown, malformed, or not allowed where it was given."""
+
+
+class VaultPathError(VaultBmadError):
+    """A path would leave the vault."""
+
+
+class RuntimeUnavailable(VaultBmadError):
+    """A runtime cannot do the work: it is off, unreachable, or answered with an error."""
+
+
+class TemplateRenderError(VaultBmadError):
+    """A task's template failed to compile or render; retrying will not help."""
+
+    def __init__(self, template: str, line: int | None, reason: str) -> None:
+        super().__init__(template, line, reason)  # all three in args, so it pickles
+        self.template = template
+        self.line = line
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = f"{self.template}, line {self.line}" if self.line else self.template
+        return f"template {where}: {self.reason}"
+
+
+class TaskTimeout(VaultBmadError):
+    """A task attempt ran past its timeout."""
+
+
+class DependencyCycle(VaultBmadError):
+    """Tasks depend on each other in a loop, so none of them can ever start."""
+
+    def __init__(self, cycle: tuple[str, ...]) -> None:
+        self.cycle = cycle  # task ids, each depending on the next; the first repeated at the end
+        super().__init__("dependency cycle: " + " → ".join(cycle))
+
+
+class WriteConflict(VaultBmadError):
+    """A note changed underneath a write-back in a way that cannot be merged."""

@@ -1,0 +1,58 @@
+"""Turn a vault index into validated definitions and a list of problems.
+
+A bad note yields problems naming its file (and line where known) and is left out;
+it never hides the good notes.
+"""
+
+from __future__ import annotations
+
+from graphlib import CycleError, TopologicalSorter
+
+from vault_bmad.errors import Problem
+from vault_bmad.model.agents import load_agents
+from vault_bmad.model.definitions import Definitions, TaskDef
+from vault_bmad.model.tasks import load_tasks
+from vault_bmad.model.workflows import load_workflows
+from vault_bmad.vault.index import VaultIndex
+
+ROLES = ("agent", "workflow", "task", "template", "report")
+
+
+def build_definitions(index: VaultIndex) -> Definitions:
+    problems = [
+        Problem(note.path, note.error_line, note.error)
+        for note in index.notes.values()
+        if note.error
+    ]
+    agents = load_agents(index, problems)
+    workflows = load_workflows(index, agents, problems)
+    tasks = load_tasks(index, agents, workflows, problems)
+    for cycle in find_cycles(tasks):
+        on_cycle = [tasks[task_id] for task_id in cycle]
+        names = " → ".join(task.path for task in [*on_cycle, on_cycle[0]])
+        for path in dict.fromkeys(task.path for task in on_cycle):
+            problems.append(Problem(path, None, f"dependency cycle: {names}"))
+        for task_id in cycle:
+            tasks.pop(task_id, None)
+    return Definitions(
+        agents=agents.by_id,
+        workflows=workflows,
+        tasks=tasks,
+        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.message))),
+    )
+
+
+def find_cycles(tasks: dict[str, TaskDef]) -> list[list[str]]:
+    """Every dependency cycle among the tasks, each as the ids on it, in order."""
+    graph = {task.id: {dep for dep in task.depends_on if dep in tasks} for task in tasks.values()}
+    cycles: list[list[str]] = []
+    while True:
+        try:
+            tuple(TopologicalSorter(graph).static_order())
+            return cycles
+        except CycleError as exc:
+            cycle = list(dict.fromkeys(exc.args[1]))
+            cycles.append(cycle)
+            for node in cycle:
+                graph.pop(node, None)
+            graph = {node: deps - set(cycle) for node, deps in graph.items()}
