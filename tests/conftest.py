@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -40,3 +41,11 @@ def sample_vault(tmp_path: Path) -> Path:
     copy = tmp_path / "sample_vault"
     shutil.copytree(SAMPLE_VAULT, copy, ignore=shutil.ignore_patterns(".vault-bmad"))
     return copy
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's own config file or VAULT_BMAD_* variables."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    for name in [n for n in os.environ if n.startswith("VAULT_BMAD_")]:
+        monkeypatch.delenv(name)

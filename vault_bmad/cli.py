@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from vault_bmad import __version__
+from vault_bmad.config import Settings, load_settings
+from vault_bmad.engine.balancer import STRATEGIES
+from vault_bmad.errors import ConfigError, VaultBmadError
 from vault_bmad.model.validate import build_definitions
+from vault_bmad.progress import RunProgress
+from vault_bmad.runner import run_vault
 from vault_bmad.vault.index import VaultIndex
 
 VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -25,6 +31,25 @@ def main() -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print JSON and compare against peers in the same run."""
+
+
+@main.command("index")
+@click.argument("vault", type=VAULT)
+@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+def index_command(vault: Path, output_format: str) -> None:
+    """List every note with its type, tags, frontmatter and resolved links."""
+    notes = VaultIndex.load(vault).as_dict()["notes"]
+    if output_format == "json":
+        click.echo(json.dumps({"notes": notes}, indent=2, ensure_ascii=False))
+        return
+    for note in notes:
+        unresolved = sum(link["target"] is None for link in note["links"])
+        problem = f"  ({note['error']})" if note["error"] else ""
+        click.echo(
+            f"{note['path']}  type={note['type'] or '-'}  links={len(note['links'])}"
+            f"  unresolved={unresolved}{problem}"
+        )
+    click.echo(f"{len(notes)} note{'' if len(notes) == 1 else 's'}")
 
 
 @main.command()
@@ -49,3 +74,67 @@ def check(vault: Path, output_format: str) -> None:
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
         click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
     sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("vault", type=VAULT)
+@click.option("--strategy", type=click.Choice(STRATEGIES), help="How to pick an agent.")
+@click.option("--workers", type=click.IntRange(1, 1000), help="Most tasks running at once.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+def run(
+    vault: Path,
+    strategy: str | None,
+    workers: int | None,
+    config_file: Path | None,
+    output_format: str,
+) -> None:
+    """Run every `todo` task to an end state, write the results back, then exit.
+
+    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
+    """
+    overrides: dict[str, object] = {"strategy": strategy}
+    if workers is not None:
+        overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
+    settings = _settings(vault, config_file, overrides)
+    progress = RunProgress(enabled=output_format == "text")
+    try:
+        result = run_vault(vault, settings, on_event=progress.event, on_start=progress.start)
+    except VaultBmadError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    summary = result.summary
+    counts = {status: summary.count(status) for status in ("done", "failed", "blocked")}
+    if output_format == "json":
+        tasks = {task_id: asdict(outcome) for task_id, outcome in sorted(summary.outcomes.items())}
+        payload = {
+            **counts,
+            "invalid": list(result.invalid),
+            "report": result.report,
+            "tasks": tasks,
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
+            if outcome.status != "done":
+                click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
+        for path in result.invalid:
+            click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
+        line = ", ".join(f"{n} {status}" for status, n in counts.items())
+        click.echo(
+            f"{line}, {len(result.invalid)} invalid"
+            + (f"; report: {result.report}" if result.report else "")
+        )
+    sys.exit(0 if counts["failed"] == counts["blocked"] == 0 and not result.invalid else 1)
+
+
+def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object]) -> Settings:
+    try:
+        return load_settings(vault, config_file, overrides=overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from vault_bmad.errors import Problem
 from vault_bmad.model import bmad
 from vault_bmad.model.definitions import AgentDef
@@ -69,6 +71,9 @@ def agent_from_note(note: Note, problems: list[Problem]) -> AgentDef | None:
     values["id"] = str(values["id"])
     values["name"] = str(values["name"])
     values["expertise"] = text_list(note.frontmatter.get("expertise"))
+    command = note.frontmatter.get("command")
+    if command:
+        values["command"] = shlex.split(command) if isinstance(command, str) else command
     return build(
         AgentDef, {**values, "path": note.path, "persona": note.body.strip()}, note, problems
     )

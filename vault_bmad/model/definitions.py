@@ -54,6 +54,7 @@ class AgentDef(Definition):
     expertise: tuple[str, ...] = ()
     runtime: RuntimeName = "template"
     model: str | None = None
+    command: tuple[str, ...] = ()  # argv for runtime command; runs only if the user enables it
     weight: float = Field(default=1.0, gt=0)
     capacity: int = Field(default=1, ge=1, le=1000)
     persona: str = ""  # the system prompt for the llm runtime

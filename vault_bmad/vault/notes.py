@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import cached_property
 from posixpath import basename, splitext
 from typing import Any
 
@@ -22,8 +26,10 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as YamlLoader  # type: ignore[assignment]
 
 MAX_NOTE_BYTES = 5 * 1024 * 1024
+MAX_FRONTMATTER_DEPTH = 50
+MAX_FRONTMATTER_VALUES = 10_000  # YAML aliases can make a short text expand enormously
 _BINARY_SNIFF = 8192
-_FENCE_CLOSE = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_TAG_SEPARATORS = re.compile(r"[,\s]+")
 _TOP_LEVEL_KEY = re.compile(r"^([^\s#:-][^:\n]*):(?:[ \t]|$)", re.MULTILINE)
 
 
@@ -31,23 +37,50 @@ _TOP_LEVEL_KEY = re.compile(r"^([^\s#:-][^:\n]*):(?:[ \t]|$)", re.MULTILINE)
 class Heading:
     level: int
     text: str
-    line: int
+    line: int  # line of the file
+
+
+@dataclass(frozen=True)
+class BodySyntax:
+    """What a note's body says, outside code: read once, when first asked for."""
+
+    headings: tuple[Heading, ...] = ()
+    block_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # inline tags only
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    links: tuple[Link, ...] = ()  # links in the body only
+
+
+def read_body(body: str, body_line: int = 1) -> BodySyntax:
+    """Headings, block ids, inline tags, Dataview fields and links of a body. Never raises."""
+    masked = syntax.mask_code(body)
+    return BodySyntax(
+        headings=tuple(
+            Heading(level, title, line + body_line - 1)
+            for level, title, line in syntax.headings(masked)
+        ),
+        block_ids=syntax.block_ids(masked),
+        tags=syntax.inline_tags(masked),
+        fields=syntax.inline_fields(masked),
+        links=tuple(syntax.body_links(masked, body_line)),
+    )
 
 
 @dataclass(frozen=True)
 class Note:
+    """One parsed note. The frontmatter is read at once; the rest on first use.
+
+    Everything else (`links`, `tags`, `headings`, ...) is computed from `body` and
+    `raw_frontmatter` once and cached, so loading a vault costs little more than its YAML.
+    """
+
     path: str  # vault-relative, with "/"
-    frontmatter: dict[str, Any] = field(default_factory=dict)
+    frontmatter: dict[str, Any] = field(default_factory=dict, hash=False)
     body: str = ""
     body_line: int = 1  # line of the file where the body starts
-    headings: tuple[Heading, ...] = ()
-    block_ids: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    links: tuple[Link, ...] = ()
+    raw_frontmatter: str | None = None  # the YAML text between the `---` lines
     error: str | None = None
     error_line: int | None = None
-    property_lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
 
     @property
     def name(self) -> str:
@@ -59,6 +92,41 @@ class Note:
         value = self.frontmatter.get("type")
         return value.strip().lower() if isinstance(value, str) else None
 
+    @cached_property
+    def syntax(self) -> BodySyntax:
+        return read_body(self.body, self.body_line)
+
+    @cached_property
+    def property_lines(self) -> dict[str, int]:
+        """The file line of each top-level frontmatter key."""
+        return property_lines(self.raw_frontmatter) if self.frontmatter else {}
+
+    @cached_property
+    def frontmatter_links(self) -> tuple[Link, ...]:
+        return tuple(frontmatter_links(self.frontmatter, self.raw_frontmatter))
+
+    @cached_property
+    def links(self) -> tuple[Link, ...]:
+        """Links in the body, then wikilinks in frontmatter values."""
+        return self.syntax.links + self.frontmatter_links
+
+    @cached_property
+    def tags(self) -> tuple[str, ...]:
+        """Frontmatter tags, then inline tags, each once."""
+        return tuple(dict.fromkeys(frontmatter_tags(self.frontmatter) + self.syntax.tags))
+
+    @property
+    def headings(self) -> tuple[Heading, ...]:
+        return self.syntax.headings
+
+    @property
+    def block_ids(self) -> tuple[str, ...]:
+        return self.syntax.block_ids
+
+    @property
+    def fields(self) -> dict[str, tuple[str, ...]]:
+        return self.syntax.fields
+
 
 def decode_note(
     path: str, data: bytes, max_bytes: int = MAX_NOTE_BYTES, size: int | None = None
@@ -69,43 +137,37 @@ def decode_note(
     """
     size = len(data) if size is None else size
     if size > max_bytes:
-        size_mb = size / (1024 * 1024)
-        limit_mb = max_bytes / (1024 * 1024)
-        return Note(path, error=f"note is {size_mb:.1f} MiB, over the {limit_mb:.0f} MiB limit")
-    if b"\x00" in data[:_BINARY_SNIFF]:
+        return Note(path, error=f"note is {_human(size)}, over the {_human(max_bytes)} limit")
+    if data.find(b"\x00", 0, _BINARY_SNIFF) != -1:
         return Note(path, error="note holds binary data, not text")
     return parse_note(path, data.decode("utf-8", errors="replace"))
 
 
+def _human(size: int) -> str:
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def parse_note(path: str, text: str) -> Note:
-    """Parse a note's text. Never raises."""
+    """Parse a note's text. Never raises, now or when its body syntax is first read."""
     text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    raw_fm, body, body_line, fm_error = split_frontmatter(text)
+    raw_fm, body, body_line, error = split_frontmatter(text)
     frontmatter: dict[str, Any] = {}
-    error, error_line = fm_error, (1 if fm_error else None)
+    error_line = 1 if error else None
     if raw_fm is not None:
         frontmatter, error, error_line = load_frontmatter(raw_fm)
-    masked = syntax.mask_code(body)
-    links = syntax.body_links(masked, body_line) + frontmatter_links(frontmatter, raw_fm)
-    inline_tags = syntax.inline_tags(masked)
     return Note(
         path=path,
         frontmatter=frontmatter,
         body=body,
         body_line=body_line,
-        headings=tuple(
-            Heading(level, title, line + body_line - 1)
-            for level, title, line in syntax.headings(masked)
-        ),
-        block_ids=syntax.block_ids(masked),
-        tags=_unique(frontmatter_tags(frontmatter) + inline_tags),
-        fields=syntax.inline_fields(masked),
-        links=tuple(links),
+        raw_frontmatter=raw_fm,
         error=error,
         error_line=error_line,
-        property_lines=property_lines(raw_fm) if frontmatter else {},
     )
 
 
@@ -115,18 +177,21 @@ def split_frontmatter(text: str) -> tuple[str | None, str, int, str | None]:
     As in Obsidian, frontmatter exists only when the very first line is `---` and a
     later line closes it; otherwise the whole text is body.
     """
-    if not text.startswith("---") or text[3:4] not in ("\n", " ", "\t", ""):
+    if not text.startswith("---"):
         return None, text, 1, None
     first_break = text.find("\n")
-    if first_break == -1 or text[:first_break].strip() != "---":
+    if first_break == -1 or text[3:first_break].strip(" \t"):
         return None, text, 1, None
-    close = _FENCE_CLOSE.search(text, first_break + 1)
-    if close is None:
-        return None, text, 1, "frontmatter opened with --- on line 1 is never closed"
-    raw = text[first_break + 1 : close.start()]
-    body_start = close.end() + 1 if close.end() < len(text) else close.end()
-    body_line = text.count("\n", 0, body_start) + 1
-    return raw, text[body_start:], body_line, None
+    pos = first_break
+    while (close := text.find("\n---", pos)) != -1:
+        line_end = text.find("\n", close + 4)
+        line_end = len(text) if line_end == -1 else line_end
+        if not text[close + 4 : line_end].strip(" \t"):
+            raw = text[first_break + 1 : close + 1]
+            body_start = min(line_end + 1, len(text))
+            return raw, text[body_start:], raw.count("\n") + 3, None
+        pos = close + 1
+    return None, text, 1, "frontmatter opened with --- on line 1 is never closed"
 
 
 def load_frontmatter(raw: str) -> tuple[dict[str, Any], str | None, int | None]:
@@ -134,23 +199,60 @@ def load_frontmatter(raw: str) -> tuple[dict[str, Any], str | None, int | None]:
     try:
         loaded = yaml.load(raw, Loader=YamlLoader)  # a safe loader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        last_line = raw.count("\n") + 1  # the parser may notice a problem past the end
-        line = min(mark.line + 2, last_line) if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return {}, f"broken YAML in frontmatter: {problem}", line
-    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a bad date value
+        return {}, *_yaml_problem(exc, raw)
+    except Exception as exc:  # any value YAML cannot build (a bad date...) must not stop the index
         return {}, f"broken YAML in frontmatter: {exc}", 1
     if loaded is None:
         return {}, None, None
     if not isinstance(loaded, dict):
         kind = type(loaded).__name__
         return {}, f"frontmatter must be a mapping of keys to values, not a {kind}", 2
-    return {str(key): value for key, value in loaded.items()}, None, None
+    if "&" in raw:  # only anchors can make values shared or circular
+        problem = _alias_problem(loaded)
+        if problem is not None:
+            return {}, f"frontmatter {problem}", 1
+    if not all(type(key) is str for key in loaded):
+        loaded = {str(key): value for key, value in loaded.items()}  # `2024: x`, `null: y`
+    return loaded, None, None
+
+
+def _yaml_problem(exc: yaml.YAMLError, raw: str) -> tuple[str, int]:
+    """The message and file line of a YAML error, naming where an open construct began."""
+    last_line = raw.count("\n") + 1  # the parser may notice a problem past the end
+
+    def file_line(mark: Any) -> int | None:
+        return min(mark.line + 2, last_line) if mark is not None else None
+
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    line = file_line(getattr(exc, "problem_mark", None))
+    context = getattr(exc, "context", None)
+    context_line = file_line(getattr(exc, "context_mark", None))
+    message = f"broken YAML in frontmatter: {problem}"
+    if context and context_line is not None and context_line != line:
+        message += f" ({context} from line {context_line})"
+    return message, line or context_line or 1
+
+
+def _alias_problem(value: Any) -> str | None:
+    """Why YAML anchors make `value` unsafe to walk, or None when it is fine."""
+    budget = MAX_FRONTMATTER_VALUES
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"expands to over {MAX_FRONTMATTER_VALUES} values through YAML aliases"
+        if depth > MAX_FRONTMATTER_DEPTH:
+            return f"nests deeper than {MAX_FRONTMATTER_DEPTH} levels (or refers to itself)"
+        if isinstance(item, dict):
+            stack += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
+    return None
 
 
 def property_lines(raw: str | None) -> dict[str, int]:
-    """The file line of each top-level frontmatter key, for messages that point at it."""
+    """The file line of each top-level frontmatter key."""
     if not raw:
         return {}
     return {
@@ -162,24 +264,26 @@ def property_lines(raw: str | None) -> dict[str, int]:
 def frontmatter_tags(frontmatter: dict[str, Any]) -> tuple[str, ...]:
     """Tags from the `tags` (or `tag`) property: a list, or a comma/space separated string."""
     value = frontmatter.get("tags", frontmatter.get("tag"))
+    if value is None:
+        return ()
     items: list[Any] = value if isinstance(value, list) else [value]
     tags: list[str] = []
     for item in items:
         if isinstance(item, str | int | float) and not isinstance(item, bool):
-            tags += [t.lstrip("#") for t in re.split(r"[,\s]+", str(item)) if t.lstrip("#")]
+            tags += [t.lstrip("#") for t in _TAG_SEPARATORS.split(str(item)) if t.lstrip("#")]
     return tuple(tags)
 
 
 def frontmatter_links(frontmatter: dict[str, Any], raw: str | None) -> list[Link]:
     """Wikilinks written in property values, as Obsidian indexes them."""
-    if not raw:
+    if not raw or "[[" not in raw:
         return []
     links: list[Link] = []
     for value in _strings(frontmatter):
-        for link in syntax.wikilinks_in(value, line=1):
-            offset = raw.find(link.raw)
-            line = raw.count("\n", 0, offset) + 2 if offset >= 0 else 1
-            links.append(replace(link, kind="frontmatter", line=line))
+        start = value.find("[[")
+        offset = raw.find(value[start : value.find("]]", start) + 2])
+        line = raw.count("\n", 0, offset) + 2 if offset >= 0 else 1
+        links += syntax.wikilinks_in(value, line, kind="frontmatter")
     return links
 
 
@@ -193,5 +297,20 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
+def json_safe(value: Any) -> Any:
+    """A frontmatter value as JSON can hold it: dates as ISO strings, keys as strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return sorted((json_safe(item) for item in value), key=str)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")  # a YAML !!binary value
+    return str(value)

@@ -1,0 +1,71 @@
+"""Execution-time prediction: moving averages, complexity scaling and fallbacks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vault_bmad.engine.predictor import DurationPredictor, Observation
+from vault_bmad.model.definitions import TaskDef
+
+
+def test_falls_back_from_agent_and_kind_to_agent_kind_global_and_default() -> None:
+    predictor = DurationPredictor(default_seconds=7.0)
+    assert predictor.predict("step:prd", agent_id="pm").basis == "default"
+    assert predictor.predict("step:prd", agent_id="pm").seconds == 7.0
+    predictor.observe("architect", "step:arch", 10.0)
+    assert predictor.predict("step:prd", agent_id="pm").basis == "global"
+    predictor.observe("dev", "step:prd", 4.0)
+    assert predictor.predict("step:prd", agent_id="pm").basis == "kind"
+    assert predictor.predict("step:prd", agent_id="pm").seconds == 4.0
+    predictor.observe("pm", "step:brief", 2.0)
+    assert predictor.predict("step:prd", agent_id="pm").basis == "agent"
+    assert predictor.predict("step:prd", agent_id="pm").seconds == 2.0
+    predictor.observe("pm", "step:prd", 3.0)
+    prediction = predictor.predict("step:prd", agent_id="pm")
+    assert (prediction.basis, prediction.seconds, prediction.samples) == ("agent+kind", 3.0, 1)
+    assert predictor.predict("step:prd").basis == "kind"  # no agent: any agent's history
+
+
+def test_history_is_a_moving_average_per_unit_of_complexity() -> None:
+    predictor = DurationPredictor(alpha=0.5)
+    predictor.observe("dev", "task", 4.0, complexity=2.0)  # 2 s per unit
+    predictor.observe("dev", "task", 12.0, complexity=3.0)  # 4 s per unit
+    unit = 2.0 + 0.5 * (4.0 - 2.0)
+    assert math.isclose(predictor.predict("task", 1.0, "dev").seconds, unit)
+    assert math.isclose(predictor.predict("task", 5.0, "dev").seconds, 5 * unit)
+
+
+def test_recent_history_outweighs_old() -> None:
+    predictor = DurationPredictor(alpha=0.3)
+    for _ in range(20):
+        predictor.observe("dev", "task", 10.0)
+    for _ in range(10):
+        predictor.observe("dev", "task", 1.0)
+    assert predictor.predict("task", agent_id="dev").seconds < 1.5
+
+
+def test_min_samples_holds_back_thin_history() -> None:
+    predictor = DurationPredictor(min_samples=3)
+    predictor.observe("pm", "step:prd", 9.0)
+    predictor.observe("qa", "step:prd", 9.0)
+    predictor.observe("qa", "task", 3.0)
+    prediction = predictor.predict("step:prd", agent_id="pm")
+    assert prediction.basis == "global" and prediction.samples == 3
+
+
+def test_learn_replays_history_and_predict_task_uses_the_task() -> None:
+    predictor = DurationPredictor()
+    predictor.learn([Observation("architect", "step:arch", 6.0), Observation("dev", "task", 1.0)])
+    task = TaskDef(id="t", path="t.md", title="T", agent="architect", step="arch", complexity=2)
+    assert task.kind == "step:arch"
+    assert predictor.predict_task(task) == 12.0
+    assert predictor.predict_task(task, agent_id="dev") == 2.0  # dev's own history (agent)
+
+
+def test_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        DurationPredictor(alpha=0)
+    with pytest.raises(ValueError):
+        DurationPredictor().observe("a", "k", -1.0)

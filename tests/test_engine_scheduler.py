@@ -1,0 +1,288 @@
+"""The scheduler: limits, order, dependencies, retries, health-driven reassignment and probes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from engine_clock import FakeClock
+
+from vault_bmad.engine.health import AgentState, HealthMonitor
+from vault_bmad.engine.scheduler import Assignment, Scheduler
+from vault_bmad.errors import DependencyCycle
+from vault_bmad.model.definitions import AgentDef, Priority, TaskDef
+
+TEAM = [
+    AgentDef(
+        id="architect",
+        name="Winston",
+        path="Agents/Architect.md",
+        title="Architect",
+        expertise=("architecture", "api design", "scalability", "security"),
+        capacity=2,
+    ),
+    AgentDef(
+        id="architect2",
+        name="Ada",
+        path="Agents/Second Architect.md",
+        title="Architect",
+        expertise=("architecture", "scalability", "infrastructure"),
+        capacity=1,
+    ),
+    AgentDef(
+        id="pm",
+        name="John",
+        path="Agents/PM.md",
+        title="Product Manager",
+        expertise=("prd", "roadmap", "user stories"),
+        capacity=2,
+    ),
+    AgentDef(
+        id="dev",
+        name="James",
+        path="Agents/Dev.md",
+        title="Developer",
+        expertise=("coding", "debugging"),
+        capacity=3,
+    ),
+]
+
+
+def task(task_id: str, title: str = "Zzyzx", **fields: object) -> TaskDef:
+    return TaskDef(id=task_id, path=f"Tasks/{task_id}.md", title=title, **fields)  # type: ignore[arg-type]
+
+
+def make(clock: FakeClock, **options: object) -> Scheduler:
+    return Scheduler(TEAM, rng=random.Random(3), clock=clock, **options)  # type: ignore[arg-type]
+
+
+def ids(assignments: list[Assignment]) -> list[str]:
+    return [a.task.id for a in assignments]
+
+
+def test_at_most_max_concurrent_run_and_no_agent_past_its_capacity() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=5)
+    scheduler.submit([task(f"t{i}") for i in range(30)])
+    first = scheduler.dispatch()
+    assert len(first) == 5 and len(scheduler.running) == 5
+    assert scheduler.dispatch() == []
+    for agent in TEAM:
+        assert scheduler.in_flight(agent.id) <= agent.capacity
+    for done in first[:2]:
+        scheduler.finish(done.task.id, ok=True, seconds=1.0)
+    assert len(scheduler.dispatch()) == 2 and scheduler.queued_count == 23
+
+
+def test_concurrency_follows_the_pool_within_the_maximum() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=6)
+    scheduler.submit([task(f"t{i}") for i in range(20)])
+    scheduler.set_concurrency(2)
+    assert len(scheduler.dispatch()) == 2
+    scheduler.set_concurrency(100)
+    assert scheduler.concurrency == 6 and len(scheduler.dispatch()) == 4
+
+
+def test_a_busy_named_agent_does_not_hold_up_other_work() -> None:
+    scheduler = make(FakeClock())
+    critical = [task(f"prd{i}", agent="pm", priority="critical") for i in range(5)]
+    scheduler.submit([*critical, *(task(f"code{i}", agent="dev") for i in range(3))])
+    started = scheduler.dispatch()
+    assert sorted(ids(started)) == ["code0", "code1", "code2", "prd0", "prd1"]
+    assert {a.agent_id for a in started if a.task.id.startswith("prd")} == {"pm"}
+    assert scheduler.phase("prd4") == "queued" and scheduler.phase("prd0") == "running"
+
+
+def test_work_is_served_by_priority_across_agents() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit(
+        [
+            task("low", agent="dev", priority="low"),
+            task("high", agent="pm", priority="high"),
+            task("normal-crit", agent="architect", criticality=9),
+            task("normal", agent="dev"),
+        ]
+    )
+    order = []
+    while started := scheduler.dispatch():
+        order.append(started[0].task.id)
+        scheduler.finish(started[0].task.id, ok=True, seconds=0.1)
+    assert order == ["high", "normal-crit", "normal", "low"]
+
+
+def test_dependencies_gate_work_and_a_failure_blocks_dependents() -> None:
+    scheduler = make(FakeClock())
+    progress = scheduler.submit(
+        [task("a"), task("b", depends_on=("a",)), task("c", depends_on=("b",)), task("x")]
+    )
+    assert set(progress.queued) == {"a", "x"}
+    assert sorted(ids(scheduler.dispatch())) == ["a", "x"]
+    assert scheduler.phase("b") == "waiting"
+    failed = scheduler.finish("a", ok=False, seconds=1.0, retry=False)
+    assert {b.task_id: b.failed_task for b in failed.blocked} == {"b": "a", "c": "a"}
+    assert scheduler.phase("a") == "failed" and scheduler.phase("c") == "blocked"
+    blocked = scheduler.blocked("c")
+    assert blocked is not None and "'a' failed" in blocked.reason
+    scheduler.finish("x", ok=True, seconds=1.0)
+    assert not scheduler.pending()
+
+
+def test_a_failed_attempt_is_retried_then_fails_for_good() -> None:
+    clock = FakeClock()
+    never_out = HealthMonitor(threshold=0.0, clock=clock)  # retries alone, health aside
+    scheduler = make(clock, default_retries=1, health=never_out, backoff_base=0.0)
+    scheduler.submit([task("flaky", agent="dev", retries=2), task("after", depends_on=("flaky",))])
+    attempts = []
+    for _ in range(3):
+        (assignment,) = scheduler.dispatch()
+        attempts.append(assignment.attempt)
+        progress = scheduler.finish("flaky", ok=False, seconds=0.5)
+    assert attempts == [1, 2, 3]
+    assert not progress.retry and [b.task_id for b in progress.blocked] == ["after"]
+    scheduler.submit([task("once", agent="dev")])  # the default: one retry
+    scheduler.dispatch()
+    assert scheduler.finish("once", ok=False, seconds=0.1).retry
+    scheduler.dispatch()
+    assert not scheduler.finish("once", ok=False, seconds=0.1).retry
+
+
+def test_a_retry_waits_out_a_growing_jittered_backoff() -> None:
+    clock = FakeClock()
+    never_out = HealthMonitor(threshold=0.0, clock=clock)
+    scheduler = make(clock, health=never_out, backoff_base=1.0, backoff_max=3.0)
+    scheduler.submit([task("t", agent="dev", retries=4)])
+    delays = []
+    for _ in range(4):
+        assert len(scheduler.dispatch()) == 1
+        progress = scheduler.finish("t", ok=False, seconds=0.0)
+        assert progress.retry and progress.retry_at is not None
+        assert scheduler.phase("t") == "queued" and scheduler.queued_count == 1
+        assert scheduler.next_wakeup() == progress.retry_at
+        delays.append(progress.retry_at - clock.now)
+        clock.advance(delays[-1] - 0.001)
+        assert scheduler.dispatch() == []  # not yet
+        clock.now = progress.retry_at
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0
+    assert all(1.5 <= d <= 3.0 for d in delays[2:])  # capped at backoff_max
+    assert [a.attempt for a in scheduler.dispatch()] == [5]
+
+
+def test_an_agent_that_fails_is_taken_out_its_work_reassigned_and_probed_back() -> None:
+    clock = FakeClock()
+    scheduler = make(clock)
+    design = "Design the architecture for scalability"
+    special = "Review the API design and security"  # only the first architect qualifies
+    scheduler.submit(
+        [
+            task("d1", design, agent="architect"),
+            task("d2", design, agent="architect"),
+            task("d3", design, agent="architect"),
+            task("api", special, agent="architect", priority="low"),
+        ]
+    )
+    assert sorted(ids(scheduler.dispatch())) == ["d1", "d2"]  # architect is full
+    scheduler.finish("d1", ok=False, seconds=1.0, retry=False)
+    progress = scheduler.finish("d2", ok=False, seconds=1.0, retry=False)
+    assert [(c.agent_id, c.after) for c in progress.health] == [("architect", AgentState.OUT)]
+    assert set(progress.reassigned) == {"d3", "api"}
+
+    started = scheduler.dispatch()
+    assert [(a.task.id, a.agent_id) for a in started] == [("d3", "architect2")]
+    assert scheduler.phase("api") == "queued"  # no healthy agent qualifies: it waits
+    assert scheduler.next_wakeup() == clock.now + 30.0
+
+    clock.advance(30)
+    (probe,) = scheduler.dispatch()
+    assert (probe.task.id, probe.agent_id, probe.probe) == ("api", "architect", True)
+    back = scheduler.finish("api", ok=True, seconds=1.0)
+    assert [(c.before, c.after) for c in back.health] == [
+        (AgentState.PROBING, AgentState.IN_SERVICE)
+    ]
+    scheduler.submit([task("d4", design, agent="architect")])
+    assert [(a.task.id, a.agent_id) for a in scheduler.dispatch()] == [("d4", "architect")]
+
+
+def test_a_failed_probe_restarts_the_cool_down() -> None:
+    clock = FakeClock()
+    scheduler = make(clock)
+    scheduler.take_out("pm")
+    scheduler.submit([task(f"prd{i}", "Write the PRD", agent="pm") for i in range(3)])
+    assert scheduler.dispatch() == []  # nobody else qualifies
+    clock.advance(30)
+    (probe,) = scheduler.dispatch()
+    assert probe.probe and probe.agent_id == "pm"
+    progress = scheduler.finish(probe.task.id, ok=False, seconds=1.0)
+    assert progress.retry and progress.health[0].after is AgentState.OUT
+    clock.advance(29)
+    assert scheduler.dispatch() == []
+    clock.advance(1)
+    assert [a.probe for a in scheduler.dispatch()] == [True]
+
+
+def test_unnamed_work_goes_to_the_expert_and_waits_for_one() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task("prd", "Write the PRD with the roadmap and user stories")])
+    assert [(a.task.id, a.agent_id) for a in scheduler.dispatch()] == [("prd", "pm")]
+    scheduler.take_out("pm")
+    scheduler.submit([task("prd2", "Update the roadmap")])
+    assert scheduler.dispatch() == [] and scheduler.phase("prd2") == "queued"
+
+
+def test_update_reprioritises_and_cancel_blocks_dependents() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit([task("a", agent="dev"), task("b", agent="dev"), task("c", depends_on=("a",))])
+    assert scheduler.update(task("b", agent="dev", priority=Priority.CRITICAL))
+    progress = scheduler.cancel("a")
+    assert [b.task_id for b in progress.blocked] == ["c"]
+    assert ids(scheduler.dispatch()) == ["b"]
+    assert not scheduler.update(task("b", agent="dev"))  # running: nothing to re-queue
+    with pytest.raises(ValueError):
+        scheduler.cancel("b")
+
+
+def test_removing_an_agent_reassigns_its_queued_work() -> None:
+    scheduler = make(FakeClock())
+    design = "Design the architecture for scalability"
+    scheduler.submit([task(f"d{i}", design, agent="architect") for i in range(3)])
+    progress = scheduler.set_agents([a for a in TEAM if a.id != "architect"])
+    assert set(progress.reassigned) == {"d0", "d1", "d2"}
+    assert [a.agent_id for a in scheduler.dispatch()] == ["architect2"]
+
+
+def test_new_batches_join_and_raise_the_rank_of_queued_work() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit([task("quick", agent="dev"), task("root", agent="dev")])
+    scheduler.submit([task(f"next{i}", depends_on=("root",), complexity=20) for i in range(2)])
+    assert ids(scheduler.dispatch()) == ["root"]  # it now heads 20 s of work
+    progress = scheduler.submit([task("late", depends_on=("old",))], done=["old"])
+    assert progress.queued == ("late",)
+    with pytest.raises(DependencyCycle):
+        scheduler.submit([task("x", depends_on=("y",)), task("y", depends_on=("x",))])
+
+
+def test_history_feeds_the_predictor() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task("t", agent="dev", complexity=2, tags=("coding",))])
+    scheduler.dispatch()
+    scheduler.finish("t", ok=True, seconds=8.0)
+    assert scheduler.predictor.predict("tag:coding", 1.0, "dev").seconds == 4.0
+    scheduler.submit([task("u", agent="dev", complexity=3, tags=("coding",))])
+    (assignment,) = scheduler.dispatch()
+    assert assignment.predicted_seconds == 12.0 and assignment.timeout == 30.0
+
+
+def test_queue_and_agents_can_be_inspected() -> None:
+    clock = FakeClock()
+    scheduler = make(clock, max_concurrent_agents=4)
+    scheduler.submit(
+        [
+            task("later", agent="dev", priority="minimal"),
+            task("first", agent="pm", priority="critical"),
+            task("middle", agent="dev", criticality=5),
+        ]
+    )
+    assert [item.task_id for item in scheduler.queued()] == ["first", "middle", "later"]
+    scheduler.dispatch(limit=2)
+    assert scheduler.utilization() == 0.5
+    views = {c.agent_id: c for c in scheduler.candidates()}
+    assert views["pm"].in_flight == 1 and views["dev"].in_flight == 1
+    assert views["architect"].capacity == 2 and views["dev"].health == 1.0

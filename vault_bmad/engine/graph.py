@@ -1,0 +1,240 @@
+"""The dependency DAG of tasks: readiness, blocked propagation, upward rank and critical path.
+
+A task is ready when every dependency is done. When a task fails, every task downstream of it
+becomes blocked, with a reason naming the failed task. The graph grows in batches (the vault
+changes while the service runs); a batch may only point at itself and at earlier tasks, so the
+whole graph stays acyclic and the order tasks were added in stays a topological order.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from vault_bmad.errors import DependencyCycle
+from vault_bmad.model.definitions import TaskDef
+
+NodeState = Literal["waiting", "ready", "done", "failed", "blocked"]
+FINISHED: frozenset[str] = frozenset({"done", "failed", "blocked"})
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A task that can never run because something upstream failed."""
+
+    task_id: str
+    failed_task: str  # the root cause: the task that failed (or a dependency that is missing)
+    via: str | None  # the blocked dependency it inherited this from; None when direct
+    reason: str
+
+
+@dataclass(frozen=True)
+class GraphChange:
+    """What adding a batch did: tasks that are ready at once, and tasks that are blocked."""
+
+    ready: tuple[str, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    tasks: tuple[str, ...]
+    length: float  # seconds: the sum of the tasks' durations
+
+
+class TaskGraph:
+    """Tasks and their dependencies, and where each task stands."""
+
+    def __init__(
+        self,
+        dependencies: Mapping[str, Iterable[str]] | None = None,
+        *,
+        done: Iterable[str] = (),
+        failed: Iterable[str] = (),
+    ) -> None:
+        self._deps: dict[str, tuple[str, ...]] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._waiting_on: dict[str, int] = {}
+        self._state: dict[str, NodeState] = {}
+        self._blocked: dict[str, Blocked] = {}
+        self._external_done: set[str] = set()
+        self._external_failed: set[str] = set()
+        self._order: list[str] = []
+        if dependencies is not None:
+            self.add(dependencies, done=done, failed=failed)
+
+    @classmethod
+    def from_tasks(cls, tasks: Iterable[TaskDef], *, done: Iterable[str] = ()) -> TaskGraph:
+        """A graph of the tasks' `depends_on` edges; tasks whose status is done start done."""
+        tasks = list(tasks)
+        already = {t.id for t in tasks if t.status == "done"} | set(done)
+        failed = {t.id for t in tasks if t.status in ("failed", "blocked", "invalid")}
+        return cls({t.id: t.depends_on for t in tasks}, done=already, failed=failed)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._state
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every task, in a topological order (dependencies first)."""
+        return tuple(self._order)
+
+    def add(
+        self,
+        dependencies: Mapping[str, Iterable[str]],
+        *,
+        done: Iterable[str] = (),
+        failed: Iterable[str] = (),
+    ) -> GraphChange:
+        """Add a batch of tasks. `done`/`failed` name tasks, here or outside, already finished.
+
+        A dependency that is neither in the graph nor named done blocks its dependent.
+        Raises DependencyCycle, changing nothing, when the batch depends on itself in a loop.
+        """
+        batch = {task_id: tuple(dict.fromkeys(deps)) for task_id, deps in dependencies.items()}
+        if clash := [task_id for task_id in batch if task_id in self._state]:
+            raise ValueError(f"tasks already in the graph: {', '.join(sorted(clash))}")
+        sorter = graphlib.TopologicalSorter(
+            {t: [d for d in deps if d in batch] for t, deps in batch.items()}
+        )
+        try:
+            order = list(sorter.static_order())
+        except graphlib.CycleError as cycle:
+            raise DependencyCycle(tuple(reversed(cycle.args[1]))) from None
+        done, failed = set(done), set(failed)
+        self._external_done |= {t for t in done if t not in batch}
+        self._external_failed |= {t for t in failed if t not in batch}
+        ready: list[str] = []
+        blocked: list[Blocked] = []
+        for task_id in order:
+            blocked.extend(
+                self._insert(task_id, batch[task_id], task_id in done, task_id in failed)
+            )
+            if self._state[task_id] == "ready":
+                ready.append(task_id)
+        return GraphChange(tuple(ready), tuple(blocked))
+
+    def _insert(
+        self, task_id: str, deps: tuple[str, ...], done: bool, failed: bool
+    ) -> list[Blocked]:
+        known = tuple(d for d in deps if d in self._state)
+        self._deps[task_id] = known
+        self._dependents[task_id] = []
+        self._order.append(task_id)
+        for dep in known:
+            self._dependents[dep].append(task_id)
+        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] != "done")
+        if done or failed:
+            self._state[task_id] = "done" if done else "failed"
+            return []
+        self._state[task_id] = "waiting"
+        for dep in deps:
+            if dep in self._state and self._state[dep] in ("failed", "blocked"):
+                return [self._mark_blocked(task_id, dep)]
+            if dep not in self._state and dep in self._external_failed:
+                return [self._mark_blocked(task_id, dep)]
+            if dep not in self._state and dep not in self._external_done:
+                reason = f"depends on {dep!r}, which is not a known task"
+                return [self._set_blocked(Blocked(task_id, dep, None, reason))]
+        if self._waiting_on[task_id] == 0:
+            self._state[task_id] = "ready"
+        return []
+
+    def state(self, task_id: str) -> NodeState:
+        return self._state[task_id]
+
+    def blocked(self, task_id: str) -> Blocked | None:
+        """Why a task is blocked, or None when it is not."""
+        return self._blocked.get(task_id)
+
+    def dependencies(self, task_id: str) -> tuple[str, ...]:
+        """Direct dependencies that are in the graph."""
+        return self._deps[task_id]
+
+    def dependents(self, task_id: str) -> tuple[str, ...]:
+        """Tasks that depend directly on this one."""
+        return tuple(self._dependents[task_id])
+
+    def ready(self) -> tuple[str, ...]:
+        """Tasks whose dependencies are all done and which are not finished themselves."""
+        return tuple(t for t in self._order if self._state[t] == "ready")
+
+    def pending(self) -> tuple[str, ...]:
+        """Tasks not yet finished (waiting or ready), in topological order."""
+        return tuple(t for t in self._order if self._state[t] not in FINISHED)
+
+    def mark_done(self, task_id: str) -> tuple[str, ...]:
+        """Record a success; returns the tasks that became ready because of it."""
+        if self._state[task_id] in FINISHED:
+            raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
+        self._state[task_id] = "done"
+        newly_ready = []
+        for child in self._dependents[task_id]:
+            self._waiting_on[child] -= 1
+            if self._waiting_on[child] == 0 and self._state[child] == "waiting":
+                self._state[child] = "ready"
+                newly_ready.append(child)
+        return tuple(newly_ready)
+
+    def mark_failed(self, task_id: str) -> tuple[Blocked, ...]:
+        """Record a failure; returns every task downstream that it blocked."""
+        if self._state[task_id] in FINISHED:
+            raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
+        self._state[task_id] = "failed"
+        return tuple(self._block_downstream(task_id))
+
+    def _block_downstream(self, root: str) -> list[Blocked]:
+        blocked: list[Blocked] = []
+        frontier = [root]
+        while frontier:
+            parent = frontier.pop()
+            for child in self._dependents[parent]:
+                if self._state[child] not in FINISHED:
+                    blocked.append(self._mark_blocked(child, parent))
+                    frontier.append(child)
+        return blocked
+
+    def _mark_blocked(self, task_id: str, dep: str) -> Blocked:
+        upstream = self._blocked.get(dep)
+        if upstream is None:
+            return self._set_blocked(Blocked(task_id, dep, None, f"dependency {dep!r} failed"))
+        root = upstream.failed_task
+        reason = f"dependency {dep!r} is blocked because {root!r} failed"
+        return self._set_blocked(Blocked(task_id, root, dep, reason))
+
+    def _set_blocked(self, record: Blocked) -> Blocked:
+        self._state[record.task_id] = "blocked"
+        self._blocked[record.task_id] = record
+        return record
+
+    def upward_ranks(self, duration: Callable[[str], float]) -> dict[str, float]:
+        """For each pending task, its duration plus the longest rank among its dependents.
+
+        The rank is the predicted time from the task's start to the end of the work that
+        depends on it; serving the highest rank first puts the critical path first.
+        """
+        ranks: dict[str, float] = {}
+        for task_id in reversed(self._order):
+            if self._state[task_id] in FINISHED:
+                continue
+            below = (ranks.get(child, 0.0) for child in self._dependents[task_id])
+            ranks[task_id] = duration(task_id) + max(below, default=0.0)
+        return ranks
+
+    def critical_path(self, duration: Callable[[str], float]) -> CriticalPath:
+        """The longest chain of pending tasks, measured by duration."""
+        ranks = self.upward_ranks(duration)
+        if not ranks:
+            return CriticalPath((), 0.0)
+        pending = (t for t in self._order if t in ranks)
+        current = max(pending, key=ranks.__getitem__)  # the first of equals, in topological order
+        path = [current]
+        while children := [c for c in self._dependents[current] if c in ranks]:
+            current = max(children, key=lambda c: ranks[c])
+            path.append(current)
+        return CriticalPath(tuple(path), ranks[path[0]])

@@ -1,0 +1,441 @@
+"""The orchestrator: runs a vault's tasks on an executor, writing state back as they move.
+
+One thread (the caller's) owns the scheduler, the vault writes and the store's queue; the
+executor's workers only run `attempt.perform` on plain data. So the vault is written from
+one place, whatever executor runs the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from vault_bmad.config import Settings
+from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform
+from vault_bmad.engine.autoscale import AutoScaler
+from vault_bmad.engine.health import HealthMonitor
+from vault_bmad.engine.requests import build_request
+from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
+from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.errors import TaskTimeout, TemplateRenderError, VaultBmadError
+from vault_bmad.metrics.records import Attempt, PoolSample, TaskState
+from vault_bmad.metrics.store import Store
+from vault_bmad.model.definitions import Definitions, TaskDef
+from vault_bmad.runtimes.base import RunResult, Runtime
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.notes import parse_note
+from vault_bmad.vault.paths import resolve_in_vault
+from vault_bmad.vault.writer import NoteWriter, wikilink
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
+_IDLE_WAIT_S = 0.5
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_id: str
+    path: str
+    status: str  # done | failed | blocked
+    agent: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    cache: str | None = None
+    output: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see as it happens (progress lines, the dashboard)."""
+
+    kind: str  # queued | started | retry | done | failed | blocked
+    task_id: str
+    detail: str = ""
+
+
+@dataclass
+class _Running:
+    assignment: Assignment
+    started: float  # wall clock
+    deadline: float  # monotonic
+    queued_at: float
+
+
+@dataclass
+class RunSummary:
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    started: float = 0.0
+    ended: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes.values() if outcome.status == status)
+
+
+class Orchestrator:
+    """Runs tasks to an end state; see the module docstring."""
+
+    def __init__(
+        self,
+        index: VaultIndex,
+        settings: Settings,
+        store: Store,
+        runtimes: dict[str, Runtime],
+        *,
+        executor: Executor | None = None,
+        cache: ResultCache | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
+        self.cache = cache
+        self.notes = TaskNotes(NoteWriter(index.root))
+        self._owns_executor = executor is None
+        self.executor = executor or ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
+        )
+        self._on_event = on_event or (lambda event: None)
+        self._clock, self._wall = clock, wall
+        self.scheduler = Scheduler(
+            (),
+            max_concurrent_agents=settings.max_concurrent_agents,
+            strategy=settings.strategy,
+            aging_step=settings.aging_step_s,
+            default_timeout=settings.task_timeout_s,
+            default_retries=settings.retries,
+            backoff_base=settings.backoff_base_s,
+            backoff_max=settings.backoff_max_s,
+            health=HealthMonitor(
+                threshold=settings.health_threshold,
+                cooldown=settings.health_cooldown_s,
+                clock=clock,
+            ),
+            clock=clock,
+        )
+        self.autoscaler = AutoScaler(
+            min_workers=settings.min_workers,
+            max_workers=settings.max_workers,
+            initial=settings.max_workers,
+            scale_up_at=settings.scale_up_utilization,
+            scale_down_at=settings.scale_down_utilization,
+            clock=clock,
+        )
+        self.scheduler.set_concurrency(self.autoscaler.workers)
+        self.definitions = Definitions()
+        self.summary = RunSummary(started=wall())
+        self._running: dict[Future[AttemptResult], _Running] = {}
+        self._queued_at: dict[str, float] = {}
+        self._outputs: dict[str, str] = {}  # task id -> output note written
+
+    # Feeding work in.
+
+    def submit(self, definitions: Definitions) -> int:
+        """Queue every task that should run, and return how many will; done ones count as done
+        for their dependents."""
+        self.definitions = definitions
+        self.scheduler.set_agents(definitions.agents.values())
+        interrupted = {state.task_id: state for state in self.store.recover()}
+        for state in self.store.tasks("done"):
+            if state.output:
+                self._outputs[state.task_id] = state.output
+        tasks = [self._effective(task, interrupted) for task in definitions.tasks.values()]
+        self._apply(self.scheduler.submit(tasks))
+        return sum(1 for task in tasks if task.status == "todo")
+
+    def _effective(self, task: TaskDef, interrupted: dict[str, TaskState]) -> TaskDef:
+        """The status to schedule with: an interrupted or blocked task runs again."""
+        status = task.status
+        if task.step:  # a step's own state lives in the store, its run's in the note
+            stored = self.store.task(task.id)
+            resuming = status in ("queued", "running") and stored and stored.status == "done"
+            status = "done" if resuming or status == "done" else "todo"
+        elif status in ("queued", "running", "blocked") or task.id in interrupted:
+            status = "todo"
+        if status == "done" and task.output and task.id not in self._outputs:
+            self._outputs[task.id] = task.output
+        return task if status == task.status else task.model_copy(update={"status": status})
+
+    # The loop.
+
+    def run_until_idle(self) -> RunSummary:
+        """Run everything submitted to an end state."""
+        while self.scheduler.pending():
+            self.step()
+        self.summary.ended = self._wall()
+        return self.summary
+
+    def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
+        """Start what may start, wait a little for attempts, and handle what ended."""
+        for assignment in self.scheduler.dispatch():
+            self._start(assignment)
+        wait_for = max_wait
+        now = self._clock()
+        wakeups = [r.deadline for r in self._running.values()]
+        if (wakeup := self.scheduler.next_wakeup()) is not None:
+            wakeups.append(wakeup)
+        if wakeups:
+            wait_for = max(0.0, min(max_wait, min(wakeups) - now))
+        if self._running:
+            finished, _ = wait(list(self._running), timeout=wait_for, return_when=FIRST_COMPLETED)
+            for future in finished:
+                self._finish(future)
+        elif wait_for > 0 and self.scheduler.pending():
+            time.sleep(min(wait_for, 0.05))
+        self._expire_overdue()
+        self._scale()
+
+    def close(self) -> None:
+        if self._owns_executor:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        self.store.flush()
+
+    # One attempt.
+
+    def _start(self, assignment: Assignment) -> None:
+        task = assignment.task
+        started = self._wall()
+        queued_at = self._queued_at.get(task.id, started)
+        if task.steps:  # the task that started a workflow run: done when its steps are
+            self._complete_run(assignment, started)
+            return
+        agent = self.definitions.agents[assignment.agent_id]
+        runtime = self.runtimes.get(agent.runtime)
+        self._event("started", task.id, f"{agent.id} (attempt {assignment.attempt})")
+        self.notes.running(task, agent.id, started, assignment.attempt)
+        self._save(task, "running", assignment, started=started)
+        if runtime is None:
+            future: Future[AttemptResult] = Future()
+            future.set_exception(
+                VaultBmadError(
+                    f"agent {agent.id} wants runtime {agent.runtime!r}, which is not available"
+                )
+            )
+        else:
+            request = build_request(
+                task, agent, self.index, self.settings, self._outputs, self._read_body
+            )
+            future = self.executor.submit(perform, runtime, request, self.cache)
+        deadline = self._clock() + assignment.timeout + TIMEOUT_GRACE_S
+        self._running[future] = _Running(assignment, started, deadline, queued_at)
+
+    def _finish(self, future: Future[AttemptResult]) -> None:
+        running = self._running.pop(future)
+        try:
+            attempt = future.result()
+        except Exception as exc:  # a failing task never stops the run
+            self._failed(running, exc)
+        else:
+            self._succeeded(running, attempt)
+
+    def _succeeded(self, running: _Running, attempt: AttemptResult) -> None:
+        assignment, task = running.assignment, running.assignment.task
+        ended = self._wall()
+        agent_id = None if task.steps else assignment.agent_id  # a run is done by its steps
+        try:
+            output = self.notes.writer.write_output(
+                task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
+            )
+        except (VaultBmadError, OSError) as exc:
+            self._failed(running, exc)
+            return
+        self._outputs[task.id] = output
+        self.notes.done(
+            task,
+            agent_id=agent_id,
+            started=running.started,
+            completed=ended,
+            attempts=assignment.attempt,
+            cache=attempt.cache,
+            output=output,
+        )
+        self._record(running, "done", ended, attempt.result, attempt.cache)
+        self._save(task, "done", assignment, started=running.started, ended=ended, output=output)
+        self.summary.outcomes[task.id] = TaskOutcome(
+            task.id,
+            task.path,
+            "done",
+            assignment.agent_id,
+            assignment.attempt,
+            cache=attempt.cache,
+            output=output,
+            seconds=ended - running.started,
+        )
+        self._event("done", task.id, output)
+        self._apply(self.scheduler.finish(task.id, ok=True, seconds=ended - running.started))
+
+    def _failed(self, running: _Running, exc: BaseException) -> None:
+        assignment, task = running.assignment, running.assignment.task
+        ended = self._wall()
+        error = str(exc) or type(exc).__name__
+        self._record(
+            running,
+            "timeout" if isinstance(exc, TaskTimeout) else "failed",
+            ended,
+            None,
+            "miss",
+            error,
+        )
+        retry = not isinstance(exc, TemplateRenderError)
+        progress = self.scheduler.finish(
+            task.id, ok=False, seconds=ended - running.started, retry=retry
+        )
+        if progress.retry:
+            self._event("retry", task.id, error)
+            self._save(task, "queued", assignment, error=error)
+        else:
+            self.notes.failed(task, error, completed=ended, attempts=assignment.attempt)
+            self._save(
+                task, "failed", assignment, started=running.started, ended=ended, error=error
+            )
+            self.summary.outcomes[task.id] = TaskOutcome(
+                task.id,
+                task.path,
+                "failed",
+                assignment.agent_id,
+                assignment.attempt,
+                error,
+                seconds=ended - running.started,
+            )
+            self._event("failed", task.id, error)
+        self._apply(progress)
+
+    def _complete_run(self, assignment: Assignment, started: float) -> None:
+        """Finish a workflow run: its note links to each step's output."""
+        task = assignment.task
+        lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
+        lines += [
+            f"- {step.rsplit('/', 1)[-1]}: {wikilink(self._outputs[step])}"
+            for step in task.steps
+            if step in self._outputs
+        ]
+        running = _Running(assignment, started, self._clock(), started)
+        self._succeeded(
+            running, AttemptResult(RunResult("\n".join(lines) + "\n", "workflow"), "miss")
+        )
+
+    def _expire_overdue(self) -> None:
+        now = self._clock()
+        for future, running in list(self._running.items()):
+            if now >= running.deadline:
+                del self._running[future]  # the worker may go on; its result is dropped
+                seconds = running.assignment.timeout
+                self._failed(running, TaskTimeout(f"timed out after {seconds:g} s"))
+
+    def _scale(self) -> None:
+        load = len(self.scheduler.running) + self.scheduler.queued_count
+        decision = self.autoscaler.observe(load / max(1, self.scheduler.concurrency))
+        if decision is not None:
+            log.info(decision.reason)
+            self.scheduler.set_concurrency(decision.workers)
+            self.store.record_pool_sample(
+                PoolSample(
+                    decision.workers, len(self._running), self.scheduler.queued_count, self._wall()
+                )
+            )
+
+    # Bookkeeping.
+
+    def _apply(self, progress: Progress) -> None:
+        now = self._wall()
+        for task_id in progress.queued:
+            task = self.definitions.tasks.get(task_id)
+            if task is not None:
+                self._queued_at.setdefault(task_id, now)
+                self.notes.queued(task)
+                self._event("queued", task_id)
+        for blocked in progress.blocked:
+            task = self.definitions.tasks.get(blocked.task_id)
+            if task is None:
+                continue
+            if not (task.steps and blocked.failed_task in task.steps):  # the step wrote why
+                self.notes.blocked(task, blocked.reason)
+            self.store.save_task(
+                TaskState(task.id, task.path, "blocked", error=blocked.reason, updated_at=now)
+            )
+            self.summary.outcomes[task.id] = TaskOutcome(
+                task.id, task.path, "blocked", error=blocked.reason
+            )
+            self._event("blocked", task.id, blocked.reason)
+
+    def _record(
+        self,
+        running: _Running,
+        status: str,
+        ended: float,
+        result: RunResult | None,
+        cache: str,
+        error: str | None = None,
+    ) -> None:
+        assignment = running.assignment
+        agent = self.definitions.agents.get(assignment.agent_id)
+        tokens = (result.tokens_in or 0) + (result.tokens_out or 0) if result else 0
+        self.store.record_attempt(
+            Attempt(
+                task_id=assignment.task.id,
+                agent=assignment.agent_id,
+                runtime=result.runtime if result else (agent.runtime if agent else "?"),
+                attempt=assignment.attempt,
+                status=status,
+                queued_at=running.queued_at,
+                started_at=running.started,
+                ended_at=ended,
+                error=error,
+                cache=cache,
+                tokens=tokens,
+            )
+        )
+
+    def _save(
+        self,
+        task: TaskDef,
+        status: str,
+        assignment: Assignment,
+        *,
+        started: float | None = None,
+        ended: float | None = None,
+        error: str | None = None,
+        output: str | None = None,
+    ) -> None:
+        self.store.save_task(
+            TaskState(
+                task.id,
+                task.path,
+                status,
+                assignment.attempt,
+                assignment.agent_id,
+                error,
+                self._wall(),
+                started_at=started,
+                completed_at=ended,
+                output=output,
+            )
+        )
+
+    def _read_body(self, rel_path: str) -> str | None:
+        """A note's body read fresh from disk, so edits since the index was built count."""
+        try:
+            text = resolve_in_vault(self.index.root, rel_path).read_text(encoding="utf-8-sig")
+        except (OSError, VaultBmadError, UnicodeDecodeError):
+            return None
+        return parse_note(rel_path, text).body
+
+    def _event(self, kind: str, task_id: str, detail: str = "") -> None:
+        self._on_event(Event(kind, task_id, detail))
+
+    def mark_invalid(self, definitions: Definitions) -> list[str]:
+        """Write `status: invalid` and the error into each task note that failed validation."""
+        marked = []
+        by_path: dict[str, list[str]] = {}
+        for problem in definitions.problems:
+            by_path.setdefault(problem.path, []).append(problem.message)
+        for path, messages in sorted(by_path.items()):
+            note = self.index.get(path)
+            if note is not None and note.type == "task" and not note.error:
+                self.notes.invalid(path, "; ".join(messages))
+                marked.append(path)
+        return marked

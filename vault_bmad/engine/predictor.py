@@ -1,0 +1,101 @@
+"""Execution-time prediction from history, for critical-path scheduling and agent choice.
+
+History is kept per unit of complexity (seconds / TaskDef.complexity) as exponentially
+weighted moving averages, grouped four ways. A prediction uses the most specific group that
+has enough samples: the agent on this kind of task, then the agent on any task, then any
+agent on this kind of task, then all history, then a default; and scales it by complexity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from vault_bmad.model.definitions import TaskDef
+
+Basis = Literal["agent+kind", "agent", "kind", "global", "default"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One finished attempt, as the metrics store keeps it."""
+
+    agent_id: str
+    kind: str
+    seconds: float
+    complexity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    seconds: float
+    basis: Basis  # which group of history it came from
+    samples: int  # how many observations that group holds
+
+
+@dataclass
+class _Average:
+    value: float = 0.0
+    samples: int = 0
+
+    def add(self, sample: float, alpha: float) -> None:
+        self.value = sample if self.samples == 0 else self.value + alpha * (sample - self.value)
+        self.samples += 1
+
+
+class DurationPredictor:
+    """Moving averages of task duration per agent and task kind, with fallbacks."""
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.3,
+        default_seconds: float = 1.0,
+        min_samples: int = 1,
+    ) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError("alpha must be in (0, 1]")
+        if default_seconds <= 0:
+            raise ValueError("default_seconds must be positive")
+        self.alpha = alpha
+        self.default_seconds = default_seconds
+        self.min_samples = max(1, min_samples)
+        self._by_agent_kind: dict[tuple[str, str], _Average] = {}
+        self._by_agent: dict[str, _Average] = {}
+        self._by_kind: dict[str, _Average] = {}
+        self._overall = _Average()
+
+    def learn(self, history: Iterable[Observation]) -> None:
+        """Observe recorded history, oldest first (e.g. from the metrics store at start-up)."""
+        for seen in history:
+            self.observe(seen.agent_id, seen.kind, seen.seconds, seen.complexity)
+
+    def observe(self, agent_id: str, kind: str, seconds: float, complexity: float = 1.0) -> None:
+        """Learn from one successful attempt that took `seconds`."""
+        if seconds < 0 or complexity <= 0:
+            raise ValueError("seconds must be >= 0 and complexity > 0")
+        unit = seconds / complexity
+        self._by_agent_kind.setdefault((agent_id, kind), _Average()).add(unit, self.alpha)
+        self._by_agent.setdefault(agent_id, _Average()).add(unit, self.alpha)
+        self._by_kind.setdefault(kind, _Average()).add(unit, self.alpha)
+        self._overall.add(unit, self.alpha)
+
+    def predict(
+        self, kind: str, complexity: float = 1.0, agent_id: str | None = None
+    ) -> Prediction:
+        """Predicted seconds for a task of this kind and complexity on this agent (or any)."""
+        groups: list[tuple[Basis, _Average | None]] = []
+        if agent_id is not None:
+            groups.append(("agent+kind", self._by_agent_kind.get((agent_id, kind))))
+            groups.append(("agent", self._by_agent.get(agent_id)))
+        groups.append(("kind", self._by_kind.get(kind)))
+        groups.append(("global", self._overall))
+        for basis, average in groups:
+            if average is not None and average.samples >= self.min_samples:
+                return Prediction(average.value * complexity, basis, average.samples)
+        return Prediction(self.default_seconds * complexity, "default", 0)
+
+    def predict_task(self, task: TaskDef, agent_id: str | None = None) -> float:
+        """Predicted seconds for the task, on `agent_id` or else the agent it names."""
+        return self.predict(task.kind, task.complexity, agent_id or task.agent).seconds

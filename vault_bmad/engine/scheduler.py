@@ -1,0 +1,425 @@
+"""The scheduler: ready tasks in priority order, matched to agents within every limit.
+
+It ties the pure parts together for the orchestrator: the dependency graph says what is
+ready, the queues say what comes first, the balancer picks an agent, health takes agents out
+and probes them back, and the predictor ranks the critical path first. It does no I/O and
+starts no threads; the orchestrator calls `submit`, `dispatch` and `finish` from one thread
+(or under one lock) and runs the assignments it gets on its executor.
+
+Queued tasks sit in lanes keyed by the set of agents that may take them: a task that names an
+agent in service has the lane of that agent alone; any other task has the lane of the agents
+that qualify for it. Serving the best head among lanes with a free agent never scans the
+queue, and a task that cannot run yet never holds up one that can.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from vault_bmad.engine.balancer import Balancer, Candidate
+from vault_bmad.engine.graph import Blocked, TaskGraph
+from vault_bmad.engine.health import AgentState, HealthChange, HealthMonitor
+from vault_bmad.engine.predictor import DurationPredictor
+from vault_bmad.engine.queue import QueuedTask, QueueKey, TaskQueue
+from vault_bmad.model.definitions import AgentDef, TaskDef
+
+Phase = Literal["waiting", "queued", "running", "done", "failed", "blocked"]
+Lane = frozenset[str]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Run this task on this agent now."""
+
+    task: TaskDef
+    agent_id: str
+    attempt: int  # 1 for the first attempt
+    probe: bool  # the agent is out and this is its probe
+    predicted_seconds: float
+    timeout: float  # seconds the attempt may take
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a call changed, for the orchestrator to write back to the vault."""
+
+    queued: tuple[str, ...] = ()  # became ready and wait in the queue
+    blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
+    retry: bool = False  # the failed attempt will be tried again
+    retry_at: float | None = None  # not before this time (backoff)
+    health: tuple[HealthChange, ...] = ()
+    reassigned: tuple[str, ...] = ()  # queued tasks whose agent changed lanes
+
+
+class Scheduler:
+    """Decides what runs where; see the module docstring."""
+
+    def __init__(
+        self,
+        agents: Iterable[AgentDef],
+        *,
+        max_concurrent_agents: int = 10,
+        strategy: str = "adaptive",
+        aging_step: float | None = 60.0,
+        rank_weight: float = 1.0,
+        min_match: float = 0.5,
+        default_timeout: float = 30.0,
+        default_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        health: HealthMonitor | None = None,
+        predictor: DurationPredictor | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_concurrent_agents < 1:
+            raise ValueError("max_concurrent_agents must be at least 1")
+        self.max_concurrent_agents = max_concurrent_agents
+        self.default_timeout = default_timeout  # for tasks whose note sets none
+        self.default_retries = default_retries
+        self.backoff_base = backoff_base  # first retry delay; doubles per attempt, with jitter
+        self.backoff_max = backoff_max
+        self._rng = rng or random.Random()
+        self._limit = max_concurrent_agents
+        self._clock = clock
+        self._aging_step = aging_step
+        self._rank_weight = rank_weight
+        self.health = health or HealthMonitor(clock=clock)
+        self.predictor = predictor or DurationPredictor()
+        self._agents = {agent.id: agent for agent in agents}
+        self.balancer = Balancer(
+            self._agents.values(), strategy=strategy, min_match=min_match, rng=self._rng
+        )
+        self._graph = TaskGraph()
+        self._tasks: dict[str, TaskDef] = {}
+        self._ranks: dict[str, float] = {}
+        self._lanes: dict[Lane, TaskQueue] = {}
+        self._lane_of: dict[str, Lane] = {}
+        self._naming: dict[str, set[str]] = {}  # agent id -> queued tasks that name it
+        self._enqueued_at: dict[str, float] = {}
+        self._running: dict[str, Assignment] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._attempts: Counter[str] = Counter()
+        self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
+        self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
+
+    # The orchestrator's loop: submit, dispatch, finish.
+
+    def submit(self, tasks: Iterable[TaskDef], *, done: Iterable[str] = ()) -> Progress:
+        """Add new tasks (ids already submitted are skipped: see `update`); ready ones queue.
+
+        Tasks whose status is done (or that `done` names, e.g. from an earlier run) count as
+        done; failed, blocked and invalid ones block their dependents. Raises DependencyCycle.
+        """
+        batch = [task for task in tasks if task.id not in self._tasks]
+        finished = {t.id for t in batch if t.status == "done"} | set(done)
+        failed = {t.id for t in batch if t.status in ("failed", "blocked", "invalid")}
+        change = self._graph.add({t.id: t.depends_on for t in batch}, done=finished, failed=failed)
+        self._tasks.update((t.id, t) for t in batch)
+        self._ranks = self._graph.upward_ranks(
+            lambda t: self.predictor.predict_task(self._tasks[t])
+        )
+        for task_id, lane in list(self._lane_of.items()):  # new dependents raise queued work
+            item = self._lanes[lane].get(task_id)
+            dependents = len(self._graph.dependents(task_id))
+            if item and (item.rank, item.dependents) != (self._ranks[task_id], dependents):
+                self._enqueue(task_id)
+        for task_id in change.ready:
+            self._enqueue(task_id)
+        return Progress(queued=change.ready, blocked=change.blocked)
+
+    def dispatch(self, limit: int | None = None) -> list[Assignment]:
+        """Assignments to start now: probes first, then the best queued work that fits."""
+        self._release_retries()
+        slots = self._limit - len(self._running)
+        if limit is not None:
+            slots = min(slots, limit)
+        started: list[Assignment] = []
+        for agent_id in sorted(self._agents):
+            if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
+                task_id = self._probe_task(agent_id)
+                if task_id is not None:
+                    self._take(task_id)
+                    self.health.begin_probe(agent_id)
+                    started.append(self._start(task_id, agent_id, probe=True))
+                    slots -= 1
+        free = {a for a in self._agents if self.health.in_service(a) and self._has_room(a)}
+        skipped: set[Lane] = set()
+        while slots > 0 and free:
+            lane = self._best_lane(free, skipped)
+            if lane is None:
+                break
+            item = self._lanes[lane].peek()
+            assert item is not None
+            task = self._tasks[item.task_id]
+            chosen = self.balancer.choose(task, [self._candidate(a) for a in sorted(lane & free)])
+            if chosen is None or chosen not in free:
+                skipped.add(lane)  # cannot happen while lanes are current; never spin
+                continue
+            self._take(item.task_id)
+            started.append(self._start(item.task_id, chosen, probe=False))
+            slots -= 1
+            if not self._has_room(chosen):
+                free.discard(chosen)
+        return started
+
+    def finish(self, task_id: str, *, ok: bool, seconds: float, retry: bool = True) -> Progress:
+        """Record how an attempt ended; `retry=False` when trying again cannot help."""
+        assignment = self._running.pop(task_id)
+        task, agent_id = assignment.task, assignment.agent_id
+        self._in_flight[agent_id] -= 1
+        change = self.health.record(
+            agent_id, ok=ok, seconds=seconds, timeout=self.timeout(task), probe=assignment.probe
+        )
+        moved = self._apply_health(change)
+        health = (change,) if change else ()
+        if ok:
+            self.predictor.observe(agent_id, task.kind, seconds, task.complexity)
+            self._enqueued_at.pop(task_id, None)
+            ready = self._graph.mark_done(task_id)
+            for child in ready:
+                self._enqueue(child)
+            return Progress(queued=ready, health=health, reassigned=moved)
+        if retry and self._attempts[task_id] <= self.retries(task):
+            at = self._clock() + self._backoff(self._attempts[task_id])
+            self._backing_off[task_id] = at
+            heapq.heappush(self._releases, (at, task_id))
+            return Progress(retry=True, retry_at=at, health=health, reassigned=moved)
+        self._enqueued_at.pop(task_id, None)
+        blocked = self._graph.mark_failed(task_id)
+        return Progress(blocked=blocked, health=health, reassigned=moved)
+
+    # Changes from outside: the vault, an operator, the auto-scaler.
+
+    def cancel(self, task_id: str) -> Progress:
+        """Drop a task that has not started (its note went away); its dependents are blocked."""
+        if task_id in self._running:
+            raise ValueError(f"task {task_id!r} is running; let it finish")
+        if self._graph.state(task_id) in ("done", "failed", "blocked"):
+            return Progress()
+        self._take(task_id)
+        self._backing_off.pop(task_id, None)
+        self._enqueued_at.pop(task_id, None)
+        return Progress(blocked=self._graph.mark_failed(task_id))
+
+    def update(self, task: TaskDef) -> bool:
+        """Take a changed note's priority, criticality or agent; True when it was queued.
+
+        Dependencies are fixed once submitted; cancel and submit again to change them.
+        """
+        if task.id not in self._tasks:
+            raise KeyError(task.id)
+        previous, self._tasks[task.id] = self._tasks[task.id], task
+        if task.id not in self._lane_of:
+            return False
+        self._naming.get(previous.agent or "", set()).discard(task.id)
+        self._enqueue(task.id)
+        return True
+
+    def take_out(self, agent_id: str, reason: str = "taken out by hand") -> Progress:
+        change = self.health.take_out(agent_id, reason)
+        return Progress(health=(change,) if change else (), reassigned=self._apply_health(change))
+
+    def set_agents(self, agents: Iterable[AgentDef]) -> Progress:
+        """Use a new set of agents; queued work is matched again. Running work goes on."""
+        agents = list(agents)
+        for gone in set(self._agents) - {a.id for a in agents}:
+            self.health.forget(gone)
+        self._agents = {agent.id: agent for agent in agents}
+        self.balancer.set_agents(agents)
+        before = dict(self._lane_of)
+        for task_id in before:
+            self._enqueue(task_id)
+        return Progress(reassigned=tuple(t for t in before if self._lane_of[t] != before[t]))
+
+    def set_concurrency(self, workers: int) -> None:
+        """Run at most this many tasks at once (the worker pool size), capped by the maximum."""
+        self._limit = min(self.max_concurrent_agents, max(1, workers))
+
+    # Questions.
+
+    def timeout(self, task: TaskDef) -> float:
+        """Seconds one attempt may take: the note's timeout or the default."""
+        return self.default_timeout if task.timeout is None else task.timeout
+
+    def retries(self, task: TaskDef) -> int:
+        """Attempts after the first: the note's retries or the default."""
+        return self.default_retries if task.retries is None else task.retries
+
+    def phase(self, task_id: str) -> Phase:
+        if task_id in self._running:
+            return "running"
+        if task_id in self._lane_of or task_id in self._backing_off:
+            return "queued"
+        state = self._graph.state(task_id)
+        return "waiting" if state == "ready" else state
+
+    def blocked(self, task_id: str) -> Blocked | None:
+        return self._graph.blocked(task_id)
+
+    @property
+    def concurrency(self) -> int:
+        return self._limit
+
+    def utilization(self) -> float:
+        """Share of the allowed concurrency in use: the auto-scaler's sample."""
+        return len(self._running) / self._limit
+
+    @property
+    def running(self) -> tuple[Assignment, ...]:
+        return tuple(self._running.values())
+
+    @property
+    def queued_count(self) -> int:
+        """Tasks queued, counting failed attempts waiting out their backoff."""
+        return len(self._lane_of) + len(self._backing_off)
+
+    def in_flight(self, agent_id: str) -> int:
+        return self._in_flight[agent_id]
+
+    def queued(self) -> list[QueuedTask]:
+        """Every queued task in serving order (O(n log n): for the dashboard)."""
+        keyed = [(self._key(t), self._lanes[lane].get(t)) for t, lane in self._lane_of.items()]
+        return [item for _, item in sorted(keyed, key=lambda pair: pair[0]) if item is not None]
+
+    def pending(self) -> bool:
+        """True while some task is running, queued or waiting on one that is."""
+        return bool(self._running) or bool(self._graph.pending())
+
+    def next_wakeup(self) -> float | None:
+        """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
+        now = self._clock()
+        times = [at for at in self._backing_off.values() if at > now]
+        if self._lane_of or self._backing_off:
+            probes = (self.health.probe_at(a) for a in self._agents)
+            times.extend(t for t in probes if t is not None and t > now)
+        return min(times, default=None)
+
+    def candidates(self) -> list[Candidate]:
+        """Every agent as the balancer sees it now (for reports and the dashboard)."""
+        return [self._candidate(a) for a in sorted(self._agents)]
+
+    # Inside.
+
+    def _candidate(self, agent_id: str) -> Candidate:
+        agent = self._agents[agent_id]
+        solo = self._lanes.get(frozenset({agent_id}))
+        return Candidate(
+            agent_id=agent_id,
+            weight=agent.weight,
+            capacity=agent.capacity,
+            in_flight=self._in_flight[agent_id],
+            backlog=len(solo) if solo else 0,
+            health=self.health.score(agent_id),
+            peak_latency=self.health.peak_latency(agent_id),
+            error_rate=self.health.error_rate(agent_id),
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with equal jitter: half the delay fixed, half random."""
+        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def _release_retries(self) -> None:
+        now = self._clock()
+        while self._releases and self._releases[0][0] <= now:
+            at, task_id = heapq.heappop(self._releases)
+            if self._backing_off.get(task_id) == at:
+                del self._backing_off[task_id]
+                self._enqueue(task_id)
+
+    def _has_room(self, agent_id: str) -> bool:
+        return self._in_flight[agent_id] < self._agents[agent_id].capacity
+
+    def _lane_for(self, task: TaskDef) -> Lane:
+        if task.agent in self._agents and self.health.in_service(task.agent):
+            return frozenset({task.agent})
+        return self.balancer.qualifying(task).intersection(self._agents)
+
+    def _enqueue(self, task_id: str) -> None:
+        task = self._tasks[task_id]
+        lane = self._lane_for(task)
+        if (old := self._lane_of.get(task_id)) is not None:
+            self._lanes[old].remove(task_id)
+            self._drop_if_empty(old)
+        queue = self._lanes.get(lane)
+        if queue is None:
+            queue = self._lanes[lane] = self._new_queue()
+        item = queue.push(
+            task_id,
+            priority=task.priority,
+            criticality=task.criticality,
+            dependents=len(self._graph.dependents(task_id)),
+            rank=self._ranks.get(task_id, 0.0),
+            enqueued_at=self._enqueued_at.get(task_id),
+        )
+        self._enqueued_at[task_id] = item.enqueued_at
+        self._lane_of[task_id] = lane
+        if task.agent is not None:
+            self._naming.setdefault(task.agent, set()).add(task_id)
+
+    def _new_queue(self) -> TaskQueue:
+        return TaskQueue(
+            aging_step=self._aging_step, rank_weight=self._rank_weight, clock=self._clock
+        )
+
+    def _take(self, task_id: str) -> None:
+        """Take a task out of its lane; it keeps its place in line (enqueued_at) for a retry."""
+        lane = self._lane_of.pop(task_id, None)
+        if lane is not None:
+            self._lanes[lane].remove(task_id)
+            self._drop_if_empty(lane)
+        self._naming.get(self._tasks[task_id].agent or "", set()).discard(task_id)
+
+    def _drop_if_empty(self, lane: Lane) -> None:
+        if not self._lanes[lane]:
+            del self._lanes[lane]
+
+    def _start(self, task_id: str, agent_id: str, *, probe: bool) -> Assignment:
+        task = self._tasks[task_id]
+        self._attempts[task_id] += 1
+        self._in_flight[agent_id] += 1
+        predicted = self.predictor.predict_task(task, agent_id)
+        attempt = self._attempts[task_id]
+        assignment = Assignment(task, agent_id, attempt, probe, predicted, self.timeout(task))
+        self._running[task_id] = assignment
+        return assignment
+
+    def _key(self, task_id: str) -> QueueKey:
+        key = self._lanes[self._lane_of[task_id]].key_of(task_id)
+        assert key is not None
+        return key
+
+    def _best_lane(self, free: set[str], skipped: set[Lane]) -> Lane | None:
+        best: tuple[QueueKey, Lane] | None = None
+        for lane, queue in self._lanes.items():
+            if lane in skipped or lane.isdisjoint(free):
+                continue
+            key = queue.head_key()
+            if key is not None and (best is None or key < best[0]):
+                best = (key, lane)
+        return best[1] if best else None
+
+    def _probe_task(self, agent_id: str) -> str | None:
+        """The best queued task this agent may take: one naming it, or one it qualifies for."""
+        options = list(self._naming.get(agent_id, ()))
+        for lane, queue in self._lanes.items():
+            head = queue.peek()
+            if agent_id in lane and head is not None:
+                options.append(head.task_id)
+        return min(options, key=self._key, default=None)
+
+    def _apply_health(self, change: HealthChange | None) -> tuple[str, ...]:
+        """Move queued work when an agent leaves service or comes back."""
+        if change is None or (AgentState.IN_SERVICE not in (change.before, change.after)):
+            return ()
+        affected = sorted(self._naming.get(change.agent_id, ()))
+        for task_id in affected:
+            self._enqueue(task_id)
+        return tuple(affected)

@@ -1,0 +1,108 @@
+"""Task state into task notes: the keys vault-bmad owns, as each task moves on.
+
+A workflow step shares its note with the task that started the run, so steps write only
+their output notes; the run's note shows the run as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from vault_bmad.errors import VaultBmadError
+from vault_bmad.model.definitions import TaskDef
+from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
+
+log = logging.getLogger(__name__)
+
+_CLEARED_ON_START: dict[str, object | None] = {
+    "error": None,
+    "completed": None,
+    "duration_ms": None,
+    "result": None,
+    "cache": None,
+}
+
+
+class TaskNotes:
+    """Writes each task's state into its note, remembering the text it last saw."""
+
+    def __init__(self, writer: NoteWriter) -> None:
+        self.writer = writer
+        self._seen: dict[str, str] = {}  # path -> text of the last read or write
+
+    def queued(self, task: TaskDef) -> None:
+        if not task.step:
+            self._write(task.path, {"status": "queued", **_CLEARED_ON_START, "started": None})
+
+    def running(self, task: TaskDef, agent_id: str, started: float, attempt: int) -> None:
+        if task.step:  # the run's note says the run is going; attempts are the step's own
+            self._write(task.path, {"status": "running"})
+            return
+        self._write(
+            task.path,
+            {
+                "status": "running",
+                "attempts": attempt,
+                "agent_used": agent_id,
+                "started": iso_time(started),
+            },
+        )
+
+    def done(
+        self,
+        task: TaskDef,
+        *,
+        agent_id: str | None,
+        started: float,
+        completed: float,
+        attempts: int,
+        cache: str,
+        output: str,
+    ) -> None:
+        if task.step:
+            return
+        self._write(
+            task.path,
+            {
+                "status": "done",
+                "error": None,
+                "started": iso_time(started),
+                "completed": iso_time(completed),
+                "duration_ms": round((completed - started) * 1000),
+                "agent_used": agent_id,
+                "attempts": attempts,
+                "cache": cache,
+                "result": wikilink(output),
+            },
+        )
+
+    def failed(self, task: TaskDef, error: str, *, completed: float, attempts: int) -> None:
+        """A task (or a step, whose run then fails with it) that ran out of attempts."""
+        message = f"step {task.step}: {error}" if task.step else error
+        self._write(
+            task.path,
+            {
+                "status": "failed",
+                "error": message,
+                "completed": iso_time(completed),
+                "attempts": attempts,
+            },
+        )
+
+    def blocked(self, task: TaskDef, reason: str) -> None:
+        if not task.step:
+            self._write(task.path, {"status": "blocked", "error": reason})
+
+    def invalid(self, path: str, error: str) -> None:
+        self._write(path, {"status": "invalid", "error": error})
+
+    def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
+        try:
+            outcome = self.writer.update(path, changes, self._seen.get(path))
+        except (VaultBmadError, OSError) as exc:
+            log.warning("could not write the state of %s: %s", path, exc)
+            return
+        self._seen[path] = outcome.text
+        if outcome.kept:
+            log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))

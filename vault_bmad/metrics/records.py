@@ -1,0 +1,68 @@
+"""The metrics store's records: frozen values the engine, store and analyzer pass around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """Where one task stands; `status` is one of model.definitions.TaskStatus."""
+
+    task_id: str
+    path: str  # vault-relative task note
+    status: str
+    attempts: int = 0
+    agent: str | None = None
+    error: str | None = None
+    updated_at: float = 0.0  # epoch seconds
+    run_id: str | None = None
+    content_sha: str | None = None  # of the note text the state was decided on
+    started_at: float | None = None
+    completed_at: float | None = None
+    output: str | None = None  # vault-relative output note
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at one task; times are epoch seconds."""
+
+    task_id: str
+    agent: str
+    runtime: str
+    attempt: int  # 1 for the first try
+    status: str  # done | failed | timeout ...
+    queued_at: float
+    started_at: float
+    ended_at: float
+    error: str | None = None
+    cache: str = "miss"  # the cache level that served it, or "miss"
+    tokens: int = 0
+    run_id: str | None = None
+
+    @property
+    def wait_ms(self) -> float:
+        return (self.started_at - self.queued_at) * 1000.0
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ended_at - self.started_at) * 1000.0
+
+
+@dataclass(frozen=True)
+class CacheSample:
+    level: str
+    hits: int
+    misses: int
+    evictions: int
+    expirations: int
+    size: int
+    at: float
+
+
+@dataclass(frozen=True)
+class PoolSample:
+    size: int
+    busy: int
+    queued: int
+    at: float

@@ -1,0 +1,48 @@
+"""Progress of a run on the terminal: a bar on a TTY, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import click
+
+from vault_bmad.engine.orchestrator import Event
+
+FINAL = frozenset({"done", "failed", "blocked"})
+
+
+class RunProgress:
+    """Receives the orchestrator's events and shows them to a person."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = self.stream.isatty()
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        if self.enabled and self.tty and total:
+            self._bar = click.progressbar(
+                length=total, label="running", file=self.stream, show_pos=True, width=30
+            )
+            self._bar.__enter__()
+        elif self.enabled:
+            click.echo(f"{total} task{'' if total == 1 else 's'} to run", file=self.stream)
+
+    def event(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            if event.kind in FINAL:
+                self._bar.label = f"{event.kind}: {event.task_id}"[:50]
+                self._bar.update(1)
+            return
+        if event.kind in FINAL | {"started", "retry"}:
+            detail = f" ({event.detail})" if event.detail else ""
+            click.echo(f"{event.kind:>8} {event.task_id}{detail}", file=self.stream)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None

@@ -1,0 +1,91 @@
+"""One run over a vault, as `vault-bmad run` does it: index, validate, run, report.
+
+It owns the vault's state folder for the run (one process at a time), and wires the
+parts together: index, store, runtimes, cache and orchestrator.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault_bmad.config import Settings
+from vault_bmad.engine.orchestrator import Event, Orchestrator, RunSummary
+from vault_bmad.errors import VaultBmadError
+from vault_bmad.metrics.run_report import write_run_report
+from vault_bmad.metrics.store import Store
+from vault_bmad.model.validate import build_definitions
+from vault_bmad.runtimes.base import build_runtimes
+from vault_bmad.vault.index import VaultIndex
+
+STATE_DB = "state.db"
+LOCK_FILE = "lock"
+
+
+class VaultBusy(VaultBmadError):
+    """Another vault-bmad process is running on this vault."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    summary: RunSummary
+    invalid: tuple[str, ...]  # task notes marked invalid
+    report: str | None  # the run report note written, vault-relative
+    problems: int  # every problem in the vault, task notes or not
+
+
+def state_dir(vault: Path, settings: Settings) -> Path:
+    folder = vault.resolve() / settings.state_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def vault_lock(folder: Path) -> Iterator[None]:
+    """Hold the vault's lock; raises VaultBusy when another process has it."""
+    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VaultBusy(
+                f"another vault-bmad process is running on this vault (lock: {folder / LOCK_FILE})"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def run_vault(
+    vault: Path,
+    settings: Settings,
+    on_event: Callable[[Event], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run every `todo` task of the vault to an end state and write a run report."""
+    folder = state_dir(vault, settings)
+    with vault_lock(folder), Store(folder / STATE_DB) as store:
+        index = VaultIndex.load(vault)
+        definitions = build_definitions(index)
+        runtimes = build_runtimes(settings)
+        orchestrator = Orchestrator(index, settings, store, runtimes, on_event=on_event)
+        try:
+            invalid = orchestrator.mark_invalid(definitions)
+            to_run = orchestrator.submit(definitions)
+            if on_start is not None:
+                on_start(to_run)
+            summary = orchestrator.run_until_idle()
+        finally:
+            orchestrator.close()
+            for runtime in runtimes.values():
+                close = getattr(runtime, "close", None)
+                if close is not None:
+                    close()
+        report = None
+        if summary.outcomes or invalid:
+            report = write_run_report(orchestrator.notes.writer, summary, definitions, invalid)
+        return RunResult(summary, tuple(invalid), report, len(definitions.problems))

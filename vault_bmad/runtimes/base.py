@@ -1,0 +1,90 @@
+"""The records every runtime shares, the Runtime interface, and the factory of runtimes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from vault_bmad.config import Settings
+
+
+@dataclass(frozen=True)
+class ContextDoc:
+    """A note handed to a runtime: a linked context note or a dependency's output."""
+
+    path: str  # vault-relative, with "/"
+    text: str
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a runtime needs to do one task attempt, already read from the vault."""
+
+    task_id: str
+    title: str
+    runtime: str
+    agent_id: str
+    persona: str
+    body: str
+    context: tuple[ContextDoc, ...]
+    dependency_outputs: tuple[ContextDoc, ...]
+    template: str | None  # the template's text; None renders the default template
+    template_path: str | None  # where the template came from, for error messages
+    model: str | None
+    params: tuple[tuple[str, object], ...]
+    timeout: float  # seconds
+    command: tuple[str, ...] = ()  # argv for the command runtime
+
+    def cache_parts(self) -> dict[str, object]:
+        """Exactly what determines the result, for a content-addressed cache key.
+
+        Ids, title, paths of templates and the timeout are left out: two tasks asking the
+        same thing of the same runtime share a result. Runtimes see nothing else.
+        """
+        return {
+            "runtime": self.runtime,
+            "model": self.model,
+            "params": [[key, value] for key, value in self.params],
+            "persona": self.persona,
+            "body": self.body,
+            "template": self.template,
+            "context": [[doc.path, doc.text] for doc in self.context],
+            "dependency_outputs": [[doc.path, doc.text] for doc in self.dependency_outputs],
+            "command": list(self.command),
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a runtime produced, with token usage when the runtime reports it."""
+
+    text: str
+    runtime: str
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+
+class Runtime(Protocol):
+    """Does one task attempt. Raises RuntimeUnavailable, TaskTimeout or TemplateRenderError."""
+
+    name: str
+
+    def run(self, request: RunRequest) -> RunResult: ...
+
+
+def build_runtimes(settings: Settings) -> dict[str, Runtime]:
+    """The template, llm and command runtimes, configured from settings, by name."""
+    # Imported here: each runtime module imports this one for the records above.
+    from vault_bmad.runtimes.command import CommandRuntime
+    from vault_bmad.runtimes.llm import LlmRuntime
+    from vault_bmad.runtimes.template import TemplateRuntime
+
+    template = TemplateRuntime()
+    runtimes: list[Runtime] = [
+        template,
+        LlmRuntime.from_settings(settings),
+        CommandRuntime.from_settings(settings, renderer=template),
+    ]
+    return {runtime.name: runtime for runtime in runtimes}

@@ -1,0 +1,124 @@
+"""The command runtime: runs a program, only when the user's own config turns it on.
+
+No shell: argv comes from the agent or task, the rendered request goes to stdin, and
+stdout is the result. A timeout kills the program and everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from vault_bmad.errors import RuntimeUnavailable, TaskTimeout
+from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.template import TemplateRuntime
+
+if TYPE_CHECKING:
+    from vault_bmad.config import Settings
+
+HOW_TO_ENABLE = (
+    "set `command_enabled = true` in your config file "
+    "(~/.config/vault-bmad/config.toml, or $XDG_CONFIG_HOME/vault-bmad/config.toml) "
+    "or VAULT_BMAD_COMMAND_ENABLED=1 in the environment; "
+    "the vault's own vault-bmad.toml cannot turn it on"
+)
+_STDERR_TAIL_CHARS = 500
+_HIDDEN_ENV_PREFIX = "VAULT_BMAD_"  # keys and tokens stay out of the programs' environment
+
+
+class CommandRuntime:
+    """Runs `request.command` with the rendered request on stdin."""
+
+    name = "command"
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = False,
+        allowlist: Iterable[str] = (),
+        renderer: TemplateRuntime | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self.allowlist = frozenset(allowlist)
+        self._renderer = renderer or TemplateRuntime()
+        source = os.environ if environ is None else environ
+        self._env = {k: v for k, v in source.items() if not k.startswith(_HIDDEN_ENV_PREFIX)}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, renderer: TemplateRuntime | None = None
+    ) -> CommandRuntime:
+        return cls(
+            enabled=settings.command_enabled,
+            allowlist=settings.command_allowlist,
+            renderer=renderer,
+        )
+
+    def run(self, request: RunRequest) -> RunResult:
+        argv = self.check(request)
+        stdin_text = self._renderer.render(request)
+        return RunResult(text=self._execute(argv, stdin_text, request.timeout), runtime=self.name)
+
+    def check(self, request: RunRequest) -> tuple[str, ...]:
+        """The argv to run, or RuntimeUnavailable saying why it may not run."""
+        if not self.enabled:
+            raise RuntimeUnavailable(
+                f"task {request.task_id} needs the command runtime, which is off; "
+                f"to turn it on, {HOW_TO_ENABLE}"
+            )
+        if not request.command:
+            raise RuntimeUnavailable(
+                f"task {request.task_id} uses the command runtime but names no command to run"
+            )
+        program = request.command[0]
+        if self.allowlist and program not in self.allowlist:
+            allowed = ", ".join(sorted(self.allowlist))
+            raise RuntimeUnavailable(
+                f"task {request.task_id} wants to run {program!r}, which is not in "
+                f"command_allowlist ({allowed}); add it there in your config file to allow it"
+            )
+        return request.command
+
+    def _execute(self, argv: tuple[str, ...], stdin_text: str, timeout: float) -> str:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._env,
+                start_new_session=True,  # its own process group, so a timeout kills all of it
+            )
+        except OSError as exc:
+            raise RuntimeUnavailable(
+                f"the command runtime could not start {argv[0]!r}: {exc.strerror or exc}"
+            ) from None
+        with process:
+            try:
+                stdout, stderr = process.communicate(stdin_text.encode(), timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                process.communicate()
+                raise TaskTimeout(
+                    f"{argv[0]!r} ran past its {timeout:g} s timeout and was killed"
+                ) from None
+            except BaseException:
+                _kill_group(process)
+                raise
+        if process.returncode != 0:
+            tail = stderr.decode(errors="replace")[-_STDERR_TAIL_CHARS:].strip()
+            raise RuntimeUnavailable(
+                f"{argv[0]!r} exited with status {process.returncode}"
+                + (f": {tail}" if tail else "")
+            )
+        return stdout.decode(errors="replace")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it had already gone
+        os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,127 @@
+"""The template runtime: renders a task through a sandboxed Jinja2 template, offline.
+
+Templates see `persona`, `body`, `context` and `dependency_outputs` (lists of documents
+with `.path` and `.text`), `params` (a dict) and `model`: only what the cache key hashes.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from vault_bmad.errors import TemplateRenderError
+from vault_bmad.runtimes.base import RunRequest, RunResult
+
+DEFAULT_TEMPLATE_NAME = "(default template)"
+DEFAULT_TEMPLATE = """\
+{% if persona %}{{ persona }}
+
+---
+
+{% endif %}{{ body }}
+{% for doc in context %}
+## Context: {{ doc.path }}
+
+{{ doc.text }}
+{% endfor %}{% for doc in dependency_outputs %}
+## Output of {{ doc.path }}
+
+{{ doc.text }}
+{% endfor %}"""
+
+MAX_REPEATED_LENGTH = 1_000_000  # longest string or list `*` may build
+MAX_INTEGER_BITS = 100_000  # largest integer `*` or `**` may build (about 30,000 digits)
+_COMPILED_TEMPLATES_KEPT = 256
+
+
+class GuardedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, which also refuses `*` and `**` that would exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if _is_int(left) and _is_int(right):
+            bits = abs(left).bit_length()
+            bits = bits + abs(right).bit_length() if operator == "*" else bits * abs(right)
+            if bits > MAX_INTEGER_BITS:
+                raise SecurityError(f"integers above {MAX_INTEGER_BITS} bits are not allowed")
+        elif operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                repeats = isinstance(sequence, str | list | tuple) and _is_int(count)
+                if repeats and len(sequence) * count > MAX_REPEATED_LENGTH:
+                    raise SecurityError(
+                        f"repeating a sequence past {MAX_REPEATED_LENGTH} items is not allowed"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def new_sandbox() -> GuardedSandbox:
+    """The environment templates render in: sandboxed, strict about undefined names."""
+    env = GuardedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.globals.pop("lipsum", None)  # generates text of any size; no use in a prompt
+    return env
+
+
+class TemplateRuntime:
+    """Renders the task with the template it names, or the default one."""
+
+    name = "template"
+
+    def __init__(self) -> None:
+        self._env = new_sandbox()
+        # Compiling costs far more than rendering; templates repeat across tasks.
+        self._compile: Callable[[str], Template] = functools.lru_cache(_COMPILED_TEMPLATES_KEPT)(
+            self._env.from_string
+        )
+
+    def run(self, request: RunRequest) -> RunResult:
+        return RunResult(text=self.render(request), runtime=self.name, model=request.model)
+
+    def render(self, request: RunRequest) -> str:
+        """The request rendered to text. Raises TemplateRenderError naming the template."""
+        if request.template is None:
+            text, name = DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME
+        else:
+            text, name = request.template, request.template_path or "(unnamed template)"
+        try:
+            template = self._compile(text)
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(name, exc.lineno, exc.message or "syntax error") from None
+        try:
+            return template.render(
+                persona=request.persona,
+                body=request.body,
+                context=list(request.context),
+                dependency_outputs=list(request.dependency_outputs),
+                params=dict(request.params),
+                model=request.model,
+            )
+        except SecurityError as exc:
+            reason = f"the sandbox refused it: {exc}"
+            raise TemplateRenderError(name, _template_line(exc), reason) from None
+        except UndefinedError as exc:
+            raise TemplateRenderError(name, _template_line(exc), str(exc)) from None
+        except Exception as exc:  # any error raised inside a user's template is theirs to fix
+            reason = f"{type(exc).__name__}: {exc}"
+            raise TemplateRenderError(name, _template_line(exc), reason) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error came from, from the frames Jinja2 rewrites for templates."""
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename == "<template>"
+    ]
+    return lines[-1] if lines else None

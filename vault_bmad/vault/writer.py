@@ -1,0 +1,305 @@
+"""Edit-safe write-back: task state into task notes, results into output notes.
+
+Every write is confined to the vault and atomic (a temporary file in the same folder,
+fsync, os.replace, keeping the file's mode). A task note is edited only in the keys
+the service owns, merged with whatever the user changed since the caller read it. An
+output note never replaces a note the user wrote or edited; it goes beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from vault_bmad.errors import WriteConflict
+from vault_bmad.vault.frontmatter_edit import (
+    raw_values,
+    set_frontmatter_keys,
+    split_note,
+    yaml_value,
+)
+from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
+
+__all__ = [
+    "DEFAULT_OUTPUT_FOLDER",
+    "GENERATED_BY",
+    "OWNED_TASK_KEYS",
+    "NoteWriter",
+    "WriteOutcome",
+    "default_output_path",
+    "iso_time",
+    "set_frontmatter_keys",
+    "wikilink",
+]
+
+OWNED_TASK_KEYS: tuple[str, ...] = (
+    "status",
+    "error",
+    "started",
+    "completed",
+    "duration_ms",
+    "agent_used",
+    "attempts",
+    "cache",
+    "result",
+)
+GENERATED_BY = "vault-bmad"
+DEFAULT_OUTPUT_FOLDER = "Outputs"
+_MAX_RACES = 5  # re-reads when the note changes while it is being written
+_MAX_SIBLINGS = 1000  # "PRD (2).md" ... before giving up
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What `NoteWriter.update` did to one task note."""
+
+    path: str  # vault-relative
+    written: bool  # False when the note already said all of it
+    merged: bool  # the note had changed since read_text; changes went into the new text
+    kept: tuple[str, ...]  # keys the user changed since read_text, left as the user set them
+    text: str  # the note's text now: pass it as read_text to the next update
+
+
+def wikilink(rel_path: str) -> str:
+    """The wikilink to a vault note: "Docs/PRD.md" -> "[[Docs/PRD]]"."""
+    rel = normalize_vault_path(rel_path)
+    return f"[[{rel[:-3] if rel.lower().endswith('.md') else rel}]]"
+
+
+def iso_time(epoch_seconds: float) -> str:
+    """An ISO 8601 local time with its UTC offset, to the second, for started/completed."""
+    return datetime.fromtimestamp(epoch_seconds).astimezone().isoformat(timespec="seconds")
+
+
+def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+    """Where a task without `output:` puts its result: "Outputs/<task name> - result.md"."""
+    name = PurePosixPath(normalize_vault_path(source_task)).stem
+    return normalize_vault_path(f"{folder}/{name} - result.md")
+
+
+class NoteWriter:
+    """Writes task state and output notes into the vault at `root`; safe across threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._guard = threading.Lock()
+        self._path_locks: dict[str, threading.Lock] = {}
+        self._last_written: dict[str, str] = {}  # vault-relative path -> sha256 of text
+
+    def update(
+        self, rel_path: str, changes: Mapping[str, object | None], read_text: str | None
+    ) -> WriteOutcome:
+        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`.
+
+        `read_text` is the note as the caller last saw it (as read, or the `text` of the
+        previous outcome). If the file differs from it now, the changes are applied to
+        the current text, except for keys the user changed since: those are kept. With
+        read_text None every change is applied. Raises WriteConflict if the note is gone.
+        """
+        not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
+        if not_owned:
+            raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
+        rel = normalize_vault_path(rel_path)
+        path = resolve_in_vault(self.root, rel)
+        with self._lock_for(rel):
+            for _ in range(_MAX_RACES):
+                current = _read_text(path, rel)
+                if current is None:
+                    raise WriteConflict(f"{rel} was deleted before vault-bmad could update it")
+                merged = read_text is not None and current != read_text
+                kept = _keys_changed_between(read_text, current, changes) if merged else ()
+                applied = {key: value for key, value in changes.items() if key not in kept}
+                new_text = set_frontmatter_keys(current, applied)
+                if new_text == current:
+                    return WriteOutcome(rel, False, merged, kept, current)
+                if self._replace(path, rel, new_text, expected=current):
+                    return WriteOutcome(rel, True, merged, kept, new_text)
+        raise WriteConflict(f"{rel} kept changing while vault-bmad was writing to it")
+
+    def write_output(
+        self,
+        rel_path: str | None,
+        body: str,
+        source_task: str | None,
+        extra_frontmatter: Mapping[str, object] | None = None,
+    ) -> str:
+        """Write a task's output note and return the vault-relative path written.
+
+        `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
+        is the task note's path (None for a note of vault-bmad's own, such as a report).
+        A note at that path that vault-bmad did not write, or whose body was edited
+        since, is left alone: the output goes to "Name (2).md".
+        """
+        task_rel = normalize_vault_path(source_task) if source_task else None
+        if rel_path:
+            wanted = normalize_vault_path(rel_path)
+        elif task_rel:
+            wanted = default_output_path(task_rel)
+        else:
+            raise ValueError("an output note needs a path or a source task")
+        if not PurePosixPath(wanted).suffix:
+            wanted += ".md"
+        keys: dict[str, object | None] = {
+            "source_task": wikilink(task_rel) if task_rel else None,
+            "generated_by": GENERATED_BY,
+            **(extra_frontmatter or {}),
+            "content_sha": _body_sha(body),
+        }
+        for candidate in _sibling_paths(wanted):
+            path = resolve_in_vault(self.root, candidate)
+            with self._lock_for(candidate):
+                existing = _read_text(path, candidate)
+                if existing is not None and not _is_unedited_output(existing):
+                    continue
+                new_text = _output_text(existing, keys, body)
+                if new_text == existing:
+                    return candidate
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path = resolve_in_vault(self.root, candidate)  # the new folders are real
+                if self._replace(path, candidate, new_text, expected=existing):
+                    return candidate
+        raise WriteConflict(f"no free name beside {wanted} for the output of {task_rel or wanted}")
+
+    def wrote_last(self, rel_path: str, text_or_hash: str) -> bool:
+        """Whether the last text this writer wrote to `rel_path` is this text (or sha256)."""
+        rel = normalize_vault_path(rel_path)
+        with self._guard:
+            last = self._last_written.get(rel)
+        return last is not None and last in (text_or_hash, _text_sha(text_or_hash))
+
+    def _lock_for(self, rel: str) -> threading.Lock:
+        with self._guard:
+            return self._path_locks.setdefault(rel, threading.Lock())
+
+    def _replace(self, path: Path, rel: str, text: str, *, expected: str | None) -> bool:
+        """Atomically put `text` at `path` if the file still holds `expected` (None: absent)."""
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                if expected is not None:
+                    os.fchmod(handle.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+                os.fsync(handle.fileno())
+            if _read_text(path, rel) != expected:
+                temporary.unlink()
+                return False
+            with self._guard:  # before the replace, so a watcher event already matches
+                previous = self._last_written.get(rel)
+                self._last_written[rel] = _text_sha(text)
+            try:
+                os.replace(temporary, path)
+            except OSError:
+                with self._guard:
+                    if previous is None:
+                        self._last_written.pop(rel, None)
+                    else:
+                        self._last_written[rel] = previous
+                raise
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_folder(path.parent)
+        return True
+
+
+def _read_text(path: Path, rel: str) -> str | None:
+    """The file's exact text (BOM and line breaks kept), or None if there is no file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise WriteConflict(f"{rel} is not UTF-8 text; vault-bmad will not rewrite it") from error
+
+
+def _keys_changed_between(
+    before: str | None, after: str, keys: Mapping[str, object]
+) -> tuple[str, ...]:
+    old, new = _key_values(before or "", keys), _key_values(after, keys)
+    return tuple(key for key in keys if old[key] != new[key])
+
+
+def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
+    """Each key's value in the frontmatter (None if absent); as written if it won't load."""
+    parts = split_note(text)
+    if parts is None:
+        return dict.fromkeys(keys)
+    try:
+        data = yaml.safe_load(parts.yaml)
+    except yaml.YAMLError:
+        data = False  # not a mapping: compare the values as written
+    if data is None or isinstance(data, dict):
+        found = data or {}
+        return {key: ("loaded", found[key]) if key in found else None for key in keys}
+    written = raw_values(parts.yaml)
+    return {key: ("written", written[key]) if key in written else None for key in keys}
+
+
+def _is_unedited_output(text: str) -> bool:
+    parts = split_note(text)
+    if parts is None:
+        return False
+    try:
+        data = yaml.safe_load(parts.yaml)
+    except yaml.YAMLError:
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("generated_by") == GENERATED_BY
+        and data.get("content_sha") == _body_sha(parts.body)
+    )
+
+
+def _output_text(existing: str | None, keys: Mapping[str, object | None], body: str) -> str:
+    """The output note: our keys over the old note's frontmatter (user keys stay), new body."""
+    parts = split_note(existing) if existing is not None else None
+    if parts is None:
+        lines = "".join(
+            f"{yaml_value(key)}: {yaml_value(value)}\n"
+            for key, value in keys.items()
+            if value is not None
+        )
+        return f"---\n{lines}---\n{body}"
+    head = set_frontmatter_keys(parts.bom + parts.opening + parts.yaml + parts.closing, keys)
+    return head + body
+
+
+def _sibling_paths(rel: str) -> Iterator[str]:
+    """ "Docs/PRD.md", then "Docs/PRD (2).md", "Docs/PRD (3).md", ..."""
+    yield rel
+    pure = PurePosixPath(rel)
+    for number in range(2, _MAX_SIBLINGS + 1):
+        yield str(pure.with_name(f"{pure.stem} ({number}){pure.suffix}"))
+
+
+def _body_sha(body: str) -> str:
+    """A short hash of a body, blind to line-ending style and surrounding blank lines."""
+    return hashlib.sha256(body.replace("\r\n", "\n").strip().encode("utf-8")).hexdigest()[:16]
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable where the OS allows opening a folder."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
