@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck pytest bench clean
+.PHONY: venv run test lint typecheck pytest bench reset-sample clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/vault-bmad check sample_vault
+	$(BIN)/vault-bmad run sample_vault
 
 lint: venv
 	$(BIN)/ruff check .
@@ -31,6 +31,12 @@ test: lint typecheck pytest
 
 bench: venv
 	$(BIN)/python benchmarks/index_bench.py
+
+# Put sample_vault/ back as committed, after `make run` wrote results into it.
+reset-sample:
+	git checkout -- sample_vault
+	git clean -fdq -- sample_vault
+	rm -rf sample_vault/.vault-bmad
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

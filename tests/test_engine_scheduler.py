@@ -286,3 +286,31 @@ def test_queue_and_agents_can_be_inspected() -> None:
     views = {c.agent_id: c for c in scheduler.candidates()}
     assert views["pm"].in_flight == 1 and views["dev"].in_flight == 1
     assert views["architect"].capacity == 2 and views["dev"].health == 1.0
+
+
+def test_a_done_task_reopened_runs_again_and_its_waiting_dependents_wait_for_it() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task("a"), task("b", depends_on=("a",)), task("c", depends_on=("b",))])
+    assert ids(scheduler.dispatch()) == ["a"]
+    scheduler.finish("a", ok=True, seconds=1.0)
+    assert ids(scheduler.dispatch()) == ["b"]
+    scheduler.finish("b", ok=True, seconds=1.0)
+    assert scheduler.phase("c") == "queued"
+    progress = scheduler.reopen(task("b", depends_on=("a",)))
+    assert progress.queued == ("b",)
+    assert scheduler.phase("c") == "waiting"  # taken out of the queue until b is done again
+    assert ids(scheduler.dispatch()) == ["b"]
+    with pytest.raises(ValueError, match="has not finished"):
+        scheduler.reopen(task("b"))
+    scheduler.finish("b", ok=True, seconds=1.0)
+    assert ids(scheduler.dispatch()) == ["c"]
+
+
+def test_a_failed_task_reopened_with_a_failed_dependency_is_blocked_again() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task("a", status="failed"), task("b", status="failed")])
+    assert scheduler.knows("a") and not scheduler.knows("zz")
+    progress = scheduler.reopen(task("b", depends_on=("a",)))
+    assert [blocked.task_id for blocked in progress.blocked] == ["b"]
+    assert scheduler.phase("b") == "blocked"
+    assert scheduler.reopen(task("a")).queued == ("a",)

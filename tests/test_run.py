@@ -22,7 +22,13 @@ from vault_bmad.metrics.store import Store
 from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
-FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "llm_retries": 0, "llm_timeout_s": 5}
+FAST = {
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+    "llm_retries": 0,
+    "llm_timeout_s": 5,
+    "health_cooldown_s": 0.2,
+}
 
 
 def settings_for(vault: Path, server: LoopbackLLM | None = None, **overrides: object) -> Settings:

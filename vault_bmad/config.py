@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
+from vault_bmad.engine.balancer import Strategy
 from vault_bmad.errors import ConfigError
 
 ENV_PREFIX = "VAULT_BMAD_"
@@ -31,7 +32,6 @@ HOLDS_SECRET = "it holds a secret"
 EXPOSES_SERVICE = "it decides who can reach the dashboard"
 LEAVES_VAULT = "it can point the service's files outside the vault"
 
-Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
 ExecutorKind = Literal["thread", "process"]
 
 

@@ -74,7 +74,7 @@ def run_vault(
         runtimes = build_runtimes(settings)
         orchestrator = Orchestrator(index, settings, store, runtimes, on_event=on_event)
         try:
-            invalid = orchestrator.mark_invalid(definitions)
+            invalid = orchestrator.notes.mark_invalid(index, definitions.problems)
             to_run = orchestrator.submit(definitions)
             if on_start is not None:
                 on_start(to_run)

@@ -145,6 +145,42 @@ class TaskGraph:
             self._state[task_id] = "ready"
         return []
 
+    def reopen(self, task_id: str, deps: Iterable[str]) -> GraphChange:
+        """Run a finished task again (its note was set back to todo), with these dependencies.
+
+        Dependents waiting on it wait again if it had been done; tasks it had blocked stay
+        blocked until they are reopened themselves.
+        """
+        was = self._state[task_id]
+        if was not in FINISHED:
+            raise ValueError(f"task {task_id!r} is {was}, not finished")
+        for old in self._deps[task_id]:
+            self._dependents[old].remove(task_id)
+        known = tuple(d for d in dict.fromkeys(deps) if d in self._state)
+        self._deps[task_id] = known
+        for dep in known:
+            self._dependents[dep].append(task_id)
+        self._blocked.pop(task_id, None)
+        if was == "done":
+            for child in self._dependents[task_id]:
+                if self._state[child] in ("waiting", "ready"):
+                    self._waiting_on[child] += 1
+                    self._state[child] = "waiting"
+        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] != "done")
+        self._state[task_id] = "waiting"
+        for dep in deps:
+            if dep in self._state and self._state[dep] in ("failed", "blocked"):
+                return GraphChange(blocked=(self._mark_blocked(task_id, dep),))
+            if dep not in self._state and dep not in self._external_done:
+                reason = f"depends on {dep!r}, which is not a known task"
+                return GraphChange(
+                    blocked=(self._set_blocked(Blocked(task_id, dep, None, reason)),)
+                )
+        if self._waiting_on[task_id] == 0:
+            self._state[task_id] = "ready"
+            return GraphChange(ready=(task_id,))
+        return GraphChange()
+
     def state(self, task_id: str) -> NodeState:
         return self._state[task_id]
 

@@ -17,11 +17,12 @@ from vault_bmad.config import Settings
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform
 from vault_bmad.engine.autoscale import AutoScaler
 from vault_bmad.engine.health import HealthMonitor
+from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
 from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import TaskTimeout, TemplateRenderError, VaultBmadError
-from vault_bmad.metrics.records import Attempt, PoolSample, TaskState
+from vault_bmad.metrics.records import PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.runtimes.base import RunResult, Runtime
@@ -56,14 +57,6 @@ class Event:
     kind: str  # queued | started | retry | done | failed | blocked
     task_id: str
     detail: str = ""
-
-
-@dataclass
-class _Running:
-    assignment: Assignment
-    started: float  # wall clock
-    deadline: float  # monotonic
-    queued_at: float
 
 
 @dataclass
@@ -128,7 +121,7 @@ class Orchestrator:
         self.scheduler.set_concurrency(self.autoscaler.workers)
         self.definitions = Definitions()
         self.summary = RunSummary(started=wall())
-        self._running: dict[Future[AttemptResult], _Running] = {}
+        self._running: dict[Future[AttemptResult], InFlight] = {}
         self._queued_at: dict[str, float] = {}
         self._outputs: dict[str, str] = {}  # task id -> output note written
 
@@ -154,11 +147,35 @@ class Orchestrator:
             stored = self.store.task(task.id)
             resuming = status in ("queued", "running") and stored and stored.status == "done"
             status = "done" if resuming or status == "done" else "todo"
-        elif status in ("queued", "running", "blocked") or task.id in interrupted:
-            status = "todo"
+        elif status in ("queued", "running", "blocked", "invalid") or task.id in interrupted:
+            status = "todo"  # interrupted, blocked before, or a note that is valid again
         if status == "done" and task.output and task.id not in self._outputs:
             self._outputs[task.id] = task.output
         return task if status == task.status else task.model_copy(update={"status": status})
+
+    def refresh(self, definitions: Definitions) -> None:
+        """Take a new reading of the vault while running: new `todo` tasks queue, tasks set
+        back to `todo` run again, queued ones take their new priority, deleted ones go."""
+        before, self.definitions = self.definitions, definitions
+        if before.agents != definitions.agents:
+            self._apply(self.scheduler.set_agents(definitions.agents.values()))
+        new: list[TaskDef] = []
+        for task in definitions.tasks.values():
+            if not self.scheduler.knows(task.id):
+                new.append(self._effective(task, {}))
+                continue
+            phase = self.scheduler.phase(task.id)
+            if task.status in ("todo", "invalid") and phase in ("done", "failed", "blocked"):
+                self._queued_at.pop(task.id, None)
+                self.summary.outcomes.pop(task.id, None)
+                self._apply(self.scheduler.reopen(task))
+            elif phase == "queued" and task != before.tasks.get(task.id):
+                self.scheduler.update(task)
+        if new:
+            self._apply(self.scheduler.submit(new))
+        for gone in before.tasks.keys() - definitions.tasks.keys():
+            if self.scheduler.knows(gone) and self.scheduler.phase(gone) in ("queued", "waiting"):
+                self._apply(self.scheduler.cancel(gone))
 
     # The loop.
 
@@ -199,41 +216,43 @@ class Orchestrator:
     def _start(self, assignment: Assignment) -> None:
         task = assignment.task
         started = self._wall()
-        queued_at = self._queued_at.get(task.id, started)
+        flight = InFlight(
+            assignment,
+            queued_at=self._queued_at.get(task.id, started),
+            started=started,
+            deadline=self._clock() + assignment.timeout + TIMEOUT_GRACE_S,
+        )
         if task.steps:  # the task that started a workflow run: done when its steps are
-            self._complete_run(assignment, started)
+            self._succeeded(flight, AttemptResult(self._run_summary(task), "miss"))
             return
         agent = self.definitions.agents[assignment.agent_id]
-        runtime = self.runtimes.get(agent.runtime)
         self._event("started", task.id, f"{agent.id} (attempt {assignment.attempt})")
         self.notes.running(task, agent.id, started, assignment.attempt)
-        self._save(task, "running", assignment, started=started)
+        self.store.save_task(task_state(assignment, "running", started, started=started))
+        runtime = self.runtimes.get(agent.runtime)
         if runtime is None:
             future: Future[AttemptResult] = Future()
             future.set_exception(
-                VaultBmadError(
-                    f"agent {agent.id} wants runtime {agent.runtime!r}, which is not available"
-                )
+                VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )
         else:
             request = build_request(
                 task, agent, self.index, self.settings, self._outputs, self._read_body
             )
             future = self.executor.submit(perform, runtime, request, self.cache)
-        deadline = self._clock() + assignment.timeout + TIMEOUT_GRACE_S
-        self._running[future] = _Running(assignment, started, deadline, queued_at)
+        self._running[future] = flight
 
     def _finish(self, future: Future[AttemptResult]) -> None:
-        running = self._running.pop(future)
+        flight = self._running.pop(future)
         try:
             attempt = future.result()
         except Exception as exc:  # a failing task never stops the run
-            self._failed(running, exc)
+            self._failed(flight, exc)
         else:
-            self._succeeded(running, attempt)
+            self._succeeded(flight, attempt)
 
-    def _succeeded(self, running: _Running, attempt: AttemptResult) -> None:
-        assignment, task = running.assignment, running.assignment.task
+    def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
+        assignment, task = flight.assignment, flight.assignment.task
         ended = self._wall()
         agent_id = None if task.steps else assignment.agent_id  # a run is done by its steps
         try:
@@ -241,56 +260,65 @@ class Orchestrator:
                 task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
             )
         except (VaultBmadError, OSError) as exc:
-            self._failed(running, exc)
+            self._failed(flight, exc)
             return
         self._outputs[task.id] = output
+        seconds = ended - flight.started
         self.notes.done(
             task,
             agent_id=agent_id,
-            started=running.started,
+            started=flight.started,
             completed=ended,
             attempts=assignment.attempt,
             cache=attempt.cache,
             output=output,
         )
-        self._record(running, "done", ended, attempt.result, attempt.cache)
-        self._save(task, "done", assignment, started=running.started, ended=ended, output=output)
+        self.store.record_attempt(
+            attempt_record(
+                flight, "done", ended, runtime="", result=attempt.result, cache=attempt.cache
+            )
+        )
+        self.store.save_task(
+            task_state(
+                assignment, "done", ended, started=flight.started, ended=ended, output=output
+            )
+        )
         self.summary.outcomes[task.id] = TaskOutcome(
             task.id,
             task.path,
             "done",
-            assignment.agent_id,
+            agent_id,
             assignment.attempt,
             cache=attempt.cache,
             output=output,
-            seconds=ended - running.started,
+            seconds=seconds,
         )
         self._event("done", task.id, output)
-        self._apply(self.scheduler.finish(task.id, ok=True, seconds=ended - running.started))
+        self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds))
 
-    def _failed(self, running: _Running, exc: BaseException) -> None:
-        assignment, task = running.assignment, running.assignment.task
+    def _failed(self, flight: InFlight, exc: BaseException) -> None:
+        assignment, task = flight.assignment, flight.assignment.task
         ended = self._wall()
         error = str(exc) or type(exc).__name__
-        self._record(
-            running,
-            "timeout" if isinstance(exc, TaskTimeout) else "failed",
-            ended,
-            None,
-            "miss",
-            error,
+        agent = self.definitions.agents.get(assignment.agent_id)
+        status = "timeout" if isinstance(exc, TaskTimeout) else "failed"
+        runtime = agent.runtime if agent else "?"
+        self.store.record_attempt(
+            attempt_record(flight, status, ended, runtime=runtime, error=error)
         )
-        retry = not isinstance(exc, TemplateRenderError)
+        retry = not isinstance(exc, TemplateRenderError)  # a broken template stays broken
         progress = self.scheduler.finish(
-            task.id, ok=False, seconds=ended - running.started, retry=retry
+            task.id, ok=False, seconds=ended - flight.started, retry=retry
         )
         if progress.retry:
             self._event("retry", task.id, error)
-            self._save(task, "queued", assignment, error=error)
+            self.store.save_task(task_state(assignment, "queued", ended, error=error))
         else:
             self.notes.failed(task, error, completed=ended, attempts=assignment.attempt)
-            self._save(
-                task, "failed", assignment, started=running.started, ended=ended, error=error
+            self.store.save_task(
+                task_state(
+                    assignment, "failed", ended, started=flight.started, ended=ended, error=error
+                )
             )
             self.summary.outcomes[task.id] = TaskOutcome(
                 task.id,
@@ -299,24 +327,20 @@ class Orchestrator:
                 assignment.agent_id,
                 assignment.attempt,
                 error,
-                seconds=ended - running.started,
+                seconds=ended - flight.started,
             )
             self._event("failed", task.id, error)
         self._apply(progress)
 
-    def _complete_run(self, assignment: Assignment, started: float) -> None:
-        """Finish a workflow run: its note links to each step's output."""
-        task = assignment.task
+    def _run_summary(self, task: TaskDef) -> RunResult:
+        """The output of a workflow run: a link to each step's output."""
         lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
         lines += [
             f"- {step.rsplit('/', 1)[-1]}: {wikilink(self._outputs[step])}"
             for step in task.steps
             if step in self._outputs
         ]
-        running = _Running(assignment, started, self._clock(), started)
-        self._succeeded(
-            running, AttemptResult(RunResult("\n".join(lines) + "\n", "workflow"), "miss")
-        )
+        return RunResult("\n".join(lines) + "\n", "workflow")
 
     def _expire_overdue(self) -> None:
         now = self._clock()
@@ -362,60 +386,6 @@ class Orchestrator:
             )
             self._event("blocked", task.id, blocked.reason)
 
-    def _record(
-        self,
-        running: _Running,
-        status: str,
-        ended: float,
-        result: RunResult | None,
-        cache: str,
-        error: str | None = None,
-    ) -> None:
-        assignment = running.assignment
-        agent = self.definitions.agents.get(assignment.agent_id)
-        tokens = (result.tokens_in or 0) + (result.tokens_out or 0) if result else 0
-        self.store.record_attempt(
-            Attempt(
-                task_id=assignment.task.id,
-                agent=assignment.agent_id,
-                runtime=result.runtime if result else (agent.runtime if agent else "?"),
-                attempt=assignment.attempt,
-                status=status,
-                queued_at=running.queued_at,
-                started_at=running.started,
-                ended_at=ended,
-                error=error,
-                cache=cache,
-                tokens=tokens,
-            )
-        )
-
-    def _save(
-        self,
-        task: TaskDef,
-        status: str,
-        assignment: Assignment,
-        *,
-        started: float | None = None,
-        ended: float | None = None,
-        error: str | None = None,
-        output: str | None = None,
-    ) -> None:
-        self.store.save_task(
-            TaskState(
-                task.id,
-                task.path,
-                status,
-                assignment.attempt,
-                assignment.agent_id,
-                error,
-                self._wall(),
-                started_at=started,
-                completed_at=ended,
-                output=output,
-            )
-        )
-
     def _read_body(self, rel_path: str) -> str | None:
         """A note's body read fresh from disk, so edits since the index was built count."""
         try:
@@ -426,16 +396,3 @@ class Orchestrator:
 
     def _event(self, kind: str, task_id: str, detail: str = "") -> None:
         self._on_event(Event(kind, task_id, detail))
-
-    def mark_invalid(self, definitions: Definitions) -> list[str]:
-        """Write `status: invalid` and the error into each task note that failed validation."""
-        marked = []
-        by_path: dict[str, list[str]] = {}
-        for problem in definitions.problems:
-            by_path.setdefault(problem.path, []).append(problem.message)
-        for path, messages in sorted(by_path.items()):
-            note = self.index.get(path)
-            if note is not None and note.type == "task" and not note.error:
-                self.notes.invalid(path, "; ".join(messages))
-                marked.append(path)
-        return marked

@@ -208,6 +208,26 @@ class Scheduler:
         self._enqueued_at.pop(task_id, None)
         return Progress(blocked=self._graph.mark_failed(task_id))
 
+    def reopen(self, task: TaskDef) -> Progress:
+        """Run a finished task again, as its note was set back to todo."""
+        if self.phase(task.id) not in ("done", "failed", "blocked"):
+            raise ValueError(f"task {task.id!r} has not finished")
+        self._tasks[task.id] = task
+        self._attempts[task.id] = 0
+        change = self._graph.reopen(task.id, task.depends_on)
+        for child in self._graph.dependents(task.id):  # queued work that must wait again
+            if child in self._lane_of and self._graph.state(child) == "waiting":
+                self._take(child)
+        self._ranks = self._graph.upward_ranks(
+            lambda t: self.predictor.predict_task(self._tasks[t])
+        )
+        for task_id in change.ready:
+            self._enqueue(task_id)
+        return Progress(queued=change.ready, blocked=change.blocked)
+
+    def knows(self, task_id: str) -> bool:
+        return task_id in self._tasks
+
     def update(self, task: TaskDef) -> bool:
         """Take a changed note's priority, criticality or agent; True when it was queued.
 

@@ -7,10 +7,11 @@ their output notes; the run's note shows the run as a whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
+from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,25 @@ class TaskNotes:
         if not task.step:
             self._write(task.path, {"status": "blocked", "error": reason})
 
-    def invalid(self, path: str, error: str) -> None:
-        self._write(path, {"status": "invalid", "error": error})
+    def mark_invalid(
+        self, index: VaultIndex, problems: Iterable[Problem], paths: Container[str] | None = None
+    ) -> list[str]:
+        """Write `status: invalid` and the error into each task note that failed validation.
+
+        `paths` limits this to the notes that just changed; a note whose frontmatter does
+        not parse is left as it is (its problem is reported, not written into it).
+        """
+        by_path: dict[str, list[str]] = {}
+        for problem in problems:
+            if paths is None or problem.path in paths:
+                by_path.setdefault(problem.path, []).append(problem.message)
+        marked = []
+        for path, messages in sorted(by_path.items()):
+            note = index.get(path)
+            if note is not None and note.type == "task" and not note.error:
+                self._write(path, {"status": "invalid", "error": "; ".join(messages)})
+                marked.append(path)
+        return marked
 
     def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
         try:

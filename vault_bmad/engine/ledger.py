@@ -1,0 +1,70 @@
+"""The records the orchestrator keeps of each attempt in flight, and what it stores of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vault_bmad.engine.scheduler import Assignment
+from vault_bmad.metrics.records import Attempt, TaskState
+from vault_bmad.runtimes.base import RunResult
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """An attempt handed to the executor."""
+
+    assignment: Assignment
+    queued_at: float  # wall clock: when the task became ready
+    started: float  # wall clock
+    deadline: float  # monotonic: when the orchestrator gives up on it
+
+
+def attempt_record(
+    flight: InFlight,
+    status: str,
+    ended: float,
+    *,
+    runtime: str,
+    result: RunResult | None = None,
+    cache: str = "miss",
+    error: str | None = None,
+) -> Attempt:
+    tokens = (result.tokens_in or 0) + (result.tokens_out or 0) if result else 0
+    return Attempt(
+        task_id=flight.assignment.task.id,
+        agent=flight.assignment.agent_id,
+        runtime=result.runtime if result else runtime,
+        attempt=flight.assignment.attempt,
+        status=status,
+        queued_at=flight.queued_at,
+        started_at=flight.started,
+        ended_at=ended,
+        error=error,
+        cache=cache,
+        tokens=tokens,
+    )
+
+
+def task_state(
+    assignment: Assignment,
+    status: str,
+    now: float,
+    *,
+    started: float | None = None,
+    ended: float | None = None,
+    error: str | None = None,
+    output: str | None = None,
+) -> TaskState:
+    task = assignment.task
+    return TaskState(
+        task_id=task.id,
+        path=task.path,
+        status=status,
+        attempts=assignment.attempt,
+        agent=assignment.agent_id,
+        error=error,
+        updated_at=now,
+        started_at=started,
+        completed_at=ended,
+        output=output,
+    )
