@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/vault-bmad run sample_vault
+	$(BIN)/vault-bmad serve sample_vault
 
 lint: venv
 	$(BIN)/ruff check .
@@ -30,6 +30,7 @@ pytest: venv
 test: lint typecheck pytest
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/index_bench.py
 
 # Put sample_vault/ back as committed, after `make run` wrote results into it.

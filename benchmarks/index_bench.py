@@ -232,7 +232,7 @@ def run(total: int, repeats: int, changes: int, peer_repeats: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--peer-repeats", type=int, default=1, help="runs of obsidiantools")
     args = parser.parse_args()

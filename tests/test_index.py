@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -29,13 +30,13 @@ def bump(path: Path, text: str) -> None:
 
 
 def test_load_reads_notes_and_knows_attachments(vault: Path, write: WriteNote) -> None:
-    write("Home.md", "[[Projects/Plan]] ![[logo.png]] [[Missing]]")
+    write("Home.md", "[[Projects/Plan]] ![[logo.png]] [[Missing]] [[#Top]]")
     write("Projects/Plan.md", "---\ntype: task\n---\nback to [[Home]]")
     (vault / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
     index = VaultIndex.load(vault)
     assert sorted(index.notes) == ["Home.md", "Projects/Plan.md"]
     assert index.files == {"Home.md", "Projects/Plan.md", "logo.png"}
-    assert targets(index, "Home.md") == ["Projects/Plan.md", "logo.png", None]
+    assert targets(index, "Home.md") == ["Projects/Plan.md", "logo.png", None, "Home.md"]
     assert targets(index, "Projects/Plan.md") == ["Home.md"]
     assert [note.path for note in index.notes_of_type("task")] == ["Projects/Plan.md"]
     assert index.resolve("plan", "Home.md") == "Projects/Plan.md"
@@ -106,6 +107,19 @@ def test_a_note_that_grows_between_stat_and_read(vault: Path, write: WriteNote) 
     index = VaultIndex(vault, max_note_bytes=100)
     index._refresh("Grow.md", stale)
     assert index.notes["Grow.md"].error == "note is 500 bytes, over the 100 bytes limit"
+
+
+def test_a_scan_leaves_the_cycle_collector_as_it_found_it(vault: Path, write: WriteNote) -> None:
+    write("A.md", "a")
+    assert gc.isenabled()
+    VaultIndex.load(vault)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        VaultIndex.load(vault)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_missing_vault_is_a_config_error(tmp_path: Path) -> None:
@@ -199,6 +213,11 @@ def test_moving_and_deleting_folders(vault: Path, write: WriteNote) -> None:
     write("Copied/Sub/B.md", "b")
     assert index.update("Copied") is None
     assert {"Copied/A.md", "Copied/Sub/B.md"} <= index.files
+    (vault / "Older" / "Keep.md").unlink()
+    write("Older/Keep.md/Inside.md", "a file replaced by a folder of the same name")
+    index.update("Older/Keep.md")
+    assert "Older/Keep.md" not in index.files
+    assert "Older/Keep.md/Inside.md" in index.notes
 
 
 def test_scan_catches_up_with_changes_behind_its_back(vault: Path, write: WriteNote) -> None:

@@ -433,3 +433,23 @@ def test_sample_vault_is_clean(sample_vault: Path) -> None:
     assert {t.priority for t in defs.tasks.values()} >= {Priority.CRITICAL, Priority.LOW}
     assert any(t.depends_on for t in defs.tasks.values())
     assert defs.workflows
+
+
+def test_sync_conflict_copies_are_reported_not_run(vault: Path, write: WriteNote) -> None:
+    task = "---\ntype: task\nagent: pm\n---\nDo it.\n"
+    defs = define(
+        vault,
+        write,
+        {
+            "Tasks/Plan.md": task,
+            "Tasks/Plan (conflict 2026-11-25 10.00.00).md": task,
+            "Tasks/Plan.sync-conflict-20261125-100000-ABCDEF7.md": task,
+            "Tasks/Plan (2).md": task,  # an ordinary name, not a conflict
+        },
+    )
+    assert set(defs.tasks) == {"tasks/plan", "tasks/plan-2"}
+    conflicts = [p for p in defs.problems if "conflict copy" in p.message]
+    assert {p.path for p in conflicts} == {
+        "Tasks/Plan (conflict 2026-11-25 10.00.00).md",
+        "Tasks/Plan.sync-conflict-20261125-100000-ABCDEF7.md",
+    }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,9 +16,11 @@ from vault_bmad import __version__
 from vault_bmad.config import Settings, load_settings
 from vault_bmad.engine.balancer import STRATEGIES
 from vault_bmad.errors import ConfigError, VaultBmadError
+from vault_bmad.metrics.report import parse_span, write_vault_report
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.runner import run_vault
+from vault_bmad.service import Service, check_bind
 from vault_bmad.vault.index import VaultIndex
 
 VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -31,6 +36,26 @@ def main() -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print JSON and compare against peers in the same run."""
+
+
+@bench.command("cache")
+@click.option("--trace", "trace_spec", required=True, help="Trace file (gzip) or zipf:ALPHA.")
+@click.option("--capacity", type=click.IntRange(min=1), required=True, help="Entries cached.")
+@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
+    """Replay a trace through vault-bmad's cache policy, its peers and OPT."""
+    from vault_bmad.cache.replay import compare, render_table
+    from vault_bmad.cache.traces import load_trace
+
+    try:
+        trace = load_trace(trace_spec)
+    except (OSError, ValueError, EOFError) as exc:
+        raise click.ClickException(f"cannot read trace {trace_spec}: {exc}") from None
+    name = trace_spec if trace_spec.startswith("zipf:") else Path(trace_spec).name
+    document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
+    click.echo(
+        json.dumps(document, indent=2) if output_format == "json" else render_table(document)
+    )
 
 
 @main.command("index")
@@ -129,6 +154,34 @@ def run(
     sys.exit(0 if counts["failed"] == counts["blocked"] == 0 and not result.invalid else 1)
 
 
+@main.command("report")
+@click.argument("vault", type=VAULT)
+@click.option(
+    "--since", default="24h", show_default=True, help="How far back: 90m, 24h, 7d or all."
+)
+@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+def report_command(vault: Path, since: str, output_format: str) -> None:
+    """Write a performance report note under Reports/ and print its path.
+
+    The same period (in whole minutes) rewrites the same note. `--format json` prints
+    the analysis too.
+    """
+    try:
+        span = parse_span(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    settings = _settings(vault, None, {})
+    try:
+        written = write_vault_report(vault, settings, span)
+    except VaultBmadError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output_format == "json":
+        payload = {"report": written.path, **written.analysis.as_dict()}
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        click.echo(written.path)
+
+
 def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object]) -> Settings:
     try:
         return load_settings(vault, config_file, overrides=overrides)
@@ -136,5 +189,49 @@ def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.argument("vault", type=VAULT)
+@click.option("--host", help="Address to bind; default 127.0.0.1. Elsewhere needs a token.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port; default 8765.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+def serve(vault: Path, host: str | None, port: int | None, config_file: Path | None) -> None:
+    """Watch the vault, run what is ready, write results back, and serve the dashboard.
+
+    Stops cleanly on Ctrl-C or SIGTERM: running tasks get a few seconds to finish, and
+    the rest go back to `todo`.
+    """
+    settings = _settings(vault, config_file, {"host": host, "port": port})
+    stop_requested = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop_requested.set())
+    _check_bind(settings)
+    service = Service(vault, settings)
+    try:
+        service.start()
+    except (VaultBmadError, OSError) as exc:
+        service.stop()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"vault-bmad is serving {vault} — dashboard: {service.url}", err=True)
+    while not stop_requested.wait(0.5):
+        pass
+    click.echo("stopping…", err=True)
+    service.stop()
+    if service.unfinished:
+        click.echo(f"back to todo: {', '.join(service.unfinished)}", err=True)
+        # Their worker threads may sit in a long agent call whose result is no longer
+        # wanted; everything is flushed, so do not wait for them at interpreter exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _check_bind(settings: Settings) -> None:
+    try:
+        check_bind(settings.host, settings.token)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# Keep this last: `python -m vault_bmad.cli` must see every command defined above.
 if __name__ == "__main__":
     main()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vault_bmad.cache.tiered import LevelSpec, TieredCache
 from vault_bmad.config import Settings
 from vault_bmad.engine.orchestrator import Event, Orchestrator, RunSummary
 from vault_bmad.errors import VaultBmadError
@@ -24,6 +25,7 @@ from vault_bmad.vault.index import VaultIndex
 
 STATE_DB = "state.db"
 LOCK_FILE = "lock"
+CACHE_DIR = "cache"
 
 
 class VaultBusy(VaultBmadError):
@@ -60,6 +62,21 @@ def vault_lock(folder: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def make_cache(settings: Settings, folder: Path) -> TieredCache | None:
+    """The multi-level result cache the settings describe; L1 size 0 turns caching off."""
+    if settings.cache_l1_size == 0:
+        return None
+    return TieredCache(
+        folder / CACHE_DIR if settings.cache_l3_size else None,
+        l1=LevelSpec(settings.cache_l1_size, settings.cache_l1_ttl_s),
+        l2=LevelSpec(settings.cache_l2_size, settings.cache_l2_ttl_s)
+        if settings.cache_l2_size
+        else None,
+        l3=LevelSpec(max(1, settings.cache_l3_size), settings.cache_l3_ttl_s),
+        prefetch_threshold=settings.prefetch_threshold,
+    )
+
+
 def run_vault(
     vault: Path,
     settings: Settings,
@@ -68,17 +85,25 @@ def run_vault(
 ) -> RunResult:
     """Run every `todo` task of the vault to an end state and write a run report."""
     folder = state_dir(vault, settings)
-    with vault_lock(folder), Store(folder / STATE_DB) as store:
+    with ExitStack() as stack:
+        stack.enter_context(vault_lock(folder))
+        store = stack.enter_context(Store(folder / STATE_DB))
+        cache = make_cache(settings, folder)
+        if cache is not None:
+            stack.enter_context(cache)
         index = VaultIndex.load(vault)
         definitions = build_definitions(index)
         runtimes = build_runtimes(settings)
-        orchestrator = Orchestrator(index, settings, store, runtimes, on_event=on_event)
+        orchestrator = Orchestrator(
+            index, settings, store, runtimes, cache=cache, on_event=on_event
+        )
         try:
             invalid = orchestrator.notes.mark_invalid(index, definitions.problems)
             to_run = orchestrator.submit(definitions)
             if on_start is not None:
                 on_start(to_run)
             summary = orchestrator.run_until_idle()
+            orchestrator.sample_cache()
         finally:
             orchestrator.close()
             for runtime in runtimes.values():
@@ -87,5 +112,5 @@ def run_vault(
                     close()
         report = None
         if summary.outcomes or invalid:
-            report = write_run_report(orchestrator.notes.writer, summary, definitions, invalid)
+            report = write_run_report(orchestrator.notes, summary, definitions, invalid)
         return RunResult(summary, tuple(invalid), report, len(definitions.problems))

@@ -20,6 +20,12 @@ class ResultCache(Protocol):
         self, key: str, compute: Callable[[], RunResult]
     ) -> tuple[RunResult, str]: ...
 
+    def stats(self) -> CacheStatsLike: ...
+
+
+class CacheStatsLike(Protocol):
+    def by_level(self) -> dict[str, dict[str, int]]: ...
+
 
 @dataclass(frozen=True)
 class AttemptResult:

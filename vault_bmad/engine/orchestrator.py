@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -22,7 +22,7 @@ from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import TaskTimeout, TemplateRenderError, VaultBmadError
-from vault_bmad.metrics.records import PoolSample, TaskState
+from vault_bmad.metrics.records import CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.runtimes.base import RunResult, Runtime
@@ -57,6 +57,8 @@ class Event:
     kind: str  # queued | started | retry | done | failed | blocked
     task_id: str
     detail: str = ""
+    agent: str | None = None
+    seconds: float | None = None  # how long the attempt took, when one ended
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Orchestrator:
     ) -> None:
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self.notes = TaskNotes(NoteWriter(index.root))
+        self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
@@ -119,6 +121,7 @@ class Orchestrator:
             clock=clock,
         )
         self.scheduler.set_concurrency(self.autoscaler.workers)
+        self.accepting = True  # False once draining for shutdown
         self.definitions = Definitions()
         self.summary = RunSummary(started=wall())
         self._running: dict[Future[AttemptResult], InFlight] = {}
@@ -153,9 +156,10 @@ class Orchestrator:
             self._outputs[task.id] = task.output
         return task if status == task.status else task.model_copy(update={"status": status})
 
-    def refresh(self, definitions: Definitions) -> None:
-        """Take a new reading of the vault while running: new `todo` tasks queue, tasks set
-        back to `todo` run again, queued ones take their new priority, deleted ones go."""
+    def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
+        """Take a new reading of the vault while running: new `todo` tasks queue, tasks whose
+        note in `touched` was set back to `todo` run again, queued ones take their new
+        priority, deleted ones go."""
         before, self.definitions = self.definitions, definitions
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
@@ -165,7 +169,8 @@ class Orchestrator:
                 new.append(self._effective(task, {}))
                 continue
             phase = self.scheduler.phase(task.id)
-            if task.status in ("todo", "invalid") and phase in ("done", "failed", "blocked"):
+            rerun = task.status in ("todo", "invalid") and task.path in touched
+            if rerun and phase in ("done", "failed", "blocked"):
                 self._queued_at.pop(task.id, None)
                 self.summary.outcomes.pop(task.id, None)
                 self._apply(self.scheduler.reopen(task))
@@ -188,8 +193,9 @@ class Orchestrator:
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
-        for assignment in self.scheduler.dispatch():
-            self._start(assignment)
+        if self.accepting:
+            for assignment in self.scheduler.dispatch():
+                self._start(assignment)
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]
@@ -206,9 +212,25 @@ class Orchestrator:
         self._expire_overdue()
         self._scale()
 
+    def drain(self, grace_s: float) -> list[str]:
+        """Start nothing more, let running attempts finish for up to `grace_s`, and put the
+        ones still running back to `todo`; returns their ids."""
+        self.accepting = False
+        deadline = self._clock() + grace_s
+        while self._running and self._clock() < deadline:
+            self.step(max_wait=min(0.1, max(0.0, deadline - self._clock())))
+        unfinished = []
+        for flight in self._running.values():
+            task = flight.assignment.task
+            self.notes.requeue(task)
+            self.store.save_task(task_state(flight.assignment, "todo", self._wall()))
+            unfinished.append(task.id)
+        self._running.clear()
+        return unfinished
+
     def close(self) -> None:
-        if self._owns_executor:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+        if self._owns_executor:  # after a drain, attempts left behind are not waited for
+            self.executor.shutdown(wait=self.accepting, cancel_futures=True)
         self.store.flush()
 
     # One attempt.
@@ -256,7 +278,7 @@ class Orchestrator:
         ended = self._wall()
         agent_id = None if task.steps else assignment.agent_id  # a run is done by its steps
         try:
-            output = self.notes.writer.write_output(
+            output = self.notes.write_output(
                 task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
             )
         except (VaultBmadError, OSError) as exc:
@@ -293,7 +315,7 @@ class Orchestrator:
             output=output,
             seconds=seconds,
         )
-        self._event("done", task.id, output)
+        self._event("done", task.id, output, assignment.agent_id, seconds)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds))
 
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
@@ -311,7 +333,7 @@ class Orchestrator:
             task.id, ok=False, seconds=ended - flight.started, retry=retry
         )
         if progress.retry:
-            self._event("retry", task.id, error)
+            self._event("retry", task.id, error, assignment.agent_id, ended - flight.started)
             self.store.save_task(task_state(assignment, "queued", ended, error=error))
         else:
             self.notes.failed(task, error, completed=ended, attempts=assignment.attempt)
@@ -329,7 +351,7 @@ class Orchestrator:
                 error,
                 seconds=ended - flight.started,
             )
-            self._event("failed", task.id, error)
+            self._event("failed", task.id, error, assignment.agent_id, ended - flight.started)
         self._apply(progress)
 
     def _run_summary(self, task: TaskDef) -> RunResult:
@@ -394,5 +416,43 @@ class Orchestrator:
             return None
         return parse_note(rel_path, text).body
 
-    def _event(self, kind: str, task_id: str, detail: str = "") -> None:
-        self._on_event(Event(kind, task_id, detail))
+    def _event(
+        self,
+        kind: str,
+        task_id: str,
+        detail: str = "",
+        agent: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self._on_event(Event(kind, task_id, detail, agent, seconds))
+
+    def sample_cache(self) -> None:
+        """Record each cache level's counters, for hit rate over time."""
+        if self.cache is None:
+            return
+        now = self._wall()
+        for level, figures in self.cache.stats().by_level().items():
+            self.store.record_cache_sample(
+                CacheSample(
+                    level,
+                    figures["hits"],
+                    figures["misses"],
+                    figures["evictions"],
+                    figures["expirations"],
+                    figures["size"],
+                    now,
+                )
+            )
+
+    def sample_pool(self) -> None:
+        self.store.record_pool_sample(
+            PoolSample(
+                self.scheduler.concurrency,
+                len(self._running),
+                self.scheduler.queued_count,
+                self._wall(),
+            )
+        )
+
+    def output_of(self, task_id: str) -> str | None:
+        return self._outputs.get(task_id)

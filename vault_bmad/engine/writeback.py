@@ -7,14 +7,19 @@ their output notes; the run's note shows the run as a whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Iterable, Mapping
+import re
+from collections.abc import Callable, Container, Iterable, Mapping
 
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
+from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.notes import Note
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
 log = logging.getLogger(__name__)
+
+_TYPE_TASK = re.compile(r"^type:\s*['\"]?task['\"]?\s*$", re.MULTILINE)
 
 _CLEARED_ON_START: dict[str, object | None] = {
     "error": None,
@@ -28,13 +33,28 @@ _CLEARED_ON_START: dict[str, object | None] = {
 class TaskNotes:
     """Writes each task's state into its note, remembering the text it last saw."""
 
-    def __init__(self, writer: NoteWriter) -> None:
+    def __init__(
+        self, writer: NoteWriter, on_written: Callable[[str], object] | None = None
+    ) -> None:
         self.writer = writer
+        self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
+
+    def write_output(
+        self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
+    ) -> str:
+        """Write an output or report note; returns the path it went to."""
+        written = self.writer.write_output(path, body, task_path, keys)
+        self._on_written(written)
+        return written
 
     def queued(self, task: TaskDef) -> None:
         if not task.step:
             self._write(task.path, {"status": "queued", **_CLEARED_ON_START, "started": None})
+
+    def requeue(self, task: TaskDef) -> None:
+        """Back to `todo`: the service stopped before the task finished."""
+        self._write(task.path, {"status": "todo"})
 
     def running(self, task: TaskDef, agent_id: str, started: float, attempt: int) -> None:
         if task.step:  # the run's note says the run is going; attempts are the step's own
@@ -100,17 +120,18 @@ class TaskNotes:
     ) -> list[str]:
         """Write `status: invalid` and the error into each task note that failed validation.
 
-        `paths` limits this to the notes that just changed; a note whose frontmatter does
-        not parse is left as it is (its problem is reported, not written into it).
+        `paths` limits this to the notes that just changed; sync conflict copies are left
+        untouched, so as not to make the conflict worse. A note whose frontmatter does
+        not parse gets them too when it has a `type: task` line; the writer edits it as text.
         """
         by_path: dict[str, list[str]] = {}
         for problem in problems:
-            if paths is None or problem.path in paths:
+            if (paths is None or problem.path in paths) and not is_conflict_copy(problem.path):
                 by_path.setdefault(problem.path, []).append(problem.message)
         marked = []
         for path, messages in sorted(by_path.items()):
             note = index.get(path)
-            if note is not None and note.type == "task" and not note.error:
+            if note is not None and (note.type == "task" or _says_task(index, note)):
                 self._write(path, {"status": "invalid", "error": "; ".join(messages)})
                 marked.append(path)
         return marked
@@ -122,5 +143,17 @@ class TaskNotes:
             log.warning("could not write the state of %s: %s", path, exc)
             return
         self._seen[path] = outcome.text
+        if outcome.written:
+            self._on_written(path)
         if outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+
+
+def _says_task(index: VaultIndex, note: Note) -> bool:
+    """A note whose frontmatter does not parse, but whose text has a `type: task` line."""
+    if not note.error or not note.error.startswith("broken YAML"):
+        return False
+    try:
+        return _TYPE_TASK.search(index.read_text(note.path)) is not None
+    except OSError:
+        return False

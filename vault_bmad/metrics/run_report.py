@@ -6,8 +6,9 @@ import statistics
 from datetime import datetime
 
 from vault_bmad.engine.orchestrator import RunSummary, TaskOutcome
+from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.model.definitions import Definitions
-from vault_bmad.vault.writer import NoteWriter, wikilink
+from vault_bmad.vault.writer import wikilink
 
 REPORTS_FOLDER = "Reports"
 
@@ -60,7 +61,7 @@ def _local(epoch: float) -> datetime:
 
 
 def write_run_report(
-    writer: NoteWriter,
+    writer: TaskNotes,
     summary: RunSummary,
     definitions: Definitions,
     invalid: list[str] | tuple[str, ...],

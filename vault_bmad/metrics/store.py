@@ -184,6 +184,19 @@ class Store:
         where, params = _filters(("at >= ?", since))
         return self._select(PoolSample, f"pool_samples{where} ORDER BY at, id", params)
 
+    def query(
+        self, sql: str, params: Sequence[object] | dict[str, object] = ()
+    ) -> list[dict[str, Any]]:
+        """The rows of one read-only statement, as dicts: for aggregations such as the
+        dashboard's GROUP BY queries. The reader connection refuses writes."""
+        with self._read_lock:
+            if self._closed:
+                raise VaultBmadError(f"the store {self.path} is closed")
+            cursor = self._reader.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     # The writer thread.
 
     def _put(self, item: _Rows | _Call) -> None:

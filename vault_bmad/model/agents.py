@@ -9,6 +9,7 @@ from vault_bmad.model import bmad
 from vault_bmad.model.definitions import AgentDef
 from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import link_path, resolve_ref, slug
+from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 
@@ -48,7 +49,7 @@ class AgentRegistry:
 
 def load_agents(index: VaultIndex, problems: list[Problem]) -> AgentRegistry:
     registry = AgentRegistry(index)
-    for note in sorted(index.notes.values(), key=lambda n: n.path):
+    for note in model_notes(index):
         if note.error:
             continue
         if note.type == "agent":

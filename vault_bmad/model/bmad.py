@@ -22,6 +22,7 @@ from vault_bmad.errors import Problem
 from vault_bmad.model.definitions import AgentDef
 from vault_bmad.model.fields import build, text_list
 from vault_bmad.model.refs import slug
+from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 
@@ -150,7 +151,7 @@ def v4_workflow_sources(index: VaultIndex) -> list[tuple[str, int | None, dict[s
             continue  # a YAML file that is not a workflow is not ours to judge
         if _is_v4_workflow(data):
             found.append((path, None, data["workflow"]))
-    for note in sorted(index.notes.values(), key=lambda n: n.path):
+    for note in model_notes(index):
         if note.type in (None, "workflow") and "workflow:" in note.body:
             found += [
                 (note.path, b.line, b.data["workflow"])

@@ -9,6 +9,7 @@ from vault_bmad.model.agents import AgentRegistry
 from vault_bmad.model.definitions import TaskDef, WorkflowDef
 from vault_bmad.model.fields import build, known
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
+from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.paths import normalize_vault_path
@@ -142,7 +143,7 @@ def load_tasks(
     workflows: dict[str, WorkflowDef],
     problems: list[Problem],
 ) -> dict[str, TaskDef]:
-    notes = [note for note in index.notes_of_type("task") if not note.error]
+    notes = [note for note in model_notes(index, "task") if not note.error]
     ids_by_path: dict[str, str] = {}
     paths_by_id: dict[str, str] = {}
     for note in notes:

@@ -11,6 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 from vault_bmad.errors import Problem
 from vault_bmad.model.agents import load_agents
 from vault_bmad.model.definitions import Definitions, TaskDef
+from vault_bmad.model.sources import conflict_problems
 from vault_bmad.model.tasks import load_tasks
 from vault_bmad.model.workflows import load_workflows
 from vault_bmad.vault.index import VaultIndex
@@ -24,6 +25,7 @@ def build_definitions(index: VaultIndex) -> Definitions:
         for note in index.notes.values()
         if note.error
     ]
+    problems += conflict_problems(index)
     agents = load_agents(index, problems)
     workflows = load_workflows(index, agents, problems)
     tasks = load_tasks(index, agents, workflows, problems)

@@ -11,6 +11,7 @@ from vault_bmad.model import bmad
 from vault_bmad.model.agents import AgentRegistry
 from vault_bmad.model.definitions import StepDef, WorkflowDef
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
+from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.paths import normalize_vault_path
 
@@ -77,7 +78,7 @@ def load_workflows(
 ) -> dict[str, WorkflowDef]:
     workflows: dict[str, WorkflowDef] = {}
     candidates = [
-        _note_workflow(index, agents, note.path) for note in index.notes_of_type("workflow")
+        _note_workflow(index, agents, note.path) for note in model_notes(index, "workflow")
     ] + [
         _v4_workflow(index, agents, path, line, data)
         for path, line, data in bmad.v4_workflow_sources(index)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from vault_bmad.vault.notes import SAFE_YAML_LOADER
+
 _OPENING = re.compile(r"---[ \t]*(\r?\n)")
 _CLOSING = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -110,8 +112,8 @@ def set_frontmatter_keys(text: str, changes: Mapping[str, object | None]) -> str
 
 def _edit_yaml(source: str, changes: Mapping[str, object | None], newline: str) -> str:
     try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-        current: object = yaml.safe_load(source)
+        root = yaml.compose(source, Loader=SAFE_YAML_LOADER)
+        current: object = yaml.load(source, Loader=SAFE_YAML_LOADER)  # a safe loader
     except yaml.YAMLError:
         current = None
         spans = _spans_from_lines(source)
@@ -235,7 +237,7 @@ def _rewrite_flow_mapping(source: str, changes: Mapping[str, object | None], new
 
     Comment lines before and after the mapping stay; comments inside it are lost.
     """
-    data = dict(yaml.safe_load(source) or {})
+    data = dict(yaml.load(source, Loader=SAFE_YAML_LOADER) or {})  # a safe loader
     if all(_holds(data, key, value) for key, value in changes.items()):
         return source
     for key, value in changes.items():

@@ -1,10 +1,11 @@
-"""The whole vault in memory: every note parsed, every file known, links resolvable.
+"""The whole vault in memory: every note read, every file known, links resolvable.
 
 The index loads once, then follows changes one path at a time (`update`, `remove`,
 `move`), which is what the watcher calls; a path may name a file or a folder.
-Notes are re-read only when their modification time or size changed. Hidden files
-and folders (`.obsidian/`, `.trash/`, `.vault-bmad/`, `.git/`) are skipped, and so
-are symlinked folders and symlinks that lead out of the vault.
+Notes are re-read only when their modification time or size changed; a note's
+frontmatter is parsed at once, its body syntax on first use (see `notes.Note`).
+Hidden files and folders (`.obsidian/`, `.trash/`, `.vault-bmad/`, `.git/`) are
+skipped, and so are symlinked folders and symlinks that lead out of the vault.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class VaultIndex:
                 self.remove(rel_path)
                 return None
             if stat_kind.S_ISDIR(status.st_mode):
+                if rel_path in self.files:
+                    self._forget(rel_path)  # a file replaced by a folder of the same name
                 self._sync_folder(rel_path + "/")
                 return None
             if stat_kind.S_ISREG(status.st_mode):

@@ -25,6 +25,8 @@ try:  # libyaml is several times faster; PyYAML falls back to pure Python withou
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as YamlLoader  # type: ignore[assignment]
 
+SAFE_YAML_LOADER = YamlLoader  # what every module that reads YAML from notes uses
+
 MAX_NOTE_BYTES = 5 * 1024 * 1024
 MAX_FRONTMATTER_DEPTH = 50
 MAX_FRONTMATTER_VALUES = 10_000  # YAML aliases can make a short text expand enormously
@@ -33,14 +35,14 @@ _TAG_SEPARATORS = re.compile(r"[,\s]+")
 _TOP_LEVEL_KEY = re.compile(r"^([^\s#:-][^:\n]*):(?:[ \t]|$)", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Heading:
     level: int
     text: str
     line: int  # line of the file
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BodySyntax:
     """What a note's body says, outside code: read once, when first asked for."""
 

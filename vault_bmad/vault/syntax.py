@@ -1,9 +1,9 @@
 """Obsidian's inline Markdown syntax: code masking, links, tags, headings, blocks, fields.
 
 Each reader takes a body in which code has been masked (`mask_code`), so nothing
-inside fenced blocks or inline code counts as a link, tag or field. Every pattern
-starts with a literal character, so the regex engine skips ahead cheaply, and none
-can backtrack more than linearly on hostile input.
+inside fenced blocks or inline code counts as a link, tag or field. Each pattern that
+scans a whole body starts with a literal character, so the regex engine skips ahead
+cheaply; the others run on single lines. None backtracks more than linearly.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import unquote
 LinkKind = Literal["wikilink", "markdown", "frontmatter"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     """One link as written. `target` is the link path without subpath, URL-decoded."""
 

@@ -27,6 +27,7 @@ from vault_bmad.vault.frontmatter_edit import (
     split_note,
     yaml_value,
 )
+from vault_bmad.vault.notes import SAFE_YAML_LOADER
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
@@ -238,7 +239,7 @@ def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
     if parts is None:
         return dict.fromkeys(keys)
     try:
-        data = yaml.safe_load(parts.yaml)
+        data = yaml.load(parts.yaml, Loader=SAFE_YAML_LOADER)  # a safe loader
     except yaml.YAMLError:
         data = False  # not a mapping: compare the values as written
     if data is None or isinstance(data, dict):
@@ -253,7 +254,7 @@ def _is_unedited_output(text: str) -> bool:
     if parts is None:
         return False
     try:
-        data = yaml.safe_load(parts.yaml)
+        data = yaml.load(parts.yaml, Loader=SAFE_YAML_LOADER)  # a safe loader
     except yaml.YAMLError:
         return False
     return (

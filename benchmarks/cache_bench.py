@@ -1,0 +1,177 @@
+"""Cache benchmark: policy hit rates against peers and OPT, level arrangement, L1 speed.
+
+Prints one JSON document. `--markdown` prints the tables for docs/benchmarks.md instead.
+`--quick` runs the two small traces at one capacity and a short speed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+from vault_bmad.cache.memory import MemoryCache
+from vault_bmad.cache.replay import compare, replay_levels
+from vault_bmad.cache.traces import load_trace
+
+TRACES = Path("/work/shared/traces")
+TRACE_SPECS = ["gli", "multi2", "oltp", "zipf:0.9", "zipf:1.0", "zipf:1.2"]
+
+
+def trace_path(spec: str) -> str:
+    return spec if spec.startswith("zipf:") else str(TRACES / f"{spec}.keys.gz")
+
+
+def policy_tables(specs: list[str], capacities: list[int]) -> list[dict[str, object]]:
+    documents = []
+    for spec in specs:
+        trace = load_trace(trace_path(spec))
+        for capacity in capacities:
+            documents.append(compare(spec, trace, capacity))
+    return documents
+
+
+def arrangements(specs: list[str], l1: int, l2: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for spec in specs:
+        trace = load_trace(trace_path(spec))
+        row: dict[str, object] = {"trace": spec, "l1": l1, "l2": l2}
+        for arrangement in ("inclusive", "exclusive"):
+            row[arrangement] = replay_levels(trace, l1, l2, arrangement)
+        rows.append(row)
+    return rows
+
+
+def gets_per_second(get: Callable[[str], object], keys: list[str], rounds: int) -> float:
+    """Median over `rounds` of single-threaded hit lookups per second."""
+    speeds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for key in keys:
+            get(key)
+        speeds.append(len(keys) / (time.perf_counter() - started))
+    return statistics.median(speeds)
+
+
+def threaded_gets_per_second(get: Callable[[str], object], keys: list[str], threads: int) -> float:
+    barrier = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        barrier.wait()
+        for key in keys:
+            get(key)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return threads * len(keys) / (time.perf_counter() - started)
+
+
+def l1_speed(rounds: int, repeat: int) -> dict[str, object]:
+    """L1 hits against peers holding the same 1,000 entries, interleaved round by round."""
+    from theine import Cache  # imported late: importing theine starts a thread
+
+    keys = [f"task-result-{number}" for number in range(1_000)]
+    ours = MemoryCache(1_000, 300.0)
+    lru: LRUCache[str, str] = LRUCache(1_000)
+    lock = threading.Lock()
+    theine: Cache[str, str] = Cache(1_000)
+    plain: dict[str, str] = {}
+    for key in keys:
+        ours.set(key, key)
+        lru[key] = key
+        theine.set(key, key)
+        plain[key] = key
+
+    def locked_lru(key: str) -> object:
+        with lock:
+            return lru.get(key)
+
+    def locked_dict(key: str) -> object:
+        with lock:
+            return plain.get(key)
+
+    peers: dict[str, Callable[[str], object]] = {
+        "vault-bmad MemoryCache.get": ours.get,
+        "cachetools LRUCache.get + lock": locked_lru,
+        "cachetools LRUCache.get, no lock": lru.get,
+        "theine Cache.get": theine.get,
+        "dict.get + lock (floor)": locked_dict,
+    }
+    trace = keys * repeat
+    samples: dict[str, list[float]] = {name: [] for name in peers}
+    for _ in range(rounds):
+        for name, get in peers.items():
+            samples[name].append(gets_per_second(get, trace, 1))
+    result: dict[str, object] = {
+        name: statistics.median(speeds) for name, speeds in samples.items()
+    }
+    result["vault-bmad, 4 threads (total)"] = statistics.median(
+        threaded_gets_per_second(ours.get, trace, 4) for _ in range(rounds)
+    )
+    theine.close()
+    return result
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "| trace | capacity | vault-bmad | LRU | LFU | W-TinyLFU (theine) | design score | OPT "
+        "| vault-bmad / OPT | prefetch: hit rate, precision, coverage |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for document in report["policies"]:
+        rates = {name: figures["hit_rate"] for name, figures in document["policies"].items()}
+        prefetch = document["prefetch"]
+        lines.append(
+            f"| {document['trace']} | {document['capacity']:,} | **{rates['vault-bmad']:.2%}** "
+            f"| {rates['lru']:.2%} | {rates['lfu']:.2%} | {rates['theine']:.2%} "
+            f"| {rates['design-score']:.2%} | {rates['opt']:.2%} "
+            f"| {rates['vault-bmad'] / rates['opt']:.1%} "
+            f"| {prefetch['hit_rate']:.2%}, {prefetch['precision']:.0%}, "
+            f"{prefetch['coverage']:.2%} |"
+        )
+    lines += ["", "| trace | L1 + L2 | inclusive: L1, total | exclusive: L1, total |"]
+    lines.append("|---|---|---:|---:|")
+    for row in report["arrangements"]:
+        inclusive, exclusive = row["inclusive"], row["exclusive"]
+        lines.append(
+            f"| {row['trace']} | {row['l1']:,} + {row['l2']:,} "
+            f"| {inclusive['l1_hit_rate']:.2%}, **{inclusive['hit_rate']:.2%}** "
+            f"| {exclusive['l1_hit_rate']:.2%}, {exclusive['hit_rate']:.2%} |"
+        )
+    lines += ["", "| L1 hit lookups, 1,000 entries | gets/s (median) |", "|---|---:|"]
+    for name, speed in report["l1_speed"].items():
+        lines.append(f"| {name} | {speed:,.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--markdown", action="store_true")
+    options = parser.parse_args()
+    specs = ["gli", "multi2"] if options.quick else TRACE_SPECS
+    capacities = [1_000] if options.quick else [1_000, 10_000]
+    report = {
+        "policies": policy_tables(specs, capacities),
+        "arrangements": arrangements(specs, 1_000, 10_000),
+        "l1_speed": l1_speed(
+            rounds=3 if options.quick else 7, repeat=100 if options.quick else 500
+        ),
+    }
+    print(markdown(report) if options.markdown else json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The adaptive W-TinyLFU policy and its frequency sketch, driven by small synthetic traces."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Iterable
+
+from cachetools import LRUCache
+
+from vault_bmad.cache.policy import AdaptiveTinyLfu, Entry
+from vault_bmad.cache.sketch import FrequencySketch, spread_hash
+
+
+def run(policy: AdaptiveTinyLfu, trace: Iterable[Hashable]) -> list[bool]:
+    """Replay `trace` the way a level does; return hit or miss per request."""
+    stored: dict[Hashable, Entry] = {}
+    outcomes = []
+    for key in trace:
+        entry = stored.get(key)
+        outcomes.append(entry is not None)
+        if entry is not None:
+            entry.hits += 1
+            continue
+        key_hash = spread_hash(key)
+        policy.on_miss(key_hash)
+        entry = stored[key] = Entry(key, None, key_hash)
+        for dropped in policy.insert(entry):
+            del stored[dropped.key]
+        assert len(stored) == len(policy) <= policy.capacity
+    return outcomes
+
+
+def lru_outcomes(capacity: int, trace: Iterable[Hashable]) -> list[bool]:
+    cache: LRUCache[Hashable, bool] = LRUCache(capacity)
+    outcomes = []
+    for key in trace:
+        outcomes.append(bool(cache.get(key)))
+        cache[key] = True
+    return outcomes
+
+
+def test_the_policy_never_holds_more_than_its_capacity() -> None:
+    policy = AdaptiveTinyLfu(50)
+    randomness = random.Random(1)
+    run(policy, (randomness.randrange(500) for _ in range(5_000)))  # run() asserts the bound
+    assert len(policy) == 50
+
+
+def test_a_tiny_capacity_still_works() -> None:
+    policy = AdaptiveTinyLfu(1)
+    outcomes = run(policy, ["a", "a", "b", "a", "a"])
+    assert outcomes[1] is True
+    assert len(policy) == 1
+
+
+def test_a_popular_set_survives_a_scan_that_flushes_lru() -> None:
+    hot = [f"hot-{number}" for number in range(40)]
+    warm_up = hot * 10
+    scan = [f"scan-{number}" for number in range(2_000)]
+    trace = warm_up + scan + hot
+    tail = slice(len(trace) - len(hot), None)
+    ours = run(AdaptiveTinyLfu(100), trace)[tail]
+    lru = lru_outcomes(100, trace)[tail]
+    assert sum(lru) == 0
+    assert sum(ours) == len(hot)
+
+
+def test_the_window_grows_when_recency_pays() -> None:
+    # Each key comes back once, 20 requests later, then never again: only recency helps.
+    trace: list[int] = []
+    for key in range(3_000):
+        trace.append(key)
+        if key >= 10:
+            trace.append(key - 10)
+    policy = AdaptiveTinyLfu(100)
+    outcomes = run(policy, trace)
+    assert policy.window_size > 10
+    assert sum(outcomes) > sum(lru_outcomes(100, trace)) * 0.85
+
+
+def test_the_window_stays_small_when_frequency_pays() -> None:
+    randomness = random.Random(7)
+    weights = [1 / rank for rank in range(1, 2_001)]
+    trace = randomness.choices(range(2_000), weights=weights, k=30_000)
+    policy = AdaptiveTinyLfu(100)
+    ours = sum(run(policy, trace))
+    assert policy.window_size < 20
+    assert ours > sum(lru_outcomes(100, trace))
+
+
+def test_removing_an_entry_keeps_its_popularity() -> None:
+    policy = AdaptiveTinyLfu(10)
+    entry = Entry("key", "value", spread_hash("key"))
+    policy.on_miss(entry.key_hash)
+    policy.insert(entry)
+    entry.hits += 3
+    policy.remove(entry)
+    assert "key" not in policy
+    again = Entry("key", "value", spread_hash("key"))
+    assert policy.frequency(again) == 4
+
+
+def test_the_sketch_never_undercounts_and_saturates() -> None:
+    sketch = FrequencySketch(1_000)
+    counts = {number: number % 12 for number in range(500)}
+    for key, count in counts.items():
+        sketch.add(spread_hash(key), count)
+    assert all(sketch.frequency(spread_hash(key)) >= count for key, count in counts.items())
+    exact = sum(sketch.frequency(spread_hash(key)) == count for key, count in counts.items())
+    assert exact > 450  # collisions are rare at this width
+    sketch.add(spread_hash(10**9), 100)
+    assert sketch.frequency(spread_hash(10**9)) == 15
+
+
+def test_the_sketch_halves_with_age() -> None:
+    sketch = FrequencySketch(256, sample_factor=1)  # halves every 256 additions
+    old = spread_hash(10**9)
+    sketch.add(old, 12)
+    for number in range(243):
+        sketch.add(spread_hash(number))
+    assert sketch.frequency(old) >= 12
+    sketch.add(spread_hash(243))  # the 256th addition
+    assert 6 <= sketch.frequency(old) <= 7

@@ -1,0 +1,240 @@
+"""The dashboard in a real browser: Debian's Chromium, driven by Playwright, against a real
+service over a copy of the sample vault with an hour of recorded history.
+
+Any console error or uncaught exception on a page fails its test. The overview test also
+saves the README's screenshot, docs/images/overview.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    sync_playwright,
+)
+
+from tests.conftest import SAMPLE_VAULT
+from tests.dashboard_history import cache_samples, history, record
+from vault_bmad.config import load_settings
+from vault_bmad.service import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "overview.png"
+HOSTILE = "<img src=x onerror=alert(1)>"
+AGENTS = ("analyst", "architect", "dev", "pm", "qa", "ux-expert")
+SETTLED = {"done", "failed", "blocked"}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
+)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    vault = tmp_path_factory.mktemp("browser") / "Sample Vault"
+    shutil.copytree(SAMPLE_VAULT, vault, ignore=shutil.ignore_patterns(".vault-bmad"))
+    (vault / "Tasks" / f"{HOSTILE}.md").write_text(
+        "---\ntype: task\npriority: low\n---\nSay <script>alert(2)</script> politely.\n"
+    )
+    isolated = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}  # no developer's config
+    settings = load_settings(vault, None, isolated, overrides={"port": 0, "debounce_ms": 50})
+    running = Service(vault, settings)
+    running.start()
+    try:
+        wait_until(
+            lambda: (
+                bool(running.snapshot().tasks)
+                and all(t.status in SETTLED for t in running.snapshot().tasks)
+            )
+        )
+        now = time.time()
+        record(running.store, history(now, 900, AGENTS, span_s=3300), cache_samples(now, 55))
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Watched:
+    """A page whose console errors, uncaught exceptions and dialogs are kept."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("dialog", self._dialog)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{self.page.url}: {message.text}")
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_function(
+            "() => document.getElementById('live')?.textContent.startsWith('updated')"
+        )
+
+
+@pytest.fixture(scope="module")
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """One context for the module, so Plotly's bundle is fetched and compiled once."""
+    opened = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def watched(context: BrowserContext) -> Iterator[Watched]:
+    page = Watched(context.new_page())
+    yield page
+    page.page.close()
+    assert page.errors == []
+    assert page.dialogs == []
+
+
+def charts_drawn(page: Page) -> int:
+    return page.locator("[data-chart] .main-svg").count()
+
+
+def test_overview_draws_its_charts_and_follows_the_theme(
+    service: Service, watched: Watched
+) -> None:
+    page = watched.page
+    watched.open(service.url)
+    charts = page.locator("[data-chart]").count()
+    assert charts == 5
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-chart] .main-svg').length >= {charts}"
+    )
+    page.wait_for_function(
+        "() => document.querySelectorAll('#bottlenecks li, #recommendations li').length >= 2"
+        " && !document.querySelector('#bottlenecks .muted')?.textContent.startsWith('…')"
+    )
+    assert page.locator("[data-field='throughput']").inner_text() not in ("", "–")
+    assert "%" in page.locator("[data-field='hit-rate']").inner_text()
+    assert page.locator("#status-counts li").count() >= 1
+    bars = page.locator("[data-chart='throughput'] .bars path").count()
+    assert bars > 20  # an hour of history, a bar a minute
+    page.wait_for_timeout(300)  # let Plotly finish its transitions before the picture
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 20_000
+
+    # The theme toggle: auto, light, dark; the charts follow it, and it is remembered.
+    font = "document.querySelector('[data-chart]')._fullLayout.font.color"
+    light = page.evaluate(font)
+    toggle = page.locator("#theme-toggle")
+    toggle.click()  # auto -> light
+    toggle.click()  # light -> dark
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert toggle.inner_text() == "Theme: dark"
+    dark = page.evaluate(font)
+    fg = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--fg')")
+    assert dark != light
+    assert dark == fg.strip()
+    page.reload()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    toggle.click()  # dark -> auto, for the tests after this one
+    assert page.evaluate("localStorage.getItem('vault-bmad-theme')") == "auto"
+
+
+def test_every_page_in_the_navigation_loads(service: Service, watched: Watched) -> None:
+    page = watched.page
+    watched.open(service.url)
+    links = page.locator("nav a")
+    targets = [str(links.nth(n).get_attribute("href")) for n in range(links.count())]
+    assert len(targets) == 8
+    for target in targets:
+        t0 = time.monotonic()
+        watched.open(service.url.rstrip("/") + target)
+        print("OPEN", target, round(time.monotonic() - t0, 2))
+        assert page.locator("nav a[aria-current='page']").count() == 1, target
+        expected = page.locator("[data-chart]").count()
+        if expected:
+            page.wait_for_function(
+                f"() => document.querySelectorAll('[data-chart] .main-svg').length >= {expected}"
+            )
+        print("DRAWN", target, round(time.monotonic() - t0, 2))
+    watched.open(service.url.rstrip("/") + "/reports")
+    assert "No reports yet" in page.locator("#reports").inner_text()
+
+
+def test_the_rerun_button_changes_the_note(service: Service, watched: Watched) -> None:
+    page = watched.page
+    note = service.vault / "Tasks" / "Write the PRD.md"
+    stored = service.store.task("tasks/write-the-prd")
+    assert stored is not None and stored.completed_at is not None
+    wait_until(lambda: time.time() >= stored.completed_at + 1.1)  # a new second to write
+    before = note.read_text()
+    watched.open(service.url.rstrip("/") + "/tasks/tasks/write-the-prd")
+    assert page.locator("#attempts tr").count() == 1
+    page.locator("#rerun").click()
+    page.wait_for_url("**rerun=requested")
+    assert "runs again" in page.locator(".notice").inner_text()
+    page.wait_for_function("() => document.querySelectorAll('#attempts tr').length === 2")
+    page.wait_for_function(
+        "() => document.querySelector('[data-field=status]').textContent === 'done'"
+    )
+    wait_until(lambda: note.read_text() != before)
+    after = note.read_text()
+    assert "status: done" in after
+    started = [line for line in after.splitlines() if line.startswith("started:")]
+    assert started and started[0] not in before
+
+
+def test_a_hostile_note_name_runs_no_script(service: Service, watched: Watched) -> None:
+    page = watched.page
+    task_id = next(t.id for t in service.snapshot().tasks if t.title == HOSTILE)
+    watched.open(service.url.rstrip("/") + "/tasks")
+    page.locator("input[name=q]").fill("onerror")
+    page.wait_for_function("() => document.querySelectorAll('#tasks tr').length === 1")
+    assert page.locator("#tasks a").first.inner_text() == HOSTILE
+    page.locator("#tasks a").first.click()
+    page.wait_for_url(f"**/tasks/{task_id}")
+    assert page.locator("h1").inner_text().startswith(HOSTILE)
+    assert "<script>alert(2)</script>" in page.locator(".note-text").inner_text()
+    assert page.locator("main img, main script").count() == 0
+    watched.open(service.url.rstrip("/") + "/notes/" + quote(f"Tasks/{HOSTILE}.md"))
+    assert page.locator("h1").inner_text() == f"{HOSTILE}.md"
+    assert page.evaluate("document.querySelectorAll('img[src=x], main script').length") == 0

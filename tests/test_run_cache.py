@@ -1,0 +1,71 @@
+"""The result cache inside real runs: coalescing, content-addressed keys, failures not kept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import frontmatter
+
+from tests.conftest import WriteNote
+from vault_bmad.config import load_settings
+from vault_bmad.runner import run_vault
+from vault_bmad.runtimes.loopback_llm import LoopbackLLM
+
+FAST = {"backoff_base_s": 0.01, "llm_retries": 0, "health_cooldown_s": 0.2}
+
+
+def run(vault: Path, server: LoopbackLLM) -> None:
+    env = {**os.environ, "VAULT_BMAD_LLM_BASE_URL": server.base_url}
+    run_vault(vault, load_settings(vault, None, env=env, overrides=FAST))
+
+
+def cache_of(vault: Path, rel_path: str) -> object:
+    return frontmatter.load(vault / rel_path)["cache"]
+
+
+def test_identical_concurrent_llm_tasks_make_one_call(vault: Path, write: WriteNote) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\ncapacity: 3\n---\nBe brief.\n")
+    for name in ("One", "Two", "Three"):
+        write(f"Tasks/{name}.md", "---\ntype: task\nagent: l\n---\nSummarise the brief.\n")
+    with LoopbackLLM(latency=lambda: 0.5) as server:
+        run(vault, server)
+        assert server.calls == 1
+    levels = sorted(str(cache_of(vault, f"Tasks/{n}.md")) for n in ("One", "Two", "Three"))
+    assert levels.count("miss") == 1  # one computed; the others waited for it or hit L1
+    assert all(level in ("miss", "coalesced", "L1") for level in levels)
+    outputs = {
+        (vault / f"Outputs/{n} - result.md").read_text().split("---")[-1]
+        for n in ("One", "Two", "Three")
+    }
+    assert len(outputs) == 1
+
+
+def test_editing_a_context_note_makes_the_next_run_miss(vault: Path, write: WriteNote) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\n---\n")
+    context = write("Docs/Brief.md", "The brief, first version.\n")
+    task = write("Tasks/Ask.md", "---\ntype: task\nagent: l\ncontext: ['[[Brief]]']\n---\nAsk.\n")
+    with LoopbackLLM() as server:
+        run(vault, server)
+        task.write_text(task.read_text().replace("status: done", "status: todo"))
+        run(vault, server)  # same content: served from the disk level, no call
+        assert server.calls == 1
+        assert cache_of(vault, "Tasks/Ask.md") == "L3"
+        context.write_text("The brief, second version.\n")
+        task.write_text(task.read_text().replace("status: done", "status: todo"))
+        run(vault, server)
+        assert server.calls == 2
+        assert cache_of(vault, "Tasks/Ask.md") == "miss"
+        assert "second version" in server.received[-1].messages[-1]["content"]
+
+
+def test_failures_are_not_cached(vault: Path, write: WriteNote) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\n---\n")
+    task = write("Tasks/Ask.md", "---\ntype: task\nagent: l\nretries: 0\n---\nAsk.\n")
+    with LoopbackLLM(fail_first=1) as server:
+        run(vault, server)
+        assert frontmatter.load(task)["status"] == "failed"
+        task.write_text(task.read_text().replace("status: failed", "status: todo"))
+        run(vault, server)
+        assert server.calls == 2
+    assert frontmatter.load(task)["status"] == "done"

@@ -1,0 +1,197 @@
+"""`vault-bmad serve` as a real process over a temporary vault, driven through its files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import WriteNote
+from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
+
+START_TIMEOUT_S = 20
+
+
+class Served:
+    """A running `vault-bmad serve` process."""
+
+    def __init__(self, vault: Path, env: dict[str, str]) -> None:
+        self.vault = vault
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vault_bmad.cli", "serve", str(vault), "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_until(self._healthy, START_TIMEOUT_S, "the service did not come up")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"serve exited early: {self.process.stdout.read()}")  # type: ignore[union-attr]
+        try:
+            return httpx.get(self.url + "/api/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        output, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, output
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
+
+
+def status_of(note: Path) -> str | None:
+    for line in note.read_text().splitlines():
+        if line.startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "VAULT_BMAD_DEBOUNCE_MS": "50",
+        "VAULT_BMAD_BACKOFF_BASE_S": "0.01",
+        "VAULT_BMAD_HEALTH_COOLDOWN_S": "0.2",
+    }
+
+
+@pytest.fixture
+def serve(env: dict[str, str]) -> Iterator[Callable[[Path], Served]]:
+    started: list[Served] = []
+
+    def start(vault: Path) -> Served:
+        started.append(Served(vault, env))
+        return started[-1]
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait(10)
+
+
+def test_new_note_runs_rerun_rename_and_no_loop(
+    vault: Path, write: WriteNote, serve: Callable[[Path], Served]
+) -> None:
+    write("Agents/Writer.md", "---\ntype: agent\nexpertise: [writing]\n---\nYou write.\n")
+    served = serve(vault)
+    note = write("Tasks/Hello.md", "---\ntype: task\n# keep me\n---\nSay hello.\n")
+    wait_until(lambda: status_of(note) == "done", 10, "the new task did not run")
+    assert "# keep me" in note.read_text()
+    [task] = served.get("/api/tasks").json()["tasks"]
+    assert (task["id"], task["status"], task["agent"]) == ("tasks/hello", "done", "writer")
+
+    # The service's own writes trigger no loop: the attempt count stays at one.
+    time.sleep(1.0)
+    history = served.get("/api/tasks/tasks/hello").json()["attempts"]
+    assert len(history) == 1
+
+    note.write_text(note.read_text().replace("status: done", "status: todo"))
+    wait_until(
+        lambda: len(served.get("/api/tasks/tasks/hello").json()["attempts"]) == 2,
+        10,
+        "setting status: todo did not run the task again",
+    )
+    wait_until(lambda: status_of(note) == "done", 10, "the re-run did not finish")
+
+    renamed = vault / "Tasks/Greeting.md"
+    note.rename(renamed)
+    wait_until(
+        lambda: [t["id"] for t in served.get("/api/tasks").json()["tasks"]] == ["tasks/greeting"],
+        10,
+        "the rename was not followed",
+    )
+    code, output = served.stop()
+    assert code == 0, output
+
+
+def test_broken_note_leaves_the_service_up(
+    vault: Path, write: WriteNote, serve: Callable[[Path], Served]
+) -> None:
+    write("Agents/A.md", "---\ntype: agent\n---\n")
+    served = serve(vault)
+    bad = write("Tasks/Bad.md", "---\ntype: task\npriority: soonish\n---\nbad\n")
+    broken = write("Tasks/Broken.md", "---\ntype: task\nagent: [[[\n---\nbroken\n")
+    (vault / "Tasks/Binary.md").write_bytes(b"\x00\xff" * 1000)
+    conflict = write("Tasks/Good (conflict 2026-11-25 10.00.00).md", "---\ntype: task\n---\nx\n")
+    wait_until(lambda: status_of(bad) == "invalid", 10, "the invalid note was not marked")
+    wait_until(lambda: status_of(broken) == "invalid", 10, "the broken note was not marked")
+    problems = served.get("/api/problems").json()["problems"]
+    assert {p["path"] for p in problems} == {
+        "Tasks/Bad.md",
+        "Tasks/Broken.md",
+        "Tasks/Binary.md",
+        "Tasks/Good (conflict 2026-11-25 10.00.00).md",
+    }
+    assert status_of(conflict) is None  # reported, not run, and not written into
+    good = write("Tasks/Good.md", "---\ntype: task\n---\nfine\n")
+    wait_until(lambda: status_of(good) == "done", 10, "a good note did not run beside bad ones")
+    bad.write_text(bad.read_text().replace("soonish", "high"))  # fixed: it runs
+    wait_until(lambda: status_of(bad) == "done", 10, "the fixed note did not run")
+    assert served.get("/api/health").json()["status"] == "ok"
+    assert served.stop()[0] == 0
+
+
+def test_sigterm_stops_cleanly_and_sigkill_loses_nothing(
+    vault: Path, write: WriteNote, serve: Callable[[Path], Served], env: dict[str, str]
+) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\ncapacity: 4\n---\n")
+    slow = write("Tasks/Slow.md", "---\ntype: task\nagent: l\ntimeout: 120\n---\nslow\n")
+    with LoopbackLLM(latency=lambda: 60.0) as server:
+        env["VAULT_BMAD_LLM_BASE_URL"] = server.base_url
+        served = serve(vault)
+        wait_until(lambda: status_of(slow) == "running", 10, "the slow task did not start")
+        started = time.monotonic()
+        code, output = served.stop(signal.SIGTERM)
+        assert code == 0, output
+        assert time.monotonic() - started < 8  # a few seconds, not the task's minute
+        assert "back to todo: tasks/slow" in output
+        assert status_of(slow) == "todo"
+
+        served = serve(vault)
+        wait_until(lambda: status_of(slow) == "running", 10, "the restart did not run it")
+        served.stop(signal.SIGKILL)
+        assert status_of(slow) == "running"  # killed: nothing could write it back
+    with LoopbackLLM() as fast:
+        env["VAULT_BMAD_LLM_BASE_URL"] = fast.base_url
+        served = serve(vault)
+        wait_until(lambda: status_of(slow) == "done", 10, "the restart lost the killed task")
+        assert fast.calls == 1
+        assert served.stop()[0] == 0
+
+
+def test_binding_beyond_loopback_needs_a_token(vault: Path, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vault_bmad.cli", "serve", str(vault), "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "set a token first" in result.stderr

@@ -1,0 +1,72 @@
+"""A count-min frequency sketch with 4-bit counters that halve with age (TinyLFU's popularity)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+_MASK64 = (1 << 64) - 1
+_MAX_COUNT = 15
+_DEPTH = 4
+_HALVED = bytes(value >> 1 for value in range(256))
+
+
+def spread_hash(key: Hashable) -> int:
+    """Mix Python's hash of `key` into 64 well-spread bits (murmur3's finaliser)."""
+    h = hash(key) & _MASK64
+    h = ((h ^ (h >> 33)) * 0xFF51AFD7ED558CCD) & _MASK64
+    h = ((h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53) & _MASK64
+    return h ^ (h >> 33)
+
+
+class FrequencySketch:
+    """Approximate recent access counts for any number of keys in a fixed space.
+
+    Four rows of saturating 4-bit counters (one byte each), indexed by double hashing.
+    After `sample_factor * capacity` additions every counter halves, so old popularity
+    fades and the sketch follows a changing workload.
+    """
+
+    def __init__(self, capacity: int, *, width_factor: int = 4, sample_factor: int = 24) -> None:
+        width = 16
+        while width < capacity * width_factor:
+            width <<= 1
+        self._mask = width - 1
+        self._rows = [bytearray(width) for _ in range(_DEPTH)]
+        self._additions = 0
+        self._sample_size = sample_factor * max(1, capacity)
+
+    @property
+    def width(self) -> int:
+        return self._mask + 1
+
+    def frequency(self, key_hash: int) -> int:
+        """The estimated count for `key_hash` (never below the true count, at most 15)."""
+        mask = self._mask
+        first = key_hash & mask
+        step = (key_hash >> 32) | 1
+        rows = self._rows
+        return min(
+            rows[0][first],
+            rows[1][(first + step) & mask],
+            rows[2][(first + 2 * step) & mask],
+            rows[3][(first + 3 * step) & mask],
+        )
+
+    def add(self, key_hash: int, count: int = 1) -> None:
+        """Record `count` accesses of `key_hash`; may trigger the periodic halving."""
+        if count <= 0:
+            return
+        mask = self._mask
+        first = key_hash & mask
+        step = (key_hash >> 32) | 1
+        for depth, row in enumerate(self._rows):
+            index = (first + depth * step) & mask
+            row[index] = min(_MAX_COUNT, row[index] + count)
+        self._additions += count
+        if self._additions >= self._sample_size:
+            self.halve()
+
+    def halve(self) -> None:
+        """Age every counter by half."""
+        self._rows = [row.translate(_HALVED) for row in self._rows]
+        self._additions //= 2

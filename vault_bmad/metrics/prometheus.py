@@ -1,0 +1,98 @@
+"""Prometheus exposition for `/metrics`, through prometheus-client.
+
+Counters and the latency histogram follow the engine's events; gauges are read from the
+latest engine snapshot and the cache's per-level stats when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from vault_bmad.engine.orchestrator import Event
+from vault_bmad.engine.snapshot import EngineSnapshot
+
+# Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+CacheStats = Mapping[str, Mapping[str, int]]  # level -> {"hits": n, "misses": n, ...}
+
+
+class _SnapshotCollector(Collector):
+    def __init__(
+        self, snapshot: Callable[[], EngineSnapshot], cache_stats: Callable[[], CacheStats]
+    ) -> None:
+        self._snapshot = snapshot
+        self._cache_stats = cache_stats
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot()
+        yield GaugeMetricFamily("vault_bmad_queue_depth", "Tasks queued", value=snapshot.queued)
+        yield GaugeMetricFamily(
+            "vault_bmad_running_tasks", "Tasks running now", value=snapshot.running
+        )
+        yield GaugeMetricFamily(
+            "vault_bmad_pool_size", "Tasks the pool may run at once", value=snapshot.pool_size
+        )
+        by_status = GaugeMetricFamily(
+            "vault_bmad_tasks_current", "Tasks the vault defines, by status", labels=["status"]
+        )
+        for status, count in sorted(snapshot.counts().items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        health = GaugeMetricFamily(
+            "vault_bmad_agent_health", "Agent health score, 0 to 1", labels=["agent"]
+        )
+        in_service = GaugeMetricFamily(
+            "vault_bmad_agent_in_service", "1 while the agent takes work", labels=["agent"]
+        )
+        for agent in snapshot.agents:
+            health.add_metric([agent.id], agent.health)
+            in_service.add_metric([agent.id], 1.0 if agent.state == "in_service" else 0.0)
+        yield health
+        yield in_service
+        stats = self._cache_stats()
+        for name, help_text in (("hits", "Cache hits"), ("misses", "Cache misses")):
+            family = CounterMetricFamily(f"vault_bmad_cache_{name}", help_text, labels=["level"])
+            for level, figures in sorted(stats.items()):
+                family.add_metric([level], figures.get(name, 0))
+            yield family
+
+
+class ServiceMetrics:
+    """One registry per service, so tests and several services never share counters."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], EngineSnapshot],
+        cache_stats: Callable[[], CacheStats] = dict,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.tasks = Counter(
+            "vault_bmad_tasks",
+            "Tasks that ended, by status and agent",
+            ["status", "agent"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "vault_bmad_attempt_seconds",
+            "Seconds per task attempt, by agent and outcome",
+            ["agent", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_SnapshotCollector(snapshot, cache_stats))
+
+    def observe(self, event: Event) -> None:
+        if event.kind in ("done", "failed", "blocked"):
+            self.tasks.labels(event.kind, event.agent or "none").inc()
+        if event.seconds is not None and event.kind in ("done", "failed", "retry"):
+            outcome = "ok" if event.kind == "done" else "error"
+            self.latency.labels(event.agent or "none", outcome).observe(event.seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,231 @@
+"""The performance report note: a period's analysis as Markdown under `Reports/`.
+
+A note per period, named by it ("Reports/Report 2026-11-25 0400-0500.md"), so writing the
+same period again rewrites that note instead of piling up copies (a note the user edited
+is kept, and NoteWriter puts the new one beside it). `vault-bmad report` covers a span up
+to now, widened to whole minutes (`span_period`); `serve` covers fixed intervals aligned
+to local midnight (`interval_period`): each interval once it has ended, and the current
+one at shutdown, which the full report for that interval later replaces.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from vault_bmad.config import Settings
+from vault_bmad.errors import VaultBmadError
+from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
+from vault_bmad.metrics.records import Attempt, TaskState
+from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
+from vault_bmad.metrics.run_report import REPORTS_FOLDER
+from vault_bmad.metrics.store import Store
+from vault_bmad.model.definitions import Definitions
+from vault_bmad.model.validate import build_definitions
+from vault_bmad.runner import STATE_DB
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import NoteWriter, iso_time
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "REPORTS_FOLDER",
+    "NoteLinks",
+    "Period",
+    "ReportSchedule",
+    "WrittenReport",
+    "interval_period",
+    "parse_span",
+    "report_from_store",
+    "span_period",
+    "write_report",
+    "write_vault_report",
+]
+
+REPORT_TAGS = ("vault-bmad/report", "vault-bmad/performance")
+MAX_ATTEMPTS = 1_000_000  # analyzed per report at most: the latest of the period
+_DAY_S = 86_400.0
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": _DAY_S, "w": 7 * _DAY_S}
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+
+@dataclass(frozen=True)
+class Period:
+    """`[start, end)` in epoch seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def note_path(self) -> str:
+        """ "Reports/Report 2026-11-25 0400-0500.md", in local time, seconds only if needed."""
+        start, end = datetime.fromtimestamp(self.start), datetime.fromtimestamp(self.end)
+        clock = "%H%M%S" if start.second or end.second else "%H%M"
+        midnight_after = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight_after += timedelta(days=1)
+        if end.date() == start.date():
+            until = f"-{end:{clock}}"
+        elif end == midnight_after:
+            until = "-24" + f"{end:{clock}}"[2:]
+        else:
+            until = f" - {end:%Y-%m-%d} {end:{clock}}"
+        return f"{REPORTS_FOLDER}/Report {start:%Y-%m-%d} {start:{clock}}{until}.md"
+
+
+def parse_span(text: str) -> float | None:
+    """Seconds in "90m", "24h", "7d", "2w" or "30s"; None for "all"."""
+    cleaned = text.strip().lower()
+    if cleaned == "all":
+        return None
+    found = _SPAN.fullmatch(cleaned)
+    if found is None or float(found[1]) <= 0:
+        raise ValueError(f"{text!r} is not a span of time such as 90m, 24h, 7d or all")
+    return float(found[1]) * _UNIT_S[found[2]]
+
+
+def span_period(now: float, span_s: float | None, earliest: float | None = None) -> Period:
+    """The last `span_s` seconds up to `now` (None: since `earliest`), in whole minutes."""
+    start = now - span_s if span_s is not None else (earliest if earliest is not None else now)
+    end = math.ceil(now / 60) * 60.0
+    return Period(min(math.floor(start / 60) * 60.0, end), end)
+
+
+def interval_period(moment: float, interval_s: float) -> Period:
+    """The interval holding `moment`, counted from local midnight (from the epoch if a day or
+    more); the day's last interval ends at midnight."""
+    if interval_s <= 0:
+        raise ValueError(f"a report interval must be positive, not {interval_s}")
+    if interval_s >= _DAY_S:
+        start = math.floor(moment / interval_s) * interval_s
+        return Period(start, start + interval_s)
+    midnight = datetime.fromtimestamp(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start, next_day = midnight.timestamp(), (midnight + timedelta(days=1)).timestamp()
+    start = day_start + math.floor((moment - day_start) / interval_s) * interval_s
+    return Period(start, min(start + interval_s, next_day))
+
+
+class ReportSchedule:
+    """When `serve` writes reports: each interval once it has ended, the current at shutdown.
+
+    Call `due()` from the thread that writes the vault (the engine loop) and pass what it
+    returns to `report_from_store` with the orchestrator's NoteWriter.
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._current = interval_period(clock(), interval_s)
+
+    def due(self) -> Period | None:
+        """The interval that has ended since the last call, once; None until one has."""
+        now = self._clock()
+        if now < self._current.end:
+            return None
+        ended, self._current = self._current, interval_period(now, self.interval_s)
+        return ended
+
+    def at_shutdown(self) -> Period:
+        """The interval running now; its full report later rewrites the same note."""
+        return interval_period(self._clock(), self.interval_s)
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    path: str  # vault-relative
+    period: Period
+    analysis: Analysis
+
+
+def write_report(
+    writer: NoteWriter,
+    analysis: Analysis,
+    period: Period,
+    links: NoteLinks,
+    *,
+    notes: Sequence[str] = (),
+) -> str:
+    """Write (or rewrite) the period's report note; return its vault-relative path."""
+    frontmatter = {
+        "type": "report",
+        "tags": list(REPORT_TAGS),
+        "period_start": iso_time(period.start),
+        "period_end": iso_time(period.end),
+        "data_until": iso_time(analysis.overall.until),
+        "bottlenecks": len(analysis.bottlenecks),
+    }
+    body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    return writer.write_output(period.note_path, body, None, frontmatter)
+
+
+def report_from_store(
+    store: Store,
+    definitions: Definitions,
+    writer: NoteWriter,
+    period: Period,
+    *,
+    now: float,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> WrittenReport:
+    """Analyze the period's records in `store` up to `now` and write its report note."""
+    attempts = store.attempts(since=period.start, limit=MAX_ATTEMPTS)
+    return _report(store, definitions, writer, period, attempts, now, thresholds)
+
+
+def write_vault_report(
+    vault: Path,
+    settings: Settings,
+    span_s: float | None,
+    *,
+    clock: Callable[[], float] = time.time,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> WrittenReport:
+    """`vault-bmad report`: the report on the last `span_s` seconds (None: all recorded)."""
+    database = vault.resolve() / settings.state_dir / STATE_DB
+    if not database.is_file():
+        raise VaultBmadError(
+            f"no metrics yet: {database} is missing; `vault-bmad run` or `serve` records them"
+        )
+    definitions = build_definitions(VaultIndex.load(vault))
+    writer = NoteWriter(vault.resolve())
+    with Store(database, clock=clock) as store:
+        now = clock()
+        if span_s is not None:
+            return report_from_store(
+                store, definitions, writer, span_period(now, span_s), now=now, thresholds=thresholds
+            )
+        attempts = store.attempts(limit=MAX_ATTEMPTS)
+        earliest = min((a.started_at for a in attempts), default=None)
+        period = span_period(now, None, earliest)
+        return _report(store, definitions, writer, period, attempts, now, thresholds)
+
+
+def _report(
+    store: Store,
+    definitions: Definitions,
+    writer: NoteWriter,
+    period: Period,
+    attempts: list[Attempt],
+    now: float,
+    thresholds: Thresholds,
+) -> WrittenReport:
+    until = max(period.start, min(period.end, now))
+    analysis = analyze(
+        attempts,
+        since=period.start,
+        until=until,
+        capacities={agent.id: agent.capacity for agent in definitions.agents.values()},
+        cache_samples=store.cache_samples(since=period.start),
+        dependencies={task.id: task.depends_on for task in definitions.tasks.values()},
+        thresholds=thresholds,
+    )
+    notes = []
+    if len(attempts) >= MAX_ATTEMPTS:
+        notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
+    states: list[TaskState] = store.tasks()
+    links = NoteLinks.of(definitions, states)
+    path = write_report(writer, analysis, period, links, notes=notes)
+    return WrittenReport(path, period, analysis)

@@ -1,0 +1,250 @@
+"""`vault-bmad serve`: the watcher, the orchestrator and the web server in one process.
+
+Threads: watchdog's observer and the watcher's flusher hand batches of changes to a
+queue; one engine thread owns the index, the orchestrator and every vault write; the
+web server's threads read only the engine's latest snapshot and the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from vault_bmad.cache.tiered import TieredCache, TieredStats
+from vault_bmad.config import Settings
+from vault_bmad.engine.orchestrator import Event, Orchestrator
+from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
+from vault_bmad.errors import ConfigError, VaultBmadError
+from vault_bmad.metrics.prometheus import ServiceMetrics
+from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
+from vault_bmad.metrics.store import Store
+from vault_bmad.model.validate import build_definitions
+from vault_bmad.runner import STATE_DB, make_cache, state_dir, vault_lock
+from vault_bmad.runtimes.base import Runtime, build_runtimes
+from vault_bmad.vault.changes import VaultChange
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.watcher import VaultWatcher, apply_to_index
+from vault_bmad.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SHUTDOWN_GRACE_S = 3.0  # running tasks may finish within this; the rest go back to todo
+_ENGINE_WAIT_S = 0.05
+SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the dashboard beyond this machine without a token."""
+    if host not in LOOPBACK_HOSTS and not token:
+        raise ConfigError(
+            f"serving on {host} makes the dashboard reachable from other machines; "
+            "set a token first (VAULT_BMAD_TOKEN, or `token` in your config file)"
+        )
+
+
+class Service:
+    """One vault, served: start() brings everything up, stop() takes it down in order."""
+
+    def __init__(self, vault: Path, settings: Settings) -> None:
+        check_bind(settings.host, settings.token)
+        self.vault = vault.resolve()
+        self.settings = settings
+        self.started_at = time.time()
+        self._stack = ExitStack()
+        self._changes: queue.SimpleQueue[list[VaultChange]] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._snapshot = EngineSnapshot(at=self.started_at)
+        self._engine_thread: threading.Thread | None = None
+        self._web_thread: threading.Thread | None = None
+        self._server: BaseWSGIServer | None = None
+        self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level)
+        self._next_sample = 0.0
+        self.unfinished: list[str] = []
+        self.watcher: VaultWatcher | None = None
+        self.orchestrator: Orchestrator | None = None
+        self.runtimes: dict[str, Runtime] = {}
+
+    # Start and stop.
+
+    def start(self) -> None:
+        folder = state_dir(self.vault, self.settings)
+        self._stack.enter_context(vault_lock(folder))
+        self.store = self._stack.enter_context(Store(folder / STATE_DB))
+        self.index = VaultIndex.load(self.vault)
+        self.runtimes = build_runtimes(self.settings)
+        cache = make_cache(self.settings, folder)
+        if cache is not None:
+            self._stack.enter_context(cache)
+        self.orchestrator = orchestrator = Orchestrator(
+            self.index,
+            self.settings,
+            self.store,
+            self.runtimes,
+            cache=cache,
+            on_event=self._on_event,
+        )
+        self.reports = ReportSchedule(self.settings.report_interval_s)
+        definitions = build_definitions(self.index)
+        orchestrator.notes.mark_invalid(self.index, definitions.problems)
+        orchestrator.submit(definitions)
+        self._publish()
+        self.watcher = VaultWatcher(
+            self.vault,
+            self._changes.put,
+            debounce_s=self.settings.debounce_ms / 1000,
+            is_own_write=orchestrator.notes.writer.wrote_last,
+        )
+        self.watcher.start()
+        self._engine_thread = threading.Thread(
+            target=self._engine_loop, name="vault-bmad-engine", daemon=True
+        )
+        self._engine_thread.start()
+        app = create_app(self, self.settings.token or None)
+        self._server = make_server(self.settings.host, self.settings.port, app, threaded=True)
+        self._web_thread = threading.Thread(
+            target=self._server.serve_forever, name="vault-bmad-web", daemon=True
+        )
+        self._web_thread.start()
+
+    @property
+    def url(self) -> str:
+        port = self._server.server_port if self._server else self.settings.port
+        host = self.settings.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def stop(self) -> None:
+        """Stop watching, let running tasks finish briefly, flush state, close the server.
+
+        Safe after a start() that failed part way, and safe to call twice."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._engine_thread is not None:
+            self._engine_thread.join()
+        if self.orchestrator is not None:
+            self.unfinished = self.orchestrator.drain(SHUTDOWN_GRACE_S)
+            self.orchestrator.close()
+            self._publish()
+            self.orchestrator.sample_cache()
+            self._write_report(self.reports.at_shutdown())
+        for runtime in self.runtimes.values():
+            close = getattr(runtime, "close", None)
+            if close is not None:
+                close()
+        if self._server is not None:
+            self._server.shutdown()
+        self._stack.close()
+
+    def wait(self) -> None:
+        """Block until stop() is called from another thread or a signal handler."""
+        while not self._stopping.wait(0.5):
+            pass
+
+    # The engine thread.
+
+    def _engine_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._apply_changes()
+                assert self.orchestrator is not None
+                self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
+                self._publish()
+                self._housekeeping()
+            except Exception:  # the service stays up whatever one step did
+                log.exception("engine step failed")
+                time.sleep(_ENGINE_WAIT_S)
+
+    def _apply_changes(self) -> None:
+        batch: list[VaultChange] = []
+        while True:
+            try:
+                batch += self._changes.get_nowait()
+            except queue.Empty:
+                break
+        if not batch:
+            return
+        assert self.orchestrator is not None
+        apply_to_index(self.index, batch)
+        definitions = build_definitions(self.index)
+        touched = {change.path for change in batch}
+        self.orchestrator.notes.mark_invalid(self.index, definitions.problems, touched)
+        self.orchestrator.refresh(definitions, touched)
+
+    def _housekeeping(self) -> None:
+        """Sample the cache and pool now and then; write each interval's report once."""
+        assert self.orchestrator is not None
+        now = time.time()
+        if now >= self._next_sample:
+            self._next_sample = now + SAMPLE_EVERY_S
+            self.orchestrator.sample_cache()
+            self.orchestrator.sample_pool()
+        if (period := self.reports.due()) is not None:
+            self._write_report(period)
+
+    def _write_report(self, period: Period) -> None:
+        assert self.orchestrator is not None
+        try:
+            self.store.flush()
+            written = report_from_store(
+                self.store,
+                self.orchestrator.definitions,
+                self.orchestrator.notes.writer,
+                period,
+                now=time.time(),
+            )
+        except (VaultBmadError, OSError) as exc:
+            log.warning("could not write the report for %s: %s", period, exc)
+            return
+        self.index.update(written.path)
+
+    def _cache_by_level(self) -> dict[str, dict[str, int]]:
+        stats = self.cache_stats()
+        return stats.by_level() if stats is not None else {}
+
+    def _publish(self) -> None:
+        if self.orchestrator is not None:
+            self._snapshot = take_snapshot(self.orchestrator, time.time())
+
+    def _on_event(self, event: Event) -> None:
+        self.metrics.observe(event)
+
+    # What the web app reads.
+
+    def snapshot(self) -> EngineSnapshot:
+        return self._snapshot
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.exposition()
+
+    def cache_stats(self) -> TieredStats | None:
+        """The result cache's live counters, when the engine runs with a tiered cache."""
+        cache = self.orchestrator.cache if self.orchestrator is not None else None
+        return cache.stats() if isinstance(cache, TieredCache) else None
+
+    # What the web app asks for.
+
+    def rerun(self, task_id: str) -> bool:
+        """Set the task's note back to `status: todo`, as a user would, and tell the engine.
+
+        The watcher ignores the service's own writes, so the change is queued here. False
+        when the task is unknown, queued or running now, or its note cannot be written.
+        """
+        task = self._snapshot.task(task_id)
+        if self.orchestrator is None or task is None or task.status in ("queued", "running"):
+            return False
+        try:
+            self.orchestrator.notes.writer.update(task.path, {"status": "todo"}, None)
+        except (VaultBmadError, OSError) as exc:
+            log.warning("could not set %s back to todo: %s", task.path, exc)
+            return False
+        self._changes.put([VaultChange("changed", task.path)])
+        return True

@@ -1,0 +1,102 @@
+"""The Flask app: the dashboard's pages, its JSON API and Prometheus `/metrics`.
+
+`create_app(backend, token)` takes what it serves as a value, so tests hand it a real
+service. With a token set, every request must carry it: `Authorization: Bearer <token>`,
+or `?token=` once, which then sets a cookie. Without one the service listens on loopback
+only, and requests must name a loopback host, so a page from elsewhere that rebinds its
+DNS name to 127.0.0.1 is refused. Every POST needs the CSRF token (see csrf.py), and a
+strict Content-Security-Policy lets only the dashboard's own scripts run.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, Response, abort, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from vault_bmad.metrics.prometheus import CONTENT_TYPE
+from vault_bmad.web import csrf
+from vault_bmad.web.api import api, json_response
+from vault_bmad.web.pages import pages
+from vault_bmad.web.state import Backend, Dashboard, install
+
+__all__ = ["LOOPBACK_NAMES", "TOKEN_COOKIE", "Backend", "create_app"]
+
+TOKEN_COOKIE = "vault_bmad_token"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+PACKAGE = Path(__file__).resolve().parent
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        # Plotly adds its own stylesheet at run time; scripts stay strictly our own.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def create_app(
+    backend: Backend, token: str | None = None, *, wall: Callable[[], float] = time.time
+) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(PACKAGE / "templates"),
+        static_folder=str(PACKAGE / "static"),
+    )
+    app.config["VAULT_BMAD_TOKEN"] = token or None
+    if not token:
+        app.config["TRUSTED_HOSTS"] = LOOPBACK_NAMES
+    install(app, Dashboard(backend, wall=wall))
+
+    @app.before_request
+    def require_token() -> None:
+        expected = app.config["VAULT_BMAD_TOKEN"]
+        if not expected:
+            return
+        header = request.headers.get("Authorization", "")
+        given = (
+            header.removeprefix("Bearer ").strip()
+            or request.args.get("token", "")
+            or request.cookies.get(TOKEN_COOKIE, "")
+        )
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            abort(401)
+
+    csrf.protect(app)
+
+    @app.after_request
+    def secure_headers(response: Response) -> Response:
+        given = request.args.get("token")
+        if given and app.config["VAULT_BMAD_TOKEN"]:
+            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response | tuple[str, int]:
+        code = error.code or 500
+        if request.path.startswith("/api/") or request.path == "/metrics":
+            return json_response({"error": error.description, "status": code}, code)
+        page = render_template("error.html", code=code, name=error.name, error=error.description)
+        return page, code
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(backend.metrics_text(), content_type=CONTENT_TYPE)
+
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    return app

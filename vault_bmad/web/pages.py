@@ -1,0 +1,179 @@
+"""The dashboard's HTML pages. Each is a frame that static/dashboard.js fills from the API
+and keeps current; the task and note pages are drawn here, note text escaped by Jinja.
+
+Plotly's JavaScript is served from the installed plotly package, so the dashboard works
+with no internet connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from vault_bmad.metrics.records import Attempt
+from vault_bmad.web.ranges import CHOICES, DEFAULT_RANGE
+from vault_bmad.web.state import dashboard
+from vault_bmad.web.vault_files import obsidian_url, read_note
+
+pages = Blueprint("pages", __name__)
+
+PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+TASK_HISTORY = 1_000
+POLL_MS = 2_000
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: str
+
+
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("pages.overview", "Overview"),
+    NavItem("pages.timeline", "Timeline"),
+    NavItem("pages.graph", "Workflow graph"),
+    NavItem("pages.agents", "Agents"),
+    NavItem("pages.tasks", "Tasks"),
+    NavItem("pages.cache", "Cache"),
+    NavItem("pages.problems", "Problems"),
+    NavItem("pages.reports", "Reports"),
+)
+
+
+def _page(
+    template: str, page: str, *, view: str | None = None, ranged: bool = True, **context: Any
+) -> str:
+    """Render a page; `page` marks its place in the navigation, `view` (default: the same)
+    names what dashboard.js does on it."""
+    backend = dashboard().backend
+    wanted = request.args.get("range", DEFAULT_RANGE)
+    return render_template(
+        template,
+        page=page,
+        view=view or page,
+        navigation=NAVIGATION,
+        ranges=CHOICES,
+        range=wanted if wanted in dict(CHOICES) else DEFAULT_RANGE,
+        ranged=ranged,
+        vault_name=backend.vault.name,
+        poll_ms=POLL_MS,
+        problems=len(backend.snapshot().problems),
+        **context,
+    )
+
+
+@pages.get("/")
+def overview() -> str:
+    return _page("overview.html", "overview")
+
+
+@pages.get("/timeline")
+def timeline() -> str:
+    return _page("timeline.html", "timeline", run=request.args.get("run", ""))
+
+
+@pages.get("/graph")
+def graph() -> str:
+    return _page("graph.html", "graph", ranged=False, run=request.args.get("run", ""))
+
+
+@pages.get("/agents")
+def agents() -> str:
+    return _page("agents.html", "agents")
+
+
+@pages.get("/tasks")
+def tasks() -> str:
+    statuses = sorted(dashboard().backend.snapshot().counts())
+    return _page("tasks.html", "tasks", ranged=False, statuses=statuses)
+
+
+@pages.get("/tasks/<path:task_id>")
+def task(task_id: str) -> str:
+    backend = dashboard().backend
+    view = backend.snapshot().task(task_id)
+    if view is None:
+        abort(404, description=f"There is no task {task_id!r} in the vault now.")
+    attempts = backend.store.attempts(task_id=task_id, limit=TASK_HISTORY)
+    return _page(
+        "task.html",
+        "tasks",
+        view="task",
+        ranged=False,
+        task=view,
+        stored=backend.store.task(task_id),
+        attempts=[_attempt_row(a) for a in attempts],
+        note=read_note(backend.vault, view.path),
+        obsidian=obsidian_url(backend.vault, view.path),
+        output_obsidian=obsidian_url(backend.vault, view.output) if view.output else None,
+        rerun=request.args.get("rerun"),
+    )
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "agent": attempt.agent,
+        "status": attempt.status,
+        "cache": attempt.cache,
+        "queued_at": attempt.queued_at,
+        "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at,
+        "wait_ms": attempt.wait_ms,
+        "duration_ms": attempt.duration_ms,
+        "error": attempt.error,
+    }
+
+
+@pages.post("/tasks/<path:task_id>/rerun")
+def rerun(task_id: str) -> BaseResponse:
+    """The task page's button: back to `status: todo` through the write-back, then back to
+    the page (303, so a reload does not post again)."""
+    backend = dashboard().backend
+    if backend.snapshot().task(task_id) is None:
+        abort(404, description=f"There is no task {task_id!r} in the vault now.")
+    outcome = "requested" if backend.rerun(task_id) else "refused"
+    return redirect(url_for("pages.task", task_id=task_id, rerun=outcome), code=303)
+
+
+@pages.get("/cache")
+def cache() -> str:
+    return _page("cache.html", "cache")
+
+
+@pages.get("/problems")
+def problems() -> str:
+    return _page("problems.html", "problems", ranged=False)
+
+
+@pages.get("/reports")
+def reports() -> str:
+    return _page("reports.html", "reports", ranged=False)
+
+
+@pages.get("/notes/<path:rel_path>")
+def note(rel_path: str) -> str:
+    """Any visible note of the vault, as text: outputs and reports link here."""
+    backend = dashboard().backend
+    found = read_note(backend.vault, rel_path)
+    if found is None:
+        abort(404, description=f"There is no note {rel_path!r} in the vault.")
+    return _page(
+        "note.html",
+        "reports" if found.path.startswith("Reports/") else "tasks",
+        view="note",
+        ranged=False,
+        note=found,
+        obsidian=obsidian_url(backend.vault, found.path),
+    )
+
+
+@pages.get("/assets/plotly.min.js")
+def plotly_js() -> Response:
+    """Plotly's bundle from the installed package; cached by the browser, revalidated."""
+    return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86_400, conditional=True)

@@ -1,0 +1,75 @@
+"""What the web app serves from: the backend it is given, and the caches it keeps beside it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from flask import Flask, abort, current_app
+
+from vault_bmad.cache.tiered import TieredStats
+from vault_bmad.engine.snapshot import EngineSnapshot
+from vault_bmad.metrics.queries import DigestCache, earliest_attempt
+from vault_bmad.metrics.store import Store
+from vault_bmad.web.analysis import AnalysisCache
+from vault_bmad.web.ranges import DEFAULT_RANGE, TimeRange, time_range
+from vault_bmad.web.vault_files import ReportShelf
+
+EXTENSION = "vault_bmad"
+
+
+class Backend(Protocol):
+    """What the web app reads and asks of the running service."""
+
+    store: Store
+    started_at: float
+    vault: Path
+
+    def snapshot(self) -> EngineSnapshot: ...
+
+    def metrics_text(self) -> bytes: ...
+
+    def rerun(self, task_id: str) -> bool:
+        """Set the task's note back to `status: todo`, as the user would; False if unknown
+        or queued or running now."""
+        ...
+
+    def cache_stats(self) -> TieredStats | None:
+        """The result cache's live counters, or None when the engine has no tiered cache."""
+        ...
+
+
+@dataclass
+class Dashboard:
+    backend: Backend
+    wall: Callable[[], float] = time.time
+    digests: DigestCache = field(init=False)
+    analyses: AnalysisCache = field(init=False)
+    reports: ReportShelf = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digests = DigestCache(self.backend.store)
+        self.analyses = AnalysisCache(self.backend.store, wall=self.wall)
+        self.reports = ReportShelf(self.backend.vault)
+
+    def time_range(self, name: str | None) -> TimeRange:
+        """The range a request names (`since=` or `range=`); 400 for one that is not a span."""
+        try:
+            return time_range(
+                name or DEFAULT_RANGE, self.wall(), earliest_attempt(self.backend.store)
+            )
+        except ValueError as exc:
+            abort(400, description=str(exc))
+
+
+def install(app: Flask, dashboard: Dashboard) -> None:
+    app.extensions[EXTENSION] = dashboard
+
+
+def dashboard() -> Dashboard:
+    """The dashboard of the app handling the current request."""
+    found: Dashboard = current_app.extensions[EXTENSION]
+    return found

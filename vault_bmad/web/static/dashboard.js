@@ -1,0 +1,476 @@
+// vault-bmad dashboard: fetches the JSON API, fills the page and redraws Plotly charts.
+// Text from notes only ever goes in through textContent, never as HTML.
+"use strict";
+
+(function () {
+  const THEME_KEY = "vault-bmad-theme";
+  const THEMES = ["auto", "light", "dark"];
+
+  // Set the theme at once, before the page paints.
+  function storedTheme() {
+    try {
+      const value = window.localStorage.getItem(THEME_KEY);
+      return THEMES.includes(value) ? value : "auto";
+    } catch (error) {
+      return "auto";
+    }
+  }
+  document.documentElement.dataset.theme = storedTheme();
+
+  // ---- small helpers ------------------------------------------------------------------
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "className") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "style") for (const [p, v] of Object.entries(value)) node.style.setProperty(p, v);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function field(name) {
+    return document.querySelector(`[data-field="${name}"]`);
+  }
+
+  function setText(name, text) {
+    const node = field(name);
+    if (node) node.textContent = text;
+  }
+
+  function fill(id, rows, empty) {
+    const body = document.getElementById(id);
+    if (!body) return;
+    if (rows.length) body.replaceChildren(...rows);
+    else body.replaceChildren(el("tr", {}, el("td", { colspan: 20, className: "muted" }, empty)));
+  }
+
+  function fillList(id, items, empty) {
+    const list = document.getElementById(id);
+    if (!list) return;
+    list.replaceChildren(...(items.length ? items : [el("li", { className: "muted" }, empty)]));
+  }
+
+  const percent = (v, digits = 1) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(digits)}%`);
+  const number = (v, digits = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+
+  function seconds(v) {
+    if (v === null || v === undefined) return "–";
+    if (v < 1) return `${Math.round(v * 1000)} ms`;
+    if (v < 120) return `${v.toFixed(2)} s`;
+    return `${(v / 60).toFixed(1)} min`;
+  }
+
+  function localTime(epoch) {
+    return epoch ? new Date(epoch * 1000).toLocaleString() : "–";
+  }
+
+  function taskHref(id) {
+    return "/tasks/" + id.split("/").map(encodeURIComponent).join("/");
+  }
+
+  function noteHref(path) {
+    return "/notes/" + path.split("/").map(encodeURIComponent).join("/");
+  }
+
+  function badge(status) {
+    return el("span", { className: `badge status-${status}` }, status.replace(/_/g, " "));
+  }
+
+  function statusChips(counts) {
+    const order = ["running", "queued", "waiting", "todo", "done", "failed", "blocked", "invalid"];
+    const names = Object.keys(counts).sort((a, b) => {
+      const ia = order.indexOf(a), ib = order.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+    });
+    return names.map((name) =>
+      el("li", { className: "dot", style: { "--dot": `var(--${name}, var(--waiting))` } },
+        `${name} `, el("b", {}, counts[name])));
+  }
+
+  // ---- charts -------------------------------------------------------------------------
+
+  function themeColors() {
+    const style = getComputedStyle(document.documentElement);
+    const read = (name) => style.getPropertyValue(name).trim();
+    return { fg: read("--fg"), muted: read("--muted"), grid: read("--grid"), card: read("--card") };
+  }
+
+  function themedLayout(layout) {
+    const colors = themeColors();
+    const result = JSON.parse(JSON.stringify(layout || {}));
+    result.paper_bgcolor = "rgba(0,0,0,0)";
+    result.plot_bgcolor = "rgba(0,0,0,0)";
+    result.font = Object.assign({ color: colors.fg, size: 12 }, result.font || {});
+    result.hoverlabel = { bgcolor: colors.card, font: { color: colors.fg }, bordercolor: colors.grid };
+    result.autosize = true;
+    for (const key of Object.keys(result)) {
+      if (/^[xy]axis\d*$/.test(key)) {
+        result[key] = Object.assign({ gridcolor: colors.grid, zerolinecolor: colors.grid, linecolor: colors.grid }, result[key]);
+      }
+    }
+    if (result.legend) result.legend = Object.assign({ font: { color: colors.fg } }, result.legend);
+    return result;
+  }
+
+  const drawn = new Map(); // chart element -> last figure, to redraw on a theme change
+
+  function draw(node, figure) {
+    if (!node || !window.Plotly) return;
+    if (!figure) {
+      drawn.delete(node);
+      window.Plotly.purge(node);
+      return;
+    }
+    drawn.set(node, figure);
+    if (figure.layout && figure.layout.height) node.style.height = `${figure.layout.height}px`;
+    window.Plotly.react(node, figure.data, themedLayout(figure.layout), {
+      displaylogo: false,
+      responsive: true,
+      modeBarButtonsToRemove: ["select2d", "lasso2d"],
+    });
+  }
+
+  function drawAll(charts) {
+    for (const node of document.querySelectorAll("[data-chart]")) {
+      if (charts && node.dataset.chart in charts) draw(node, charts[node.dataset.chart]);
+    }
+  }
+
+  function openTaskOnClick(node) {
+    if (!node || node.dataset.clickable) return;
+    node.dataset.clickable = "yes";
+    node.on?.("plotly_click", (event) => {
+      const id = event.points && event.points[0] && event.points[0].customdata;
+      if (typeof id === "string") window.location.href = taskHref(id);
+    });
+  }
+
+  // ---- fetching and polling -------------------------------------------------------------
+
+  const range = () => document.body.dataset.range || "1h";
+
+  async function getJSON(url) {
+    const response = await fetch(url, { cache: "no-cache", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    return response.json();
+  }
+
+  function markLive(ok, detail) {
+    const live = document.getElementById("live");
+    if (!live) return;
+    live.classList.toggle("stale", !ok);
+    live.textContent = ok ? `updated ${new Date().toLocaleTimeString()}` : `not updating: ${detail}`;
+  }
+
+  function poll(url, render, every) {
+    let timer = null;
+    let busy = false;
+    async function tick() {
+      if (busy) return;
+      busy = true;
+      try {
+        render(await getJSON(typeof url === "function" ? url() : url));
+        markLive(true);
+      } catch (error) {
+        markLive(false, error.message);
+      } finally {
+        busy = false;
+        timer = window.setTimeout(tick, every);
+      }
+    }
+    const now = () => {
+      window.clearTimeout(timer);
+      tick();
+    };
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) now();
+    });
+    tick();
+    return now;
+  }
+
+  const every = () => Number(document.body.dataset.pollMs) || 2000;
+
+  // ---- pages ----------------------------------------------------------------------------
+
+  function overview() {
+    poll(() => `/api/metrics?since=${range()}`, (data) => {
+      const t = data.totals;
+      const now = data.now;
+      fillList("status-counts", statusChips(now.tasks), "no tasks in the vault");
+      setText("throughput", number(t.throughput_per_min, 1));
+      setText("latency", `${seconds(t.latency_s.p50)} / ${seconds(t.latency_s.p95)}`);
+      setText("latency-more", `p90 ${seconds(t.latency_s.p90)} · p99 ${seconds(t.latency_s.p99)}`);
+      setText("error-rate", percent(t.error_rate));
+      setText("attempts", `${t.attempts} attempts, ${t.failed} not done`);
+      setText("hit-rate", percent(t.hit_rate));
+      setText("pool-size", now.pool_size);
+      setText("pool-load", `${now.running} running · ${now.queued} queued`);
+      setText("wait", seconds(t.mean_wait_s));
+      setText("wait-share", `${percent(t.wait_share)} of latency is queue wait`);
+      const running = Object.entries(now.running_by_agent).map(([agent, ids]) =>
+        el("li", {}, el("b", {}, agent), ": ",
+          ids.map((id, n) => [n ? ", " : "", el("a", { href: taskHref(id) }, id)])));
+      fillList("running-now", running, "nothing runs now");
+      drawAll(data.charts);
+    }, every());
+    poll(() => `/api/analysis?since=${range()}`, (data) => {
+      const scope = `${data.attempts} attempts analyzed${data.limited ? " (the latest of the range)" : ""}, at ${new Date(data.at * 1000).toLocaleTimeString()}`;
+      setText("analysis-scope", scope);
+      fillList("bottlenecks", data.bottlenecks.map((b) =>
+        el("li", {}, el("span", { className: "kind" }, b.kind.replace(/_/g, " ")), ` (${b.subject}): ${b.message}`)),
+      "no bottleneck found");
+      fillList("recommendations", data.recommendations.map((r) =>
+        el("li", {}, el("span", { className: "kind" }, r.action.replace(/_/g, " ")), ` (${r.subject}): ${r.reason}`)),
+      "nothing to change");
+    }, 30000);
+  }
+
+  function runOptions(select, runs, chosen, allLabel) {
+    const options = runs.map((run) => el("option", { value: run.id }, `${run.title} (${run.status})`));
+    if (allLabel !== null) options.unshift(el("option", { value: "" }, allLabel));
+    select.replaceChildren(...options);
+    select.value = chosen || "";
+  }
+
+  function timeline() {
+    const select = document.getElementById("run-select");
+    const chart = document.querySelector("[data-chart='chart']");
+    let chosen = select.dataset.selected || "";
+    const refresh = poll(() => {
+      const base = `/api/timeline?since=${range()}`;
+      return chosen ? `${base}&run=${encodeURIComponent(chosen)}` : base;
+    }, (data) => {
+      runOptions(select, data.runs, data.run, "every task in the range");
+      setText("timeline-scope", data.shown < data.total
+        ? `showing the latest ${data.shown} of ${data.total} attempts`
+        : `${data.shown} attempts in ${data.lanes} lanes`);
+      setText("critical-path", data.critical_path.length
+        ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}`
+        : "No chain of dependent tasks in view.");
+      draw(chart, data.chart);
+      openTaskOnClick(chart);
+    }, every() * 2);
+    select.addEventListener("change", () => {
+      chosen = select.value;
+      refresh();
+    });
+  }
+
+  function graph() {
+    const select = document.getElementById("run-select");
+    const chart = document.querySelector("[data-chart='chart']");
+    let chosen = select.dataset.selected || "";
+    const refresh = poll(() => (chosen ? `/api/graph?run=${encodeURIComponent(chosen)}` : "/api/graph"), (data) => {
+      document.getElementById("no-runs").hidden = data.runs.length > 0;
+      runOptions(select, data.runs, data.run, null);
+      setText("critical-path", data.critical_path && data.critical_path.length
+        ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}` : "");
+      draw(chart, data.chart);
+      openTaskOnClick(chart);
+      fill("nodes", data.nodes.map((node) => el("tr", {},
+        el("td", {}, node.label),
+        el("td", {}, el("a", { href: taskHref(node.id) }, node.id)),
+        el("td", {}, badge(node.status)),
+        el("td", {}, node.agent || "–"))), "no steps");
+    }, every() * 2);
+    select.addEventListener("change", () => {
+      chosen = select.value;
+      refresh();
+    });
+  }
+
+  function meter(share, color) {
+    const width = Math.max(0, Math.min(1, share || 0)) * 100;
+    return el("span", { className: "meter" }, el("span", { style: { width: `${width}%`, background: color } }));
+  }
+
+  function agents() {
+    poll(() => `/api/agents?since=${range()}`, (data) => {
+      fill("agents", data.agents.map((a) => {
+        const p = a.period || {};
+        const lat = p.latency_s || {};
+        return el("tr", { className: a.state === "in_service" ? null : "out" },
+          el("td", {}, el("b", {}, a.name || a.id), el("div", { className: "sub" }, `${a.id}${a.title ? " · " + a.title : ""}`)),
+          el("td", {}, badge(a.state === "in_service" ? "in_service" : a.state),
+            a.state === "in_service" ? null : el("div", { className: "sub" }, "taken out")),
+          el("td", { className: "num" }, meter(a.health, a.health < 0.5 ? "var(--failed)" : "var(--done)"), number(a.health, 2)),
+          el("td", { className: "num" }, seconds(a.latency_s)),
+          el("td", { className: "num" }, percent(a.error_rate)),
+          el("td", { className: "num" }, meter(a.in_flight / a.capacity, "var(--running)"), `${a.in_flight} / ${a.capacity}`),
+          el("td", {}, a.running.length ? a.running.map((id, n) => [n ? ", " : "", el("a", { href: taskHref(id) }, id)]) : "–"),
+          el("td", { className: "num" }, p.attempts ?? 0),
+          el("td", { className: "num" }, `${seconds(lat.p50)} / ${seconds(lat.p95)}`),
+          el("td", { className: "num" }, percent(p.utilization)),
+          el("td", {}, a.expertise.join(", ") || "–"));
+      }), "no agents in the vault");
+      drawAll(data.charts);
+    }, every());
+  }
+
+  function tasks() {
+    const form = document.getElementById("task-filters");
+    const agentSelect = form.elements.agent;
+    const pageSize = 200;
+    let offset = 0;
+    const url = () => {
+      const params = new URLSearchParams({ limit: pageSize, offset });
+      for (const name of ["q", "status", "agent"]) {
+        const value = form.elements[name].value.trim();
+        if (value) params.set(name, value);
+      }
+      return `/api/tasks?${params}`;
+    };
+    const refresh = poll(url, (data) => {
+      fillList("status-counts", statusChips(data.counts), "no tasks in the vault");
+      const known = new Set([...agentSelect.options].map((o) => o.value));
+      for (const task of data.tasks) {
+        if (task.agent && !known.has(task.agent)) {
+          known.add(task.agent);
+          agentSelect.append(el("option", { value: task.agent }, task.agent));
+        }
+      }
+      fill("tasks", data.tasks.map((t) => el("tr", {},
+        el("td", {}, el("a", { href: taskHref(t.id) }, t.title), el("div", { className: "sub" }, t.id)),
+        el("td", {}, badge(t.status)),
+        el("td", {}, t.agent || "–"),
+        el("td", {}, t.priority),
+        el("td", { className: "num" }, t.attempts),
+        el("td", {}, t.workflow ? `${t.workflow}${t.step ? " · " + t.step : ""}` : "–"),
+        el("td", { className: "error-text" }, t.error || ""))), "no task matches");
+      const last = Math.min(data.total, offset + data.tasks.length);
+      setText("page", data.total ? `${offset + 1}–${last} of ${data.total}` : "0 tasks");
+      document.getElementById("page-back").disabled = offset === 0;
+      document.getElementById("page-next").disabled = last >= data.total;
+    }, every());
+    let typing = null;
+    form.addEventListener("input", () => {
+      window.clearTimeout(typing);
+      typing = window.setTimeout(() => {
+        offset = 0;
+        refresh();
+      }, 250);
+    });
+    form.addEventListener("submit", (event) => event.preventDefault());
+    document.getElementById("page-back").addEventListener("click", () => {
+      offset = Math.max(0, offset - pageSize);
+      refresh();
+    });
+    document.getElementById("page-next").addEventListener("click", () => {
+      offset += pageSize;
+      refresh();
+    });
+  }
+
+  function task() {
+    const id = document.body.dataset.taskId;
+    poll(`/api/tasks/${id.split("/").map(encodeURIComponent).join("/")}`, (data) => {
+      const t = data.task;
+      const status = field("status");
+      status.textContent = t.status;
+      status.className = `badge status-${t.status}`;
+      setText("error", t.error || "none");
+      field("error").className = t.error ? "error-text" : "muted";
+      const last = data.attempts[data.attempts.length - 1];
+      if (last) {
+        setText("last-try", `try ${last.attempt} on ${last.agent}, ${last.status}; served by ${last.cache}; ` +
+          `waited ${Math.round(last.wait_ms)} ms in the queue, ran ${Math.round(last.duration_ms)} ms`);
+      }
+      if (t.agent) setText("agent", t.agent);
+      const output = field("output");
+      if (t.output) {
+        output.replaceChildren(el("a", { href: noteHref(t.output) }, t.output), " · ",
+          el("a", { href: data.output_obsidian }, "open in Obsidian"));
+      }
+      document.getElementById("rerun").disabled = t.status === "queued" || t.status === "running";
+      fill("attempts", data.attempts.map((a) => el("tr", {},
+        el("td", {}, a.attempt), el("td", {}, a.agent), el("td", {}, badge(a.status)),
+        el("td", {}, a.cache), el("td", {}, localTime(a.queued_at)), el("td", {}, localTime(a.started_at)),
+        el("td", { className: "num" }, `${Math.round(a.wait_ms)} ms`),
+        el("td", { className: "num" }, `${Math.round(a.duration_ms)} ms`),
+        el("td", { className: "error-text" }, a.error || ""))), "No attempts recorded yet.");
+    }, every());
+  }
+
+  function cache() {
+    poll(() => `/api/cache?since=${range()}`, (data) => {
+      const p = data.live && data.live.prefetch;
+      setText("prefetch", percent(data.prefetch_precision));
+      setText("prefetch-detail", p ? `${p.used} of ${p.issued} prefetched entries used` : "no prefetching in this service");
+      const served = Object.values(data.served).reduce((a, b) => a + b, 0);
+      setText("hit-rate", percent(served ? (served - (data.served.miss || 0)) / served : null));
+      fill("levels", data.levels.map((l) => el("tr", {},
+        el("td", {}, el("b", {}, l.level)), el("td", { className: "num" }, l.size ?? "–"),
+        el("td", { className: "num" }, l.hits), el("td", { className: "num" }, l.misses),
+        el("td", { className: "num" }, l.evictions), el("td", { className: "num" }, percent(l.hit_rate)),
+        el("td", {}, l.source === "samples" ? "level counters" : "attempts served"))), "no cache level has been used in this range");
+      drawAll(data.charts);
+    }, every());
+  }
+
+  function problems() {
+    poll("/api/problems", (data) => {
+      fill("problems", data.problems.map((p) => el("tr", {},
+        el("td", {}, el("a", { href: noteHref(p.path) }, p.path)),
+        el("td", { className: "num" }, p.line ?? "–"),
+        el("td", { className: "error-text" }, p.message))), "No problems: every note reads well.");
+      const count = field("problem-count");
+      if (count) count.textContent = data.problems.length;
+    }, every());
+  }
+
+  function reports() {
+    poll("/api/reports", (data) => {
+      fill("reports", data.reports.map((r) => el("tr", {},
+        el("td", {}, el("a", { href: noteHref(r.path) }, r.name)),
+        el("td", {}, r.period_start || "–"), el("td", {}, r.period_end || "–"),
+        el("td", { className: "num" }, r.bottlenecks ?? "–"),
+        el("td", {}, el("a", { href: r.obsidian }, "open in Obsidian")))),
+      "No reports yet: the service writes one each interval, or run `vault-bmad report`.");
+    }, every() * 5);
+  }
+
+  const PAGES = { overview, timeline, graph, agents, tasks, task, cache, problems, reports };
+
+  function themeToggle() {
+    const button = document.getElementById("theme-toggle");
+    if (!button) return;
+    const show = () => { button.textContent = `Theme: ${document.documentElement.dataset.theme}`; };
+    show();
+    button.addEventListener("click", () => {
+      const next = THEMES[(THEMES.indexOf(document.documentElement.dataset.theme) + 1) % THEMES.length];
+      document.documentElement.dataset.theme = next;
+      try {
+        window.localStorage.setItem(THEME_KEY, next);
+      } catch (error) {
+        // private windows may refuse storage; the theme still applies to this page
+      }
+      show();
+      for (const [node, figure] of drawn) draw(node, figure);
+    });
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      for (const [node, figure] of drawn) draw(node, figure);
+    });
+  }
+
+  function localizeTimes() {
+    for (const node of document.querySelectorAll("time[data-epoch]")) {
+      node.textContent = localTime(Number(node.dataset.epoch));
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    themeToggle();
+    localizeTimes();
+    const view = document.body.dataset.view;
+    if (Object.hasOwn(PAGES, view)) PAGES[view]();
+    else markLive(true);
+  });
+})();
