@@ -62,8 +62,10 @@ def service(vault: Path, write: WriteNote) -> Iterator[Service]:
     write("Tasks/Bad.md", "---\ntype: task\npriority: soonish\n---\nbad\n")
     write("Reports/Report 2026-11-25 0400-0500.md", "---\ntype: report\nbottlenecks: 2\n---\nR\n")
     write("Reports/Scratch.md", "just a note\n")
-    settings = load_settings(vault, None, overrides={"port": 0, "debounce_ms": 50})
-    running = Service(vault, settings)
+    # The live result cache stays off, so the cache samples are only those a test records;
+    # test_live_cache_counters runs one with it on.
+    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0}
+    running = Service(vault, load_settings(vault, None, overrides=overrides))
     running.start()
     try:
         wait_until(
@@ -221,9 +223,31 @@ def test_cache_view_reads_levels_and_served_counts(service: Service, client: Fla
     assert levels["L1"]["size"] == l1[-1].size
     recorded = service.store.attempts(since=body["range"]["since"])
     assert sum(body["served"].values()) == sum(1 for a in recorded if a.runtime != "workflow")
-    assert body["prefetch_precision"] is None  # this service runs without a tiered cache
+    assert body["live"] is None and body["prefetch_precision"] is None
     for figure in body["charts"].values():
         go.Figure(figure)
+
+
+def test_live_cache_counters(vault: Path, write: WriteNote) -> None:
+    write("Agents/Writer.md", "---\ntype: agent\n---\nWrites.\n")
+    for number in range(3):  # the same request three times: computed once, then cached
+        write(f"Tasks/Same {number}.md", "---\ntype: task\nagent: writer\n---\nSame.\n")
+    running = Service(vault, load_settings(vault, None, overrides={"port": 0}))
+    running.start()
+    try:
+        wait_until(lambda: running.snapshot().counts() == {"done": 3})
+        live = running.cache_stats()
+        assert live is not None
+        body = create_app(running).test_client().get("/api/cache").get_json()
+        assert live.hit_rate > 0
+        assert body["live"]["hit_rate"] == pytest.approx(live.hit_rate)
+        levels = body["live"]["levels"]
+        assert sum(level["hits"] for level in levels.values()) == 2
+        prefetch = live.prefetch
+        expected = prefetch.precision if prefetch is not None and prefetch.issued else None
+        assert body["prefetch_precision"] == expected
+    finally:
+        running.stop()
 
 
 def test_problems_and_reports(service: Service, client: FlaskClient) -> None:

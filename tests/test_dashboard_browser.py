@@ -63,7 +63,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "---\ntype: task\npriority: low\n---\nSay <script>alert(2)</script> politely.\n"
     )
     isolated = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}  # no developer's config
-    settings = load_settings(vault, None, isolated, overrides={"port": 0, "debounce_ms": 50})
+    # No live result cache: its counters, starting at zero, would read as a restart after
+    # the recorded hour of cache samples.
+    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0}
+    settings = load_settings(vault, None, isolated, overrides=overrides)
     running = Service(vault, settings)
     running.start()
     try:
@@ -168,7 +171,7 @@ def test_overview_draws_its_charts_and_follows_the_theme(
     toggle.click()  # auto -> light
     toggle.click()  # light -> dark
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
-    assert toggle.inner_text() == "Theme: dark"
+    assert toggle.get_attribute("aria-label") == "Theme: dark"
     dark = page.evaluate(font)
     fg = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--fg')")
     assert dark != light
@@ -186,16 +189,13 @@ def test_every_page_in_the_navigation_loads(service: Service, watched: Watched) 
     targets = [str(links.nth(n).get_attribute("href")) for n in range(links.count())]
     assert len(targets) == 8
     for target in targets:
-        t0 = time.monotonic()
         watched.open(service.url.rstrip("/") + target)
-        print("OPEN", target, round(time.monotonic() - t0, 2))
         assert page.locator("nav a[aria-current='page']").count() == 1, target
         expected = page.locator("[data-chart]").count()
         if expected:
             page.wait_for_function(
                 f"() => document.querySelectorAll('[data-chart] .main-svg').length >= {expected}"
             )
-        print("DRAWN", target, round(time.monotonic() - t0, 2))
     watched.open(service.url.rstrip("/") + "/reports")
     assert "No reports yet" in page.locator("#reports").inner_text()
 
@@ -205,7 +205,8 @@ def test_the_rerun_button_changes_the_note(service: Service, watched: Watched) -
     note = service.vault / "Tasks" / "Write the PRD.md"
     stored = service.store.task("tasks/write-the-prd")
     assert stored is not None and stored.completed_at is not None
-    wait_until(lambda: time.time() >= stored.completed_at + 1.1)  # a new second to write
+    completed = stored.completed_at
+    wait_until(lambda: time.time() >= completed + 1.1)  # a new second to write
     before = note.read_text()
     watched.open(service.url.rstrip("/") + "/tasks/tasks/write-the-prd")
     assert page.locator("#attempts tr").count() == 1

@@ -112,8 +112,8 @@ def test_series_cover_every_bucket_and_sum_to_the_totals(store: Store) -> None:
     times = bucket_times(digest)
     assert len(times) == 12 and times[0] == NOW - 3600
     series = attempt_series(digest)
-    done = sum(series.values["done_per_min"]) * 5  # per minute, over 5-minute buckets
-    failed = sum(series.values["failed_per_min"]) * 5
+    done = sum(v or 0.0 for v in series.values["done_per_min"]) * 5  # per minute, 5-min buckets
+    failed = sum(v or 0.0 for v in series.values["failed_per_min"]) * 5
     assert round(done) == sum(1 for a in attempts if a.status == "done")
     assert round(done + failed) == len(attempts)
     assert all(v == 0 for v in series.values["done_per_min"][:6])  # nothing in the first half

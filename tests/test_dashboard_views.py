@@ -12,7 +12,7 @@ from tests.dashboard_history import history
 from vault_bmad.engine.snapshot import TaskView
 from vault_bmad.metrics.records import Attempt
 from vault_bmad.metrics.series import TimeSeries
-from vault_bmad.web import charts
+from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import layered, run_graph, workflow_runs
 from vault_bmad.web.timeline import RunningTask, build_timeline
 
@@ -119,7 +119,7 @@ def test_figures_are_valid_plotly_and_escape_note_text() -> None:
     drawn = build_timeline(attempts, [], {}, now=NOW)
     series = TimeSeries((NOW - 120, NOW - 60), {"hit_rate": (0.5, None), "size": (3.0, 4.0)})
     figures = [
-        charts.gantt_figure(drawn, {a.task_id: HOSTILE for a in attempts}),
+        run_charts.gantt_figure(drawn, {a.task_id: HOSTILE for a in attempts}),
         charts.latency_figure({-40: 2, 0: 5, 3: 1}, {"p50": 1.0, "p95": 1.2}),
         charts.rate_lines_figure({HOSTILE: series}, "hit_rate", "r", "hit rate"),
         charts.bars_figure({"L1": 3.0, "miss": 1.0}, "served", "attempts"),
@@ -136,7 +136,7 @@ def test_figures_are_valid_plotly_and_escape_note_text() -> None:
 def test_large_timelines_switch_to_webgl() -> None:
     small = build_timeline(history(NOW, 100, ("a",)), [], {}, now=NOW)
     large = build_timeline(history(NOW, 3000, ("a", "b")), [], {}, now=NOW)
-    small_types = {trace["type"] for trace in charts.gantt_figure(small, {})["data"]}
-    large_types = {trace["type"] for trace in charts.gantt_figure(large, {})["data"]}
+    small_types = {trace["type"] for trace in run_charts.gantt_figure(small, {})["data"]}
+    large_types = {trace["type"] for trace in run_charts.gantt_figure(large, {})["data"]}
     assert small_types == {"scatter"}
     assert large_types == {"scattergl"}

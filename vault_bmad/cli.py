@@ -58,6 +58,25 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
     )
 
 
+@bench.command("workload")
+@click.option("--quick", is_flag=True, help="A short run (under 45 s on two cores).")
+@click.option("--repeats", type=click.IntRange(min=1), help="Runs per system; medians reported.")
+@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None:
+    """vault-bmad against one-at-a-time, a thread pool and Dask on a generated vault."""
+    from dataclasses import replace
+
+    from vault_bmad.bench.workload import FULL, QUICK, run_workload
+
+    plan = QUICK if quick else FULL
+    plan = replace(plan, repeats=repeats) if repeats else plan
+    show = output_format == "text"
+    document = run_workload(
+        plan, on_progress=lambda line: click.echo(line, err=True) if show else None
+    )
+    click.echo(json.dumps(document, indent=2))
+
+
 @main.command("index")
 @click.argument("vault", type=VAULT)
 @click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
@@ -105,12 +124,16 @@ def check(vault: Path, output_format: str) -> None:
 @click.argument("vault", type=VAULT)
 @click.option("--strategy", type=click.Choice(STRATEGIES), help="How to pick an agent.")
 @click.option("--workers", type=click.IntRange(1, 1000), help="Most tasks running at once.")
+@click.option(
+    "--executor", help="Where attempts run: thread, dask (local cluster) or dask://HOST:PORT."
+)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
 def run(
     vault: Path,
     strategy: str | None,
     workers: int | None,
+    executor: str | None,
     config_file: Path | None,
     output_format: str,
 ) -> None:
@@ -118,7 +141,7 @@ def run(
 
     Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
     """
-    overrides: dict[str, object] = {"strategy": strategy}
+    overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
         overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
     settings = _settings(vault, config_file, overrides)
@@ -193,14 +216,19 @@ def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object
 @click.argument("vault", type=VAULT)
 @click.option("--host", help="Address to bind; default 127.0.0.1. Elsewhere needs a token.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port; default 8765.")
+@click.option(
+    "--executor", help="Where attempts run: thread, dask (local cluster) or dask://HOST:PORT."
+)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
-def serve(vault: Path, host: str | None, port: int | None, config_file: Path | None) -> None:
+def serve(
+    vault: Path, host: str | None, port: int | None, executor: str | None, config_file: Path | None
+) -> None:
     """Watch the vault, run what is ready, write results back, and serve the dashboard.
 
     Stops cleanly on Ctrl-C or SIGTERM: running tasks get a few seconds to finish, and
     the rest go back to `todo`.
     """
-    settings = _settings(vault, config_file, {"host": host, "port": port})
+    settings = _settings(vault, config_file, {"host": host, "port": port, "executor": executor})
     stop_requested = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop_requested.set())

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from vault_bmad.engine.balancer import Strategy
+from vault_bmad.engine.executors import check_executor_spec
 from vault_bmad.errors import ConfigError
 
 ENV_PREFIX = "VAULT_BMAD_"
@@ -32,7 +33,7 @@ HOLDS_SECRET = "it holds a secret"
 EXPOSES_SERVICE = "it decides who can reach the dashboard"
 LEAVES_VAULT = "it can point the service's files outside the vault"
 
-ExecutorKind = Literal["thread", "process"]
+SENDS_WORK_AWAY = "it decides which machines the vault's tasks and notes are sent to"
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,14 @@ class Settings:
             "Folder for the store, disk cache and logs; relative to the vault.", unsafe=LEAVES_VAULT
         ),
     ] = ".vault-bmad"
-    executor: Annotated[ExecutorKind, About("Pool that runs task attempts.")] = "thread"
+    executor: Annotated[
+        str,
+        About(
+            "Pool that runs task attempts: `thread`, `dask` (a local cluster of worker"
+            " processes) or `dask://HOST:PORT` (a running Dask scheduler).",
+            unsafe=SENDS_WORK_AWAY,
+        ),
+    ] = "thread"
     output_folder: Annotated[
         str, About("Vault folder for outputs of tasks that name no `output`.")
     ] = "Outputs"
@@ -379,6 +387,10 @@ def _inconsistencies(values: Mapping[str, Any], sources: Mapping[str, str]) -> l
         "may not exceed",
         "backoff_max_s",
     )
+    try:
+        check_executor_spec(values["executor"])
+    except ConfigError as exc:
+        problems.append(f"{exc} (from {sources['executor']})")
     return problems
 
 

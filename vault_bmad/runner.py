@@ -20,7 +20,7 @@ from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.run_report import write_run_report
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runtimes.base import build_runtimes
+from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
 
 STATE_DB = "state.db"
@@ -93,7 +93,7 @@ def run_vault(
             stack.enter_context(cache)
         index = VaultIndex.load(vault)
         definitions = build_definitions(index)
-        runtimes = build_runtimes(settings)
+        runtimes = runtimes_for(settings, stack)
         orchestrator = Orchestrator(
             index, settings, store, runtimes, cache=cache, on_event=on_event
         )

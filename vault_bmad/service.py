@@ -26,7 +26,8 @@ from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.runner import STATE_DB, make_cache, state_dir, vault_lock
-from vault_bmad.runtimes.base import Runtime, build_runtimes
+from vault_bmad.runtimes.base import Runtime
+from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.watcher import VaultWatcher, apply_to_index
@@ -78,7 +79,7 @@ class Service:
         self._stack.enter_context(vault_lock(folder))
         self.store = self._stack.enter_context(Store(folder / STATE_DB))
         self.index = VaultIndex.load(self.vault)
-        self.runtimes = build_runtimes(self.settings)
+        self.runtimes = runtimes_for(self.settings, self._stack)
         cache = make_cache(self.settings, folder)
         if cache is not None:
             self._stack.enter_context(cache)
@@ -159,6 +160,8 @@ class Service:
                 self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
                 self._publish()
                 self._housekeeping()
+                if not self.orchestrator.scheduler.pending():  # step() waits only on work
+                    self._stopping.wait(_ENGINE_WAIT_S)
             except Exception:  # the service stays up whatever one step did
                 log.exception("engine step failed")
                 time.sleep(_ENGINE_WAIT_S)

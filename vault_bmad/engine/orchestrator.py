@@ -13,6 +13,7 @@ from collections.abc import Callable, Container
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform
 from vault_bmad.engine.autoscale import AutoScaler
@@ -33,6 +34,7 @@ from vault_bmad.vault.writer import NoteWriter, wikilink
 
 log = logging.getLogger(__name__)
 
+PARSED_NOTES_KEPT = 1_000  # context and dependency notes, by (path, mtime, size)
 TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
 _IDLE_WAIT_S = 0.5
 
@@ -127,6 +129,7 @@ class Orchestrator:
         self._running: dict[Future[AttemptResult], InFlight] = {}
         self._queued_at: dict[str, float] = {}
         self._outputs: dict[str, str] = {}  # task id -> output note written
+        self._parsed = named_cache("parsed-notes", PARSED_NOTES_KEPT)
 
     # Feeding work in.
 
@@ -409,12 +412,18 @@ class Orchestrator:
             self._event("blocked", task.id, blocked.reason)
 
     def _read_body(self, rel_path: str) -> str | None:
-        """A note's body read fresh from disk, so edits since the index was built count."""
+        """A note's body as it is on disk now, so edits since the index was built count;
+        parsed notes are cached by (path, mtime, size)."""
         try:
-            text = resolve_in_vault(self.index.root, rel_path).read_text(encoding="utf-8-sig")
+            path = resolve_in_vault(self.index.root, rel_path)
+            key = file_key(path)
+            body = self._parsed.get(key)
+            if not isinstance(body, str):
+                body = parse_note(rel_path, path.read_text(encoding="utf-8-sig")).body
+                self._parsed.set(key, body)
         except (OSError, VaultBmadError, UnicodeDecodeError):
             return None
-        return parse_note(rel_path, text).body
+        return body
 
     def _event(
         self,

@@ -6,9 +6,7 @@ with `.path` and `.text`), `params` (a dict) and `model`: only what the cache ke
 
 from __future__ import annotations
 
-import functools
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
@@ -16,6 +14,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from vault_bmad.cache.domain import named_cache
 from vault_bmad.errors import TemplateRenderError
 from vault_bmad.runtimes.base import RunRequest, RunResult
 
@@ -80,10 +79,16 @@ class TemplateRuntime:
 
     def __init__(self) -> None:
         self._env = new_sandbox()
-        # Compiling costs far more than rendering; templates repeat across tasks.
-        self._compile: Callable[[str], Template] = functools.lru_cache(_COMPILED_TEMPLATES_KEPT)(
-            self._env.from_string
-        )
+        # Compiling costs far more than rendering; templates repeat across tasks. Keyed by
+        # the template's text, so an edited template compiles afresh.
+        self._compiled = named_cache("workflow-templates", _COMPILED_TEMPLATES_KEPT)
+
+    def _compile(self, text: str) -> Template:
+        template = self._compiled.get(text)
+        if not isinstance(template, Template):
+            template = self._env.from_string(text)
+            self._compiled.set(text, template)
+        return template
 
     def run(self, request: RunRequest) -> RunResult:
         return RunResult(text=self.render(request), runtime=self.name, model=request.model)

@@ -2,14 +2,13 @@
 
 Live state comes from the engine's latest snapshot; history from the store, aggregated in
 SQL (`metrics.queries`), so no answer grows with the number of recorded attempts. Charts
-come ready to draw, as Plotly figures. Answers that are costly to build and often
-unchanged (the timeline, the graph) carry an ETag, so a polling page gets a 304.
+come ready to draw, as Plotly figures. The timeline, the largest answer, carries an ETag,
+so a page polling it gets a 304 while nothing changed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -20,7 +19,7 @@ from vault_bmad.engine.snapshot import EngineSnapshot, TaskView
 from vault_bmad.metrics import series
 from vault_bmad.metrics.figures import critical_path, task_figures
 from vault_bmad.metrics.records import Attempt
-from vault_bmad.web import charts
+from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import Run, run_graph, workflow_runs
 from vault_bmad.web.state import Dashboard, dashboard
 from vault_bmad.web.timeline import RunningTask, build_timeline
@@ -44,12 +43,13 @@ def _range_arg() -> str | None:
 
 @api.get("/health")
 def health() -> Response:
-    backend = dashboard().backend
+    board = dashboard()
+    backend = board.backend
     snapshot = backend.snapshot()
     return json_response(
         {
             "status": "ok",
-            "uptime_s": round(time.time() - backend.started_at, 3),
+            "uptime_s": round(board.wall() - backend.started_at, 3),
             "tasks": snapshot.counts(),
             "queued": snapshot.queued,
             "running": snapshot.running,
@@ -311,7 +311,7 @@ def timeline() -> Response:
             "lanes": len(drawn.lanes),
             "critical_path": drawn.critical_path,
             "critical_s": drawn.critical_s,
-            "chart": charts.gantt_figure(drawn, titles),
+            "chart": run_charts.gantt_figure(drawn, titles),
         }
     )
     response.set_etag(version)
@@ -376,7 +376,7 @@ def graph() -> Response:
             "edges": drawn.edges,
             "critical_path": path,
             "critical_s": path_s,
-            "chart": charts.graph_figure(drawn, path),
+            "chart": run_charts.graph_figure(drawn, path),
         }
     )
 

@@ -5,21 +5,22 @@ so these figures carry no background or font colours. Every text that may come f
 note (task ids, titles, agent ids) goes through `plot_text`: Plotly reads a few HTML
 tags in its labels, and an escaped `<` shows as itself. Traces with more than
 `WEBGL_FROM` points use WebGL (scattergl), which stays smooth at ten thousand bars.
-Times are local, as "YYYY-MM-DD HH:MM:SS.ffffff" strings Plotly reads on a date axis.
+Times go out as numbers: Plotly reads a number on a date axis as milliseconds since the
+epoch and shows it in UTC, so each is shifted by the local UTC offset of its moment, and
+the axes read in local time. Numbers cost a tenth of date strings to make and send.
+The timeline's and the workflow graph's figures are in run_charts.py.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from vault_bmad.metrics.histogram import bin_bounds
 from vault_bmad.metrics.series import AgentPeriod, TimeSeries
-from vault_bmad.web.dag import Graph
-from vault_bmad.web.timeline import Bar, Timeline
 
 Figure = dict[str, Any]
 
@@ -37,9 +38,6 @@ STATUS_COLORS: dict[str, str] = {
 }
 OTHER_COLOR = "#7f7f7f"
 SERIES_COLORS = ("#3b7dd8", "#2f9e5b", "#e8870e", "#8a6fdf", "#d64545", "#17a2b8")
-RETRIED_COLOR = "#f2b134"
-CRITICAL_COLOR = "#111111"
-WAIT_COLOR = "rgba(128, 128, 128, 0.45)"
 
 
 def plot_text(text: str) -> str:
@@ -47,15 +45,16 @@ def plot_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def plot_time(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s).strftime("%Y-%m-%d %H:%M:%S.%f")
+def plot_time(epoch_s: float) -> float:
+    """Epoch seconds as local milliseconds for a Plotly date axis (see the docstring)."""
+    return round((epoch_s + time.localtime(epoch_s).tm_gmtoff) * 1000.0, 1)
 
 
 def status_color(status: str) -> str:
     return STATUS_COLORS.get(status, OTHER_COLOR)
 
 
-def _layout(uirevision: str, **extra: Any) -> dict[str, Any]:
+def layout(uirevision: str, **extra: Any) -> dict[str, Any]:
     """What every figure shares; `uirevision` keeps zoom and hidden traces across updates."""
     return {
         "uirevision": uirevision,
@@ -66,7 +65,7 @@ def _layout(uirevision: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _scatter(points: int) -> str:
+def trace_kind(points: int) -> str:
     return "scattergl" if points > WEBGL_FROM else "scatter"
 
 
@@ -89,7 +88,7 @@ def throughput_figure(series: TimeSeries) -> Figure:
     ]
     return {
         "data": data,
-        "layout": _layout(
+        "layout": layout(
             "throughput",
             barmode="stack",
             bargap=0.1,
@@ -152,7 +151,7 @@ def latency_figure(counts: Mapping[int, int], marks: Mapping[str, float]) -> Fig
     ]
     return {
         "data": data,
-        "layout": _layout(
+        "layout": layout(
             "latency",
             showlegend=False,
             xaxis={"type": "log", "title": {"text": "latency, queue wait + run (s)"}},
@@ -198,7 +197,7 @@ def rate_lines_figure(
     yaxis: dict[str, Any] = {"title": {"text": axis_title}, "rangemode": "tozero"}
     if rate:
         yaxis |= {"tickformat": ".0%", "range": [0, 1.05]}
-    return {"data": data, "layout": _layout(uirevision, xaxis={"type": "date"}, yaxis=yaxis)}
+    return {"data": data, "layout": layout(uirevision, xaxis={"type": "date"}, yaxis=yaxis)}
 
 
 def utilization_figure(agents: Sequence[AgentPeriod], out: Sequence[str] = ()) -> Figure:
@@ -218,7 +217,7 @@ def utilization_figure(agents: Sequence[AgentPeriod], out: Sequence[str] = ()) -
                 "hovertemplate": "%{y}: %{x:.1%} busy<extra></extra>",
             }
         ],
-        "layout": _layout(
+        "layout": layout(
             "utilization",
             showlegend=False,
             xaxis={"tickformat": ".0%", "range": [0, 1]},
@@ -253,7 +252,7 @@ def utilization_heatmap(
                 "hovertemplate": "%{y}<br>%{x}<br>%{z:.0%} busy<extra></extra>",
             }
         ],
-        "layout": _layout(
+        "layout": layout(
             "utilization-heatmap",
             xaxis={"type": "date"},
             yaxis={"automargin": True, "type": "category", "autorange": "reversed"},
@@ -286,7 +285,7 @@ def load_figure(agents: Sequence[Mapping[str, Any]]) -> Figure:
                 "marker": {"color": status_color("running")},
             },
         ],
-        "layout": _layout(
+        "layout": layout(
             "load",
             barmode="overlay",
             xaxis={"title": {"text": "tasks at once"}, "dtick": 1, "rangemode": "tozero"},
@@ -312,7 +311,7 @@ def bars_figure(values: Mapping[str, float], uirevision: str, axis_title: str) -
                 },
             }
         ],
-        "layout": _layout(
+        "layout": layout(
             uirevision,
             showlegend=False,
             xaxis={"type": "category"},
@@ -349,192 +348,9 @@ def pool_figure(series: TimeSeries, size_now: int, since: float, now: float) -> 
         )
     return {
         "data": data,
-        "layout": _layout(
+        "layout": layout(
             "pool",
             xaxis={"type": "date"},
             yaxis={"rangemode": "tozero", "title": {"text": "workers"}},
-        ),
-    }
-
-
-def gantt_figure(timeline: Timeline, titles: Mapping[str, str]) -> Figure:
-    """Bars of attempts in lanes per agent, coloured by status: queue wait as a thin grey
-    bar before each, tries that were retried in amber, the critical path outlined."""
-    lanes = [plot_text(lane) for lane in timeline.lanes]
-    kind = _scatter(3 * len(timeline.bars))  # one kind for all, so the layers stack right
-    traces: list[dict[str, Any]] = []
-    waits = [b for b in timeline.bars if b.started_at > b.queued_at]
-    if waits:
-        traces.append(_segments(kind, waits, "queue wait", WAIT_COLOR, 4, lambda b: b.queued_at))
-    critical = [b for b in timeline.bars if b.critical]
-    if critical:
-        traces.append(_segments(kind, critical, "critical path", CRITICAL_COLOR, 20))
-    groups: dict[str, list[Bar]] = {}
-    for bar in timeline.bars:
-        groups.setdefault("retried" if bar.retried else bar.status, []).append(bar)
-    for name in sorted(groups, key=lambda g: (g != "done", g)):
-        color = RETRIED_COLOR if name == "retried" else status_color(name)
-        traces.append(_segments(kind, groups[name], name, color, 14))
-        traces.append(_hover_points(kind, groups[name], name, color, titles))
-    height = max(260, 34 * len(lanes) + 90)
-    return {
-        "data": traces,
-        "layout": _layout(
-            "gantt",
-            height=height,
-            xaxis={"type": "date"},
-            yaxis={
-                "type": "category",
-                "categoryorder": "array",
-                "categoryarray": lanes,
-                "autorange": "reversed",
-                "automargin": True,
-            },
-        ),
-    }
-
-
-def _segments(
-    kind: str,
-    bars: Sequence[Bar],
-    name: str,
-    color: str,
-    width: int,
-    start: Any = None,
-) -> dict[str, Any]:
-    """One trace of horizontal segments, separated by gaps (None)."""
-    xs: list[str | None] = []
-    ys: list[str | None] = []
-    for bar in bars:
-        begin = start(bar) if start else bar.started_at
-        end = bar.started_at if start else max(bar.ended_at, bar.started_at + 0.001)
-        lane = plot_text(bar.lane)
-        xs += [plot_time(begin), plot_time(end), None]
-        ys += [lane, lane, None]
-    return {
-        "type": kind,
-        "mode": "lines",
-        "name": name,
-        "legendgroup": name,
-        "showlegend": name in ("queue wait", "critical path"),
-        "x": xs,
-        "y": ys,
-        "line": {"color": color, "width": width},
-        "hoverinfo": "skip",
-        "connectgaps": False,
-    }
-
-
-def _hover_points(
-    kind: str, bars: Sequence[Bar], name: str, color: str, titles: Mapping[str, str]
-) -> dict[str, Any]:
-    """A point in the middle of each bar, carrying its hover text."""
-    texts = []
-    for bar in bars:
-        title = titles.get(bar.task_id, bar.task_id)
-        lines = [
-            f"<b>{plot_text(title)}</b>",
-            f"{plot_text(bar.task_id)} · try {bar.attempt} · {plot_text(bar.status)}",
-            f"run {format_seconds(bar.ended_at - bar.started_at)}"
-            f" · queued {format_seconds(max(0.0, bar.started_at - bar.queued_at))}"
-            f" · cache {plot_text(bar.cache)}",
-        ]
-        if bar.error:
-            lines.append(plot_text(bar.error[:200]))
-        texts.append("<br>".join(lines))
-    return {
-        "type": kind,
-        "mode": "markers",
-        "name": name,
-        "legendgroup": name,
-        "x": [plot_time((b.started_at + max(b.ended_at, b.started_at)) / 2) for b in bars],
-        "y": [plot_text(b.lane) for b in bars],
-        "marker": {"color": color, "size": 9, "symbol": "line-ns-open"},
-        "text": texts,
-        "hovertemplate": "%{text}<extra></extra>",
-        "customdata": [b.task_id for b in bars],
-    }
-
-
-def graph_figure(graph: Graph, critical: Sequence[str] = ()) -> Figure:
-    """A run's DAG, left to right: nodes coloured by status, the critical path outlined."""
-    place = {node.id: (node.column, node.row) for node in graph.nodes}
-    edge_x: list[float | None] = []
-    edge_y: list[float | None] = []
-    arrows = []
-    for dep, task in graph.edges:
-        (x0, y0), (x1, y1) = place[dep], place[task]
-        edge_x += [x0, x1, None]
-        edge_y += [y0, y1, None]
-        if len(graph.edges) <= 200:
-            arrows.append(
-                {
-                    "x": x1 - 0.12,
-                    "y": y1 - 0.12 * (y1 - y0) / max(0.001, x1 - x0),
-                    "ax": x0,
-                    "ay": y0,
-                    "xref": "x",
-                    "yref": "y",
-                    "axref": "x",
-                    "ayref": "y",
-                    "showarrow": True,
-                    "arrowhead": 2,
-                    "arrowsize": 1.2,
-                    "arrowcolor": "rgba(128, 128, 128, 0.8)",
-                    "text": "",
-                }
-            )
-    on_path = set(critical)
-    nodes = graph.nodes
-    hover = [
-        f"<b>{plot_text(n.label)}</b><br>{plot_text(n.id)}<br>{plot_text(n.status)}"
-        + (f" · {plot_text(n.agent)}" if n.agent else "")
-        + (" · outside the run" if n.outside else "")
-        for n in nodes
-    ]
-    data = [
-        {
-            "type": _scatter(len(edge_x)),
-            "mode": "lines",
-            "name": "depends on",
-            "x": edge_x,
-            "y": edge_y,
-            "line": {"color": "rgba(128, 128, 128, 0.6)", "width": 1.5},
-            "hoverinfo": "skip",
-            "showlegend": False,
-        },
-        {
-            "type": _scatter(len(nodes)),
-            "mode": "markers+text",
-            "name": "tasks",
-            "x": [n.column for n in nodes],
-            "y": [n.row for n in nodes],
-            "text": [plot_text(n.label) for n in nodes],
-            "textposition": "bottom center",
-            "hovertext": hover,
-            "hovertemplate": "%{hovertext}<extra></extra>",
-            "customdata": [n.id for n in nodes],
-            "marker": {
-                "size": 26,
-                "color": [status_color(n.status) for n in nodes],
-                "symbol": ["diamond" if n.outside else "circle" for n in nodes],
-                "line": {
-                    "width": [4 if n.id in on_path else 1 for n in nodes],
-                    "color": [CRITICAL_COLOR if n.id in on_path else "#ffffff" for n in nodes],
-                },
-            },
-            "showlegend": False,
-        },
-    ]
-    rows = [n.row for n in nodes] or [0.0]
-    last_column = max((n.column for n in nodes), default=0)
-    return {
-        "data": data,
-        "layout": _layout(
-            "graph",
-            height=max(320, 90 * (max(rows) - min(rows) + 1) + 80),
-            xaxis={"visible": False, "range": [-0.5, last_column + 0.5]},
-            yaxis={"visible": False, "range": [min(rows) - 0.7, max(rows) + 0.7]},
-            annotations=arrows,
         ),
     }

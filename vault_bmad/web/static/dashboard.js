@@ -147,7 +147,8 @@
     if (!node || node.dataset.clickable) return;
     node.dataset.clickable = "yes";
     node.on?.("plotly_click", (event) => {
-      const id = event.points && event.points[0] && event.points[0].customdata;
+      const data = event.points && event.points[0] && event.points[0].customdata;
+      const id = Array.isArray(data) ? data[0] : data;
       if (typeof id === "string") window.location.href = taskHref(id);
     });
   }
@@ -442,7 +443,10 @@
   function themeToggle() {
     const button = document.getElementById("theme-toggle");
     if (!button) return;
-    const show = () => { button.textContent = `Theme: ${document.documentElement.dataset.theme}`; };
+    const show = () => {
+      button.textContent = `◐ ${document.documentElement.dataset.theme}`;
+      button.setAttribute("aria-label", `Theme: ${document.documentElement.dataset.theme}`);
+    };
     show();
     button.addEventListener("click", () => {
       const next = THEMES[(THEMES.indexOf(document.documentElement.dataset.theme) + 1) % THEMES.length];

@@ -1,0 +1,249 @@
+"""Task attempts on Dask workers in other processes: same results as the thread pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import frontmatter
+import pytest
+
+from vault_bmad.config import Settings, load_settings
+from vault_bmad.engine.executors import check_executor_spec, make_executor
+from vault_bmad.errors import ConfigError
+from vault_bmad.metrics.store import Store
+from vault_bmad.runner import run_vault
+from vault_bmad.runtimes.base import RunRequest
+from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
+from vault_bmad.runtimes.remote import NotPicklable, RemoteRuntime, RuntimeSpec
+
+FAST = {
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+    "llm_retries": 0,
+    "max_workers": 4,
+    "health_cooldown_s": 0.2,
+}
+DASK = str(Path(sys.executable).parent / "dask")
+WORKER_FLAGS = ["--no-dashboard", "--local-directory"]
+VAULT_BMAD_RUN = [str(Path(sys.executable).parent / "vault-bmad"), "run"]
+
+
+def settings_for(vault: Path, server: LoopbackLLM, executor: str) -> Settings:
+    env = {**os.environ, "VAULT_BMAD_LLM_BASE_URL": server.base_url}
+    return load_settings(vault, None, env=env, overrides={**FAST, "executor": executor})
+
+
+def mixed_vault(vault: Path) -> Path:
+    """The sample vault, plus llm tasks (one repeated, so the cache serves it) and a chain."""
+    notes = {"Agents/Writer.md": "---\ntype: agent\nruntime: llm\nmodel: tiny\n---\nBe brief.\n"}
+    for n in range(4):
+        notes[f"Tasks/Ask {n}.md"] = f"---\ntype: task\nagent: writer\n---\nQuestion {n % 3}.\n"
+    notes["Tasks/Sum up.md"] = (
+        "---\ntype: task\nagent: writer\ndepends_on: ['[[Ask 0]]', '[[Ask 1]]']\n---\nSum up.\n"
+    )
+    for rel_path, text in notes.items():
+        (vault / rel_path).parent.mkdir(parents=True, exist_ok=True)
+        (vault / rel_path).write_text(text, encoding="utf-8")
+    return vault
+
+
+def results(vault: Path) -> dict[str, tuple[object, str]]:
+    """Each task note's status, and its output note's body."""
+    found: dict[str, tuple[object, str]] = {}
+    for path in sorted((vault / "Tasks").rglob("*.md")):
+        note = frontmatter.load(path)
+        output = str(note.get("result", "")).strip("[]")
+        body = frontmatter.load(vault / f"{output}.md").content if output else ""
+        found[path.relative_to(vault).as_posix()] = (note.get("status"), body)
+    return found
+
+
+@pytest.fixture
+def vault_pair(sample_vault: Path, tmp_path: Path) -> tuple[Path, Path]:
+    original = mixed_vault(sample_vault)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    return original, copy
+
+
+def test_dask_local_cluster_matches_the_thread_pool(vault_pair: tuple[Path, Path]) -> None:
+    threaded, distributed = vault_pair
+    with LoopbackLLM() as server:
+        by_threads = run_vault(threaded, settings_for(threaded, server, "thread"))
+        calls_by_threads = server.calls
+        by_dask = run_vault(distributed, settings_for(distributed, server, "dask"))
+        calls_by_dask = server.calls - calls_by_threads
+    assert by_dask.summary.count("done") == by_threads.summary.count("done") == 16
+    assert results(distributed) == results(threaded)
+    # The cache lives in the service process, so Dask workers repeat no call.
+    assert calls_by_dask == calls_by_threads == 4
+    with Store(distributed / ".vault-bmad" / "state.db") as store:
+        assert {a.status for a in store.attempts(limit=100)} == {"done"}
+
+
+def test_a_task_that_does_not_pickle_gets_a_clear_error() -> None:
+    request = RunRequest(
+        task_id="tasks/odd",
+        title="Odd",
+        runtime="template",
+        agent_id="a",
+        persona="",
+        body="hi",
+        context=(),
+        dependency_outputs=(),
+        template=None,
+        template_path=None,
+        model=None,
+        params=(("handle", threading.Lock()),),
+        timeout=5,
+    )
+    with ThreadPoolExecutor(1) as pool:
+        runtime = RemoteRuntime("template", RuntimeSpec.from_settings(Settings()), pool)
+        with pytest.raises(NotPicklable) as caught:
+            runtime.run(request)
+    message = str(caught.value)
+    assert "task tasks/odd" in message
+    assert "its params cannot be sent" in message
+    assert "lock" in message
+
+
+def test_the_runtime_spec_carries_no_api_key() -> None:
+    spec = RuntimeSpec.from_settings(Settings(llm_api_key="sk-secret"))
+    assert "sk-secret" not in repr(spec)
+    assert spec.settings("sk-worker").llm_api_key == "sk-worker"
+
+
+@pytest.mark.parametrize("spec", ["thread", "dask", "dask://10.0.0.5:8786", "dask://h:1"])
+def test_executor_specs_accepted(spec: str) -> None:
+    assert check_executor_spec(spec) == spec
+
+
+@pytest.mark.parametrize("spec", ["process", "dask://", "dask://host", "dask://h:0", "tcp://h:1"])
+def test_executor_specs_refused(spec: str, vault: Path) -> None:
+    with pytest.raises(ConfigError, match="is not `thread`, `dask` or `dask://HOST:PORT`"):
+        load_settings(vault, None, env={}, overrides={"executor": spec})
+
+
+def test_the_thread_executor_runs_and_closes() -> None:
+    executor, close = make_executor("thread", 2)
+    assert executor.submit(sum, [1, 2]).result() == 3
+    close()
+    with pytest.raises(RuntimeError):
+        executor.submit(sum, [1])
+
+
+def wait_for_workers(address: str, count: int) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=20) as client:
+        client.wait_for_workers(count, timeout=20)
+
+
+def test_cli_runs_on_a_dask_scheduler_and_worker_processes(
+    vault_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    vault = vault_pair[0]
+    port = free_port()
+    worker_flags = [*WORKER_FLAGS, str(tmp_path / "worker")]
+    address = f"127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            DASK,
+            "worker",
+            f"tcp://{address}",
+            "--nthreads",
+            "2",
+            "--host",
+            "127.0.0.1",
+            *worker_flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_workers(f"tcp://{address}", 1)
+        with LoopbackLLM() as server:
+            env = {**os.environ, "VAULT_BMAD_LLM_BASE_URL": server.base_url}
+            done = subprocess.run(
+                [
+                    *VAULT_BMAD_RUN,
+                    str(vault),
+                    "--executor",
+                    f"dask://{address}",
+                    "--format",
+                    "json",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert server.calls == 4
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+        for process in (worker, scheduler):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert (payload["done"], payload["failed"], payload["blocked"]) == (16, 0, 0)
+    assert frontmatter.load(vault / "Tasks/Sum up.md")["status"] == "done"
+
+
+@pytest.fixture(scope="module")
+def cluster_address() -> Iterator[str]:
+    """A LocalCluster of two worker processes, shared by the tests that join it by address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        dashboard_address=":0",
+        scheduler_kwargs={"dashboard": False},
+        host="127.0.0.1",
+    ) as cluster:
+        yield str(cluster.scheduler_address).removeprefix("tcp://")
+
+
+def test_retries_work_on_dask_workers(vault: Path, cluster_address: str) -> None:
+    (vault / "Agents").mkdir()
+    (vault / "Tasks").mkdir()
+    (vault / "Agents/L.md").write_text("---\ntype: agent\nruntime: llm\n---\nBe brief.\n")
+    (vault / "Tasks/Ask.md").write_text("---\ntype: task\nagent: l\nretries: 3\n---\nSay hi.\n")
+    with LoopbackLLM(fail_first=2) as server:
+        run_vault(vault, settings_for(vault, server, f"dask://{cluster_address}"))
+        assert server.calls == 3
+    note = frontmatter.load(vault / "Tasks/Ask.md")
+    assert (note["status"], note["attempts"]) == ("done", 3)
+
+
+def test_timeouts_work_on_dask_workers(vault: Path, cluster_address: str) -> None:
+    (vault / "Agents").mkdir()
+    (vault / "Tasks").mkdir()
+    (vault / "Agents/L.md").write_text("---\ntype: agent\nruntime: llm\n---\n")
+    (vault / "Tasks/Slow.md").write_text(
+        "---\ntype: task\nagent: l\ntimeout: 0.3\nretries: 1\n---\nHi\n"
+    )
+    with LoopbackLLM(hang=True) as server:
+        run_vault(vault, settings_for(vault, server, f"dask://{cluster_address}"))
+    note = frontmatter.load(vault / "Tasks/Slow.md")
+    assert (note["status"], note["attempts"]) == ("failed", 2)
+    assert "0.3" in str(note["error"])

@@ -1,0 +1,84 @@
+"""The loopback LLM server of the workload benchmark: each agent's model has its own speed,
+and one agent degrades partway through (slower, then failing, then well again)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vault_bmad.bench.workload_spec import DEGRADING_AGENT, FLEET, base_latency_s, model_of
+from vault_bmad.runtimes.loopback_llm import LoopbackLLM
+
+_MARKER = re.compile(r"of item (\S+)\.")
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Calls after `after_calls` to the agent are `slow_factor` times slower, the next
+    `failing_calls` answer HTTP 503, and the agent is well after that."""
+
+    agent_id: str = DEGRADING_AGENT
+    after_calls: int = 6
+    slow_calls: int = 4
+    slow_factor: float = 4.0
+    failing_calls: int = 6
+
+
+class FleetLLM(LoopbackLLM):
+    """A LoopbackLLM whose latency is the task's drawn latency x its model's slowness x
+    `scale`, so a run is short; `ok_calls` and `failed_calls` count answers given."""
+
+    def __init__(self, scale: float, degradation: Degradation = Degradation()) -> None:
+        super().__init__()
+        self.scale = scale
+        self.degradation = degradation
+        self._slowness = {model_of(agent.id): agent.slowness for agent in FLEET}
+        self._count_lock = threading.Lock()
+        self._by_model: Counter[str] = Counter()
+        self.ok_calls = 0
+        self.failed_calls = 0
+
+    def __enter__(self) -> FleetLLM:
+        super().__enter__()
+        return self
+
+    def reset_counts(self) -> None:
+        with self._count_lock:
+            self._by_model.clear()
+            self.ok_calls = self.failed_calls = 0
+
+    def _answer(self, call: int, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        model = str(body.get("model", ""))
+        text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        found = _MARKER.search(text)
+        latency = base_latency_s(found.group(1) if found else text) * self._slowness.get(model, 1)
+        phase = self._phase(model)
+        if phase == "failing":
+            self._stopping.wait(0.02 * latency * self.scale)
+            with self._count_lock:
+                self.failed_calls += 1
+            return 503, {"error": {"message": f"{model} is overloaded", "type": "server_error"}}
+        factor = self.degradation.slow_factor if phase == "slow" else 1.0
+        self._stopping.wait(latency * factor * self.scale)
+        with self._count_lock:
+            self.ok_calls += 1
+        return super()._answer(call, body)
+
+    def _phase(self, model: str) -> str:
+        plan = self.degradation
+        with self._count_lock:
+            self._by_model[model] += 1
+            count = self._by_model[model]
+        if model != model_of(plan.agent_id) or count <= plan.after_calls:
+            return "well"
+        if count <= plan.after_calls + plan.slow_calls:
+            return "slow"
+        return (
+            "failing"
+            if count <= plan.after_calls + plan.slow_calls + plan.failing_calls
+            else "well"
+        )
