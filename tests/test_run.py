@@ -248,3 +248,13 @@ def test_crash_loses_nothing(vault: Path, write: WriteNote, tmp_path: Path) -> N
     with Store(vault / ".vault-bmad" / "state.db") as store:
         assert store.tasks("running") == []
         assert {t.task_id for t in store.tasks("done")} >= {"tasks/long", "tasks/after"}
+
+
+def test_a_broken_template_fails_at_once_without_retries(vault: Path, write: WriteNote) -> None:
+    write("Agents/A.md", "---\ntype: agent\n---\n")
+    write("Templates/Bad.md", "---\ntype: template\n---\n{% for x in %}\n")
+    write("Tasks/T.md", "---\ntype: task\nagent: a\nretries: 3\ntemplate: '[[Bad]]'\n---\nx\n")
+    run_vault(vault, settings_for(vault))
+    note = meta(vault, "Tasks/T.md")
+    assert (note["status"], note["attempts"]) == ("failed", 1)
+    assert "Templates/Bad.md" in str(note["error"])

@@ -37,7 +37,11 @@ class RuntimeUnavailable(VaultBmadError):
     """A runtime cannot do the work: it is off, unreachable, or answered with an error."""
 
 
-class TemplateRenderError(VaultBmadError):
+class PermanentFailure(VaultBmadError):
+    """A task attempt failed in a way that trying again cannot help."""
+
+
+class TemplateRenderError(PermanentFailure):
     """A task's template failed to compile or render; retrying will not help."""
 
     def __init__(self, template: str, line: int | None, reason: str) -> None:

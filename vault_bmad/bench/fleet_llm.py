@@ -30,13 +30,17 @@ class Degradation:
 
 class FleetLLM(LoopbackLLM):
     """A LoopbackLLM whose latency is the task's drawn latency x its model's slowness x
-    `scale`, so a run is short; `ok_calls` and `failed_calls` count answers given."""
+    `scale`, so a run is short. Each model answers at most its agent's `capacity` calls at
+    once, as a real backend would; more wait for a slot, whichever system sends them.
+    `ok_calls` and `failed_calls` count answers given."""
 
     def __init__(self, scale: float, degradation: Degradation = Degradation()) -> None:
         super().__init__()
         self.scale = scale
         self.degradation = degradation
         self._slowness = {model_of(agent.id): agent.slowness for agent in FLEET}
+        self._slots = {model_of(a.id): threading.BoundedSemaphore(a.capacity) for a in FLEET}
+        self._any_model = threading.BoundedSemaphore(1)
         self._count_lock = threading.Lock()
         self._by_model: Counter[str] = Counter()
         self.ok_calls = 0
@@ -56,6 +60,12 @@ class FleetLLM(LoopbackLLM):
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         found = _MARKER.search(text)
         latency = base_latency_s(found.group(1) if found else text) * self._slowness.get(model, 1)
+        with self._slots.get(model, self._any_model):
+            return self._answer_in_slot(call, body, model, latency)
+
+    def _answer_in_slot(
+        self, call: int, body: Mapping[str, Any], model: str, latency: float
+    ) -> tuple[int, dict[str, Any]]:
         phase = self._phase(model)
         if phase == "failing":
             self._stopping.wait(0.02 * latency * self.scale)

@@ -22,7 +22,7 @@ from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
 from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
-from vault_bmad.errors import TaskTimeout, TemplateRenderError, VaultBmadError
+from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
 from vault_bmad.metrics.records import CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
@@ -331,7 +331,7 @@ class Orchestrator:
         self.store.record_attempt(
             attempt_record(flight, status, ended, runtime=runtime, error=error)
         )
-        retry = not isinstance(exc, TemplateRenderError)  # a broken template stays broken
+        retry = not isinstance(exc, PermanentFailure)  # e.g. a broken template stays broken
         progress = self.scheduler.finish(
             task.id, ok=False, seconds=ended - flight.started, retry=retry
         )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 
 from vault_bmad.config import ENV_PREFIX, Settings
 from vault_bmad.engine.executors import is_remote, make_executor
-from vault_bmad.errors import TaskTimeout, VaultBmadError
+from vault_bmad.errors import PermanentFailure, TaskTimeout
 from vault_bmad.runtimes.base import RunRequest, RunResult, Runtime, build_runtimes
 
 RUNTIME_NAMES = ("template", "llm", "command")
@@ -27,7 +27,7 @@ REMOTE_GRACE_S = 2.0  # time for the trip to a worker and back, beyond the task'
 API_KEY_VARIABLE = ENV_PREFIX + "LLM_API_KEY"
 
 
-class NotPicklable(VaultBmadError):
+class NotPicklable(PermanentFailure):
     """Part of a task attempt cannot be sent to a worker in another process."""
 
     def __init__(self, task_id: str, part: str, reason: str) -> None:
