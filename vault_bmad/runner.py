@@ -77,6 +77,29 @@ def make_cache(settings: Settings, folder: Path) -> TieredCache | None:
     )
 
 
+def open_orchestrator(
+    vault: Path,
+    settings: Settings,
+    stack: ExitStack,
+    on_event: Callable[[Event], None] | None = None,
+) -> Orchestrator:
+    """Take the vault's lock and open what an orchestrator stands on: the store, the
+    runtimes, the cache and the index. `stack` closes them all, runtimes before the store."""
+    folder = state_dir(vault, settings)
+    stack.enter_context(vault_lock(folder))
+    store = stack.enter_context(Store(folder / STATE_DB))
+    runtimes = runtimes_for(settings, stack)
+    for runtime in runtimes.values():
+        close = getattr(runtime, "close", None)
+        if close is not None:
+            stack.callback(close)
+    cache = make_cache(settings, folder)
+    if cache is not None:
+        stack.enter_context(cache)
+    index = VaultIndex.load(vault)
+    return Orchestrator(index, settings, store, runtimes, cache=cache, on_event=on_event)
+
+
 def run_vault(
     vault: Path,
     settings: Settings,
@@ -84,19 +107,10 @@ def run_vault(
     on_start: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run every `todo` task of the vault to an end state and write a run report."""
-    folder = state_dir(vault, settings)
     with ExitStack() as stack:
-        stack.enter_context(vault_lock(folder))
-        store = stack.enter_context(Store(folder / STATE_DB))
-        cache = make_cache(settings, folder)
-        if cache is not None:
-            stack.enter_context(cache)
-        index = VaultIndex.load(vault)
+        orchestrator = open_orchestrator(vault, settings, stack, on_event)
+        index = orchestrator.index
         definitions = build_definitions(index)
-        runtimes = runtimes_for(settings, stack)
-        orchestrator = Orchestrator(
-            index, settings, store, runtimes, cache=cache, on_event=on_event
-        )
         try:
             invalid = orchestrator.notes.mark_invalid(index, definitions.problems)
             to_run = orchestrator.submit(definitions)
@@ -106,10 +120,6 @@ def run_vault(
             orchestrator.sample_cache()
         finally:
             orchestrator.close()
-            for runtime in runtimes.values():
-                close = getattr(runtime, "close", None)
-                if close is not None:
-                    close()
         report = None
         if summary.outcomes or invalid:
             report = write_run_report(orchestrator.notes, summary, definitions, invalid)

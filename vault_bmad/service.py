@@ -23,13 +23,9 @@ from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
 from vault_bmad.errors import ConfigError, VaultBmadError
 from vault_bmad.metrics.prometheus import ServiceMetrics
 from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
-from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runner import STATE_DB, make_cache, state_dir, vault_lock
-from vault_bmad.runtimes.base import Runtime
-from vault_bmad.runtimes.remote import runtimes_for
+from vault_bmad.runner import open_orchestrator
 from vault_bmad.vault.changes import VaultChange
-from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.watcher import VaultWatcher, apply_to_index
 from vault_bmad.web.app import create_app
 
@@ -38,6 +34,7 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SHUTDOWN_GRACE_S = 3.0  # running tasks may finish within this; the rest go back to todo
 _ENGINE_WAIT_S = 0.05
+REFRESH_EVERY_S = 1.0  # a fresh snapshot even when nothing happened (health decays, clocks)
 SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
 
 
@@ -67,30 +64,18 @@ class Service:
         self._server: BaseWSGIServer | None = None
         self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level)
         self._next_sample = 0.0
+        self._dirty = True  # the engine changed something the snapshot does not show yet
         self.unfinished: list[str] = []
         self.watcher: VaultWatcher | None = None
         self.orchestrator: Orchestrator | None = None
-        self.runtimes: dict[str, Runtime] = {}
 
     # Start and stop.
 
     def start(self) -> None:
-        folder = state_dir(self.vault, self.settings)
-        self._stack.enter_context(vault_lock(folder))
-        self.store = self._stack.enter_context(Store(folder / STATE_DB))
-        self.index = VaultIndex.load(self.vault)
-        self.runtimes = runtimes_for(self.settings, self._stack)
-        cache = make_cache(self.settings, folder)
-        if cache is not None:
-            self._stack.enter_context(cache)
-        self.orchestrator = orchestrator = Orchestrator(
-            self.index,
-            self.settings,
-            self.store,
-            self.runtimes,
-            cache=cache,
-            on_event=self._on_event,
+        self.orchestrator = orchestrator = open_orchestrator(
+            self.vault, self.settings, self._stack, self._on_event
         )
+        self.store, self.index = orchestrator.store, orchestrator.index
         self.reports = ReportSchedule(self.settings.report_interval_s)
         definitions = build_definitions(self.index)
         orchestrator.notes.mark_invalid(self.index, definitions.problems)
@@ -137,10 +122,6 @@ class Service:
             self._publish()
             self.orchestrator.sample_cache()
             self._write_report(self.reports.at_shutdown())
-        for runtime in self.runtimes.values():
-            close = getattr(runtime, "close", None)
-            if close is not None:
-                close()
         if self._server is not None:
             self._server.shutdown()
         self._stack.close()
@@ -158,7 +139,8 @@ class Service:
                 self._apply_changes()
                 assert self.orchestrator is not None
                 self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
-                self._publish()
+                if self._dirty or time.time() - self._snapshot.at >= REFRESH_EVERY_S:
+                    self._publish()
                 self._housekeeping()
                 if not self.orchestrator.scheduler.pending():  # step() waits only on work
                     self._stopping.wait(_ENGINE_WAIT_S)
@@ -178,6 +160,7 @@ class Service:
         assert self.orchestrator is not None
         apply_to_index(self.index, batch)
         definitions = build_definitions(self.index)
+        self._dirty = True
         touched = {change.path for change in batch}
         self.orchestrator.notes.mark_invalid(self.index, definitions.problems, touched)
         self.orchestrator.refresh(definitions, touched)
@@ -215,9 +198,11 @@ class Service:
 
     def _publish(self) -> None:
         if self.orchestrator is not None:
+            self._dirty = False
             self._snapshot = take_snapshot(self.orchestrator, time.time())
 
     def _on_event(self, event: Event) -> None:
+        self._dirty = True
         self.metrics.observe(event)
 
     # What the web app reads.
