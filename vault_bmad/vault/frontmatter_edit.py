@@ -9,8 +9,8 @@ line by line instead, so even a broken note can be told why it is invalid.
 
 from __future__ import annotations
 
+import functools
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,10 +19,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from vault_bmad.vault.notes import SAFE_YAML_LOADER
 
+try:  # libyaml's emitter, as for loading: several times faster than pure Python
+    from yaml import CSafeDumper as YamlDumper
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeDumper as YamlDumper  # type: ignore[assignment]
+
 _OPENING = re.compile(r"---[ \t]*(\r?\n)")
 _CLOSING = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 _STR_TAG = "tag:yaml.org,2002:str"
 _TRAILING_SPACE = " \t\r\n"
+_ONE_LINE = 2**31 - 1  # emitter width: never fold (libyaml takes a C int)
 # A top-level key at the start of a line, for frontmatter PyYAML cannot parse.
 _KEY_LINE = re.compile(
     r"""(?:"([^"\n]*)"|'([^'\n]*)'|([^\s#:"'-][^:\n]*?|-[^\s:][^:\n]*?))[ \t]*:(?=\s|$)"""
@@ -75,6 +81,17 @@ def split_note(text: str) -> NoteParts | None:
 
 def yaml_value(value: object) -> str:
     """Render `value` as one line of YAML that loads back to an equal value."""
+    if value is None or isinstance(value, str | int | float):
+        return _scalar_value(value)  # keys and statuses repeat on every write
+    return _render_value(value)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: True and 1 render differently
+def _scalar_value(value: str | float | None) -> str:
+    return _render_value(value)
+
+
+def _render_value(value: object) -> str:
     flow = isinstance(value, list | tuple | dict)
     rendered = _dump_value(value, flow=flow, quoted=False)
     if "\n" in rendered or rendered.startswith("'"):
@@ -268,13 +285,14 @@ def _line_end(source: str, position: int) -> int:
 
 def _dump_value(value: object, *, flow: bool, quoted: bool) -> str:
     """Dump a one-key mapping and cut the value out of it, so PyYAML picks the style."""
-    dumped = yaml.safe_dump(
+    dumped = yaml.dump(
         {"k": list(value) if isinstance(value, tuple) else value},
+        Dumper=YamlDumper,
         default_flow_style=flow,
         default_style='"' if quoted else None,
         allow_unicode=True,
         sort_keys=False,
-        width=sys.maxsize,
+        width=_ONE_LINE,
     ).rstrip("\n")
     if flow:
         dumped = dumped[1:-1]  # the braces of the one-key mapping
