@@ -226,3 +226,21 @@ def test_adaptive_shifts_load_away_from_a_slow_and_an_erroring_agent() -> None:
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="strategy"):
         Balancer(GENERIC, strategy="random")
+
+
+def test_adaptive_gives_work_to_the_earliest_expected_finish() -> None:
+    balancer = Balancer(GENERIC, rng=random.Random(1))
+    fast = Candidate("a", capacity=2, expected_seconds=2.0)
+    slow = Candidate("b", capacity=2, expected_seconds=6.0)
+    flaky = Candidate("c", capacity=2, expected_seconds=1.0, error_rate=0.8)  # 5 s, retries in
+    assert {balancer.choose(task(f"t{i}"), [fast, slow, flaky]) for i in range(20)} == {"a"}
+    untried = Candidate("c", capacity=2)  # counts as the slowest known: tried when others fill
+    assert balancer.choose(task("u"), [slow, untried, fast]) == "a"
+    assert balancer.choose(task("v"), [slow, untried]) in ("b", "c")
+
+
+def test_adaptive_tells_near_ties_apart_by_score() -> None:
+    balancer = Balancer(GENERIC, rng=random.Random(1))
+    idle = Candidate("a", capacity=4, expected_seconds=2.05)
+    busy = Candidate("b", capacity=4, in_flight=3, expected_seconds=2.0)
+    assert {balancer.choose(task(f"t{i}"), [busy, idle]) for i in range(10)} == {"a"}

@@ -69,3 +69,10 @@ def test_rejects_nonsense() -> None:
         DurationPredictor(alpha=0)
     with pytest.raises(ValueError):
         DurationPredictor().observe("a", "k", -1.0)
+
+
+def test_early_history_is_a_plain_mean_not_the_latest_sample() -> None:
+    predictor = DurationPredictor(alpha=0.3)
+    for seconds in (9.0, 1.0, 2.0):
+        predictor.observe("dev", "task", seconds)
+    assert math.isclose(predictor.predict("task", agent_id="dev").seconds, 4.0)

@@ -314,3 +314,28 @@ def test_a_failed_task_reopened_with_a_failed_dependency_is_blocked_again() -> N
     assert [blocked.task_id for blocked in progress.blocked] == ["b"]
     assert scheduler.phase("b") == "blocked"
     assert scheduler.reopen(task("a")).queued == ("a",)
+
+
+def test_a_held_task_frees_its_slot_spends_no_attempt_and_comes_back_in_its_place() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit([task("twin", agent="dev"), task("next", agent="dev", priority="low")])
+    (first,) = scheduler.dispatch()
+    scheduler.hold("twin")  # an identical request is running: wait for its cached result
+    assert scheduler.phase("twin") == "queued" and scheduler.queued_count == 2
+    assert scheduler.in_flight("dev") == 0 and scheduler.utilization() == 0
+    assert ids(scheduler.dispatch()) == ["next"]  # the slot went to other work
+    scheduler.unhold("twin")
+    scheduler.finish("next", ok=True, seconds=1.0)
+    (again,) = scheduler.dispatch()
+    assert again.task.id == "twin" and again.attempt == first.attempt == 1
+
+
+def test_a_cache_hit_says_nothing_of_the_agents_speed_or_health() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task("hit", agent="dev"), task("call", agent="pm")])
+    scheduler.dispatch()
+    scheduler.finish("hit", ok=True, seconds=0.001, measured=False)
+    scheduler.finish("call", ok=True, seconds=6.0)
+    assert scheduler.predictor.predict("task", agent_id="dev").basis != "agent"
+    assert scheduler.health.snapshot("dev").attempts == 0
+    assert scheduler.predictor.predict("task", agent_id="pm").seconds == 6.0

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from tests.conftest import WriteNote
 from vault_bmad.cli import main
 from vault_bmad.config import Settings, load_settings
+from vault_bmad.metrics.records import Attempt
 from vault_bmad.metrics.store import Store
 from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
@@ -258,3 +259,22 @@ def test_a_broken_template_fails_at_once_without_retries(vault: Path, write: Wri
     note = meta(vault, "Tasks/T.md")
     assert (note["status"], note["attempts"]) == ("failed", 1)
     assert "Templates/Bad.md" in str(note["error"])
+
+
+def test_agent_choice_learns_speeds_from_earlier_runs(vault: Path, write: WriteNote) -> None:
+    for name in ("Quick", "Slow"):
+        write(
+            f"Agents/{name}.md",
+            f"---\ntype: agent\nexpertise: [testing]\ncapacity: 4\n---\n{name}.\n",
+        )
+    for i in range(4):
+        write(f"Tasks/T{i}.md", f"---\ntype: task\ntags: [testing]\n---\nTest part {i}.\n")
+    history = [
+        Attempt("old", agent, "template", 1, "done", 0.0, 100.0, 100.0 + seconds, cache=cache)
+        for agent, seconds, cache in [("quick", 1.0, "miss"), ("slow", 5.0, "miss")] * 3
+        + [("slow", 0.001, "L1")] * 20  # cache hits: no measure of the agent
+    ]
+    with Store(vault / ".vault-bmad" / "state.db") as store:
+        store.record_attempts(history)
+    run_vault(vault, settings_for(vault))
+    assert {meta(vault, f"Tasks/T{i}.md")["agent_used"] for i in range(4)} == {"quick"}

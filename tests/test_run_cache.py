@@ -9,6 +9,7 @@ import frontmatter
 
 from tests.conftest import WriteNote
 from vault_bmad.config import load_settings
+from vault_bmad.metrics.store import Store
 from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
@@ -69,3 +70,27 @@ def test_failures_are_not_cached(vault: Path, write: WriteNote) -> None:
         run(vault, server)
         assert server.calls == 2
     assert frontmatter.load(task)["status"] == "done"
+
+
+def test_a_duplicate_waits_aside_and_leaves_the_agents_slot_to_other_work(
+    vault: Path, write: WriteNote
+) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\ncapacity: 2\n---\nBe brief.\n")
+    for name in ("Dup1", "Dup2", "Dup3"):
+        write(f"Tasks/{name}.md", "---\ntype: task\nagent: l\n---\nSummarise the brief.\n")
+    write("Tasks/Other.md", "---\ntype: task\nagent: l\npriority: low\n---\nSomething else.\n")
+    with LoopbackLLM(latency=lambda: 0.4) as server:
+        run(vault, server)
+        assert server.calls == 2  # one per distinct request
+    with Store(vault / ".vault-bmad" / "state.db") as store:
+        attempts = {a.task_id: a for a in store.attempts()}
+    leader = next(a for a in attempts.values() if a.task_id != "tasks/other" and a.cache == "miss")
+    other = attempts["tasks/other"]
+    # The low-priority task took the second slot while the leader ran: no duplicate sat in it.
+    assert other.started_at < leader.ended_at
+    twins = [a for a in attempts.values() if a.task_id.startswith("tasks/dup") and a is not leader]
+    assert [a.cache for a in twins] == ["L1", "L1"]  # held aside, then served from the cache
+    assert all(a.attempt == 1 and a.started_at > other.started_at for a in twins)
+    for name in ("Dup1", "Dup2", "Dup3"):
+        note = frontmatter.load(vault / f"Tasks/{name}.md")
+        assert (note["status"], note["attempts"]) == ("done", 1)

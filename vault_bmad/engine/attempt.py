@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from vault_bmad.cache.keys import content_key
 from vault_bmad.runtimes.base import RunRequest, RunResult, Runtime
 
 
@@ -33,13 +34,17 @@ class AttemptResult:
     cache: str  # the level that served it, or "miss"
 
 
-def perform(runtime: Runtime, request: RunRequest, cache: ResultCache | None) -> AttemptResult:
-    """Run `request` on `runtime`; a cached result for the same content is used if there is one."""
+def request_key(request: RunRequest) -> str:
+    """The cache key of a request: a hash of everything its result depends on."""
+    return content_key(request.cache_parts())
+
+
+def perform(
+    runtime: Runtime, request: RunRequest, cache: ResultCache | None, key: str | None = None
+) -> AttemptResult:
+    """Run `request` on `runtime`; a cached result for the same content is used if there is
+    one. `key` is `request_key(request)`, when the caller has it already."""
     if cache is None:
         return AttemptResult(runtime.run(request), "miss")
-    from vault_bmad.cache.keys import content_key
-
-    result, level = cache.get_or_compute(
-        content_key(request.cache_parts()), lambda: runtime.run(request)
-    )
+    result, level = cache.get_or_compute(key or request_key(request), lambda: runtime.run(request))
     return AttemptResult(result, level)

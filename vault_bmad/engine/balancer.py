@@ -7,14 +7,20 @@ at all). Among qualifying agents that are in service and have a free slot, the s
 - round_robin: each in turn;
 - weighted_round_robin: smooth weighted round robin (as nginx), in proportion to AgentDef.weight;
 - least_connections: fewest tasks in flight per unit of weight;
-- adaptive (default): power of two choices (as Finagle and Linkerd): two random candidates,
-  the one with the higher weighted score wins, where
+- adaptive (default): the earliest expected finish, as list schedulers (HEFT) place work:
+  the candidate whose expected time for this task, divided by its success rate, is least.
+  The expected time is the agent's own history on such tasks (the DurationPredictor), else
+  its peak-EWMA latency; an agent with neither counts as the slowest of those known, so it
+  gets tried once the known ones are full. Candidates within 10% of the best are told
+  apart by the weighted score
 
       score = 0.4*expertise + 0.3*availability + 0.2*performance + 0.1*load
 
-  expertise is the match relative to the best agent's; availability is health times the free
-  share of capacity; performance is (1 - error rate) times the fastest candidate's peak-EWMA
-  latency over this one's; load is 1 / (1 + (in flight + queued for it) / capacity).
+  where expertise is the match relative to the best agent's; availability is health times
+  the free share of capacity; performance is (1 - error rate) times the fastest candidate's
+  peak-EWMA latency over this one's; load is 1 / (1 + (in flight + queued for it) /
+  capacity). With no history at all, it is the power of two choices (as Finagle and
+  Linkerd): of two random candidates, the higher score wins.
 
 A task that names an agent goes to that agent while it is in service (waiting while it is
 full); when it is out, to the best-scoring other agent that qualifies, or it waits.
@@ -48,10 +54,15 @@ class Candidate:
     health: float = 1.0  # HealthMonitor score
     peak_latency: float | None = None  # seconds; None when it has no history
     error_rate: float = 0.0
+    expected_seconds: float | None = None  # this task on this agent, from its own history
 
     @property
     def free(self) -> int:
         return max(0, self.capacity - self.in_flight)
+
+
+NEAR_TIE = 1.1  # expected finishes within 10% of the best are told apart by score
+MAX_ERROR_RATE = 0.95  # expected attempts = 1 / (1 - error rate), capped at 20
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ class Balancer:
             return self._weighted_round_robin(pool).agent_id
         if self.strategy == "least_connections":
             return self._least_connections(pool).agent_id
-        return self._two_choices(task, pool).agent_id
+        return self._earliest_finish(task, pool).agent_id
 
     def best(self, task: TaskDef, candidates: Sequence[Candidate]) -> str | None:
         """The highest-scoring qualifying candidate with a free slot, or None."""
@@ -227,6 +238,26 @@ class Balancer:
         fewest = min(c.in_flight / c.weight for c in pool)
         tied = [c for c in pool if c.in_flight / c.weight == fewest]
         return self._round_robin(tied)
+
+    def _earliest_finish(self, task: TaskDef, pool: Sequence[Candidate]) -> Candidate:
+        if len(pool) == 1:
+            return pool[0]
+        expected = {c.agent_id: c.expected_seconds or c.peak_latency for c in pool}
+        known = [seconds for seconds in expected.values() if seconds]
+        if not known:
+            return self._two_choices(task, pool)
+        untried = max(known)  # known agents first; untried ones take work when they are full
+        finish = {
+            c.agent_id: (expected[c.agent_id] or untried)
+            / (1.0 - min(MAX_ERROR_RATE, c.error_rate))
+            for c in pool
+        }
+        best = min(finish.values())
+        near = [c for c in pool if finish[c.agent_id] <= best * NEAR_TIE]
+        if len(near) == 1:
+            return near[0]
+        scores = {s.agent_id: s.total for s in self.scores(task, near)}
+        return max(near, key=lambda c: scores[c.agent_id])
 
     def _two_choices(self, task: TaskDef, pool: Sequence[Candidate]) -> Candidate:
         if len(pool) == 1:

@@ -17,6 +17,7 @@ class InFlight:
     queued_at: float  # wall clock: when the task became ready
     started: float  # wall clock
     deadline: float  # monotonic: when the orchestrator gives up on it
+    key: str | None = None  # the request's cache key, while identical requests wait for it
 
 
 def attempt_record(

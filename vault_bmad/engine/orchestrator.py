@@ -11,14 +11,21 @@ import logging
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
-from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform
+from vault_bmad.engine.attempt import (
+    AttemptResult,
+    ResultCache,
+    perform,
+    request_key,
+)
 from vault_bmad.engine.autoscale import AutoScaler
 from vault_bmad.engine.health import HealthMonitor
 from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
+from vault_bmad.engine.predictor import Observation
 from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
@@ -35,6 +42,7 @@ from vault_bmad.vault.writer import NoteWriter, wikilink
 log = logging.getLogger(__name__)
 
 PARSED_NOTES_KEPT = 1_000  # context and dependency notes, by (path, mtime, size)
+HISTORY_ATTEMPTS = 5_000  # the latest attempts the duration predictor learns from at start
 TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
 _IDLE_WAIT_S = 0.5
 
@@ -127,6 +135,8 @@ class Orchestrator:
         self.definitions = Definitions()
         self.summary = RunSummary(started=wall())
         self._running: dict[Future[AttemptResult], InFlight] = {}
+        self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
+        self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
         self._queued_at: dict[str, float] = {}
         self._outputs: dict[str, str] = {}  # task id -> output note written
         self._parsed = named_cache("parsed-notes", PARSED_NOTES_KEPT)
@@ -138,6 +148,7 @@ class Orchestrator:
         for their dependents."""
         self.definitions = definitions
         self.scheduler.set_agents(definitions.agents.values())
+        self.scheduler.predictor.learn(self._history())
         interrupted = {state.task_id: state for state in self.store.recover()}
         for state in self.store.tasks("done"):
             if state.output:
@@ -145,6 +156,19 @@ class Orchestrator:
         tasks = [self._effective(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
         return sum(1 for task in tasks if task.status == "todo")
+
+    def _history(self) -> list[Observation]:
+        """How long agents took on tasks before, from the store: calls they really made,
+        not cache hits or workflow runs."""
+        history = []
+        for attempt in self.store.attempts(limit=HISTORY_ATTEMPTS):
+            if attempt.status != "done" or attempt.cache != "miss" or attempt.runtime == "workflow":
+                continue
+            task = self.definitions.tasks.get(attempt.task_id)
+            kind, complexity = (task.kind, task.complexity) if task else ("task", 1.0)
+            seconds = max(0.0, attempt.ended_at - attempt.started_at)
+            history.append(Observation(attempt.agent, kind, seconds, complexity))
+        return history
 
     def _effective(self, task: TaskDef, interrupted: dict[str, TaskState]) -> TaskDef:
         """The status to schedule with: an interrupted or blocked task runs again."""
@@ -191,14 +215,14 @@ class Orchestrator:
         """Run everything submitted to an end state."""
         while self.scheduler.pending():
             self.step()
+        self.notes.flush()
         self.summary.ended = self._wall()
         return self.summary
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
         if self.accepting:
-            for assignment in self.scheduler.dispatch():
-                self._start(assignment)
+            self._dispatch()
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]
@@ -206,10 +230,14 @@ class Orchestrator:
             wakeups.append(wakeup)
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
-        if self._running:
-            finished, _ = wait(list(self._running), timeout=wait_for, return_when=FIRST_COMPLETED)
+        if self._running or self._writing:
+            watched: list[Future[Any]] = [*self._running, *self._writing]
+            finished, _ = wait(watched, timeout=wait_for, return_when=FIRST_COMPLETED)
             for future in finished:
-                self._finish(future)
+                if future in self._writing:
+                    self._output_written(future)
+                else:
+                    self._finish(future)
         elif wait_for > 0 and self.scheduler.pending():
             time.sleep(min(wait_for, 0.05))
         self._expire_overdue()
@@ -220,7 +248,7 @@ class Orchestrator:
         ones still running back to `todo`; returns their ids."""
         self.accepting = False
         deadline = self._clock() + grace_s
-        while self._running and self._clock() < deadline:
+        while (self._running or self._writing) and self._clock() < deadline:
             self.step(max_wait=min(0.1, max(0.0, deadline - self._clock())))
         unfinished = []
         for flight in self._running.values():
@@ -229,16 +257,27 @@ class Orchestrator:
             self.store.save_task(task_state(flight.assignment, "todo", self._wall()))
             unfinished.append(task.id)
         self._running.clear()
+        self._twins.clear()  # tasks held for them stay queued
         return unfinished
 
     def close(self) -> None:
         if self._owns_executor:  # after a drain, attempts left behind are not waited for
             self.executor.shutdown(wait=self.accepting, cancel_futures=True)
+        self.notes.close()
         self.store.flush()
 
     # One attempt.
 
-    def _start(self, assignment: Assignment) -> None:
+    def _dispatch(self) -> None:
+        """Start what may start. A task held for an identical request gives its slot back
+        at once, so the scheduler is asked again until nothing more is held."""
+        held = True
+        while held:
+            started = [self._start(assignment) for assignment in self.scheduler.dispatch()]
+            held = not all(started)
+
+    def _start(self, assignment: Assignment) -> bool:
+        """Start an attempt; False when the task was held aside instead (see `_twins`)."""
         task = assignment.task
         started = self._wall()
         flight = InFlight(
@@ -249,14 +288,11 @@ class Orchestrator:
         )
         if task.steps:  # the task that started a workflow run: done when its steps are
             self._succeeded(flight, AttemptResult(self._run_summary(task), "miss"))
-            return
+            return True
         agent = self.definitions.agents[assignment.agent_id]
-        self._event("started", task.id, f"{agent.id} (attempt {assignment.attempt})")
-        self.notes.running(task, agent.id, started, assignment.attempt)
-        self.store.save_task(task_state(assignment, "running", started, started=started))
         runtime = self.runtimes.get(agent.runtime)
+        future: Future[AttemptResult] = Future()
         if runtime is None:
-            future: Future[AttemptResult] = Future()
             future.set_exception(
                 VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )
@@ -264,11 +300,30 @@ class Orchestrator:
             request = build_request(
                 task, agent, self.index, self.settings, self._outputs, self._read_body
             )
-            future = self.executor.submit(perform, runtime, request, self.cache)
+            if self.cache is not None:
+                key = request_key(request)
+                if key in self._twins and not assignment.probe:
+                    self._twins[key].append(task.id)  # served from the cache once it ends
+                    self.scheduler.hold(task.id)
+                    return False
+                self._twins[key] = []
+                flight = replace(flight, key=key)
+            future = self.executor.submit(perform, runtime, request, self.cache, flight.key)
+        self._event("started", task.id, f"{agent.id} (attempt {assignment.attempt})")
+        self.notes.running(task, agent.id, started, assignment.attempt)
+        self.store.save_task(task_state(assignment, "running", started, started=started))
         self._running[future] = flight
+        return True
+
+    def _ended(self, future: Future[AttemptResult]) -> InFlight:
+        """Stop tracking an attempt; tasks held for its result queue again."""
+        flight = self._running.pop(future)
+        for twin in self._twins.pop(flight.key, ()) if flight.key else ():
+            self.scheduler.unhold(twin)
+        return flight
 
     def _finish(self, future: Future[AttemptResult]) -> None:
-        flight = self._running.pop(future)
+        flight = self._ended(future)
         try:
             attempt = future.result()
         except Exception as exc:  # a failing task never stops the run
@@ -277,13 +332,21 @@ class Orchestrator:
             self._succeeded(flight, attempt)
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
+        """Write the output note on the write thread; the task is done once it is written."""
+        task = flight.assignment.task
+        agent_id = None if task.steps else flight.assignment.agent_id  # a run is done by its steps
+        written = self.notes.submit_output(
+            task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
+        )
+        self._writing[written] = (flight, attempt)
+
+    def _output_written(self, written: Future[str]) -> None:
+        flight, attempt = self._writing.pop(written)
         assignment, task = flight.assignment, flight.assignment.task
         ended = self._wall()
-        agent_id = None if task.steps else assignment.agent_id  # a run is done by its steps
+        agent_id = None if task.steps else assignment.agent_id
         try:
-            output = self.notes.write_output(
-                task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
-            )
+            output = written.result()
         except (VaultBmadError, OSError) as exc:
             self._failed(flight, exc)
             return
@@ -319,7 +382,8 @@ class Orchestrator:
             seconds=seconds,
         )
         self._event("done", task.id, output, assignment.agent_id, seconds)
-        self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds))
+        measured = attempt.cache == "miss" and not task.steps  # the agent's own work
+        self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
 
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
         assignment, task = flight.assignment, flight.assignment.task
@@ -371,7 +435,7 @@ class Orchestrator:
         now = self._clock()
         for future, running in list(self._running.items()):
             if now >= running.deadline:
-                del self._running[future]  # the worker may go on; its result is dropped
+                self._ended(future)  # the worker may go on; its result is dropped
                 seconds = running.assignment.timeout
                 self._failed(running, TaskTimeout(f"timed out after {seconds:g} s"))
 

@@ -1,9 +1,11 @@
 """Execution-time prediction from history, for critical-path scheduling and agent choice.
 
 History is kept per unit of complexity (seconds / TaskDef.complexity) as exponentially
-weighted moving averages, grouped four ways. A prediction uses the most specific group that
-has enough samples: the agent on this kind of task, then the agent on any task, then any
-agent on this kind of task, then all history, then a default; and scales it by complexity.
+weighted moving averages (a plain mean until there are 1/alpha samples), grouped four
+ways. A prediction uses the most specific group that has enough samples: the agent on this
+kind of task, then the agent on any task, then any agent on this kind of task, then all
+history, then a default; and scales it by complexity. The orchestrator replays the store's
+recent attempts into it at start, so a restarted service knows its agents.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ class _Average:
     samples: int = 0
 
     def add(self, sample: float, alpha: float) -> None:
-        self.value = sample if self.samples == 0 else self.value + alpha * (sample - self.value)
+        """A plain mean of the first 1/alpha samples, then moving: noisy early samples count
+        alike instead of the latest outweighing the rest."""
         self.samples += 1
+        self.value += max(alpha, 1 / self.samples) * (sample - self.value)
 
 
 class DurationPredictor:

@@ -104,6 +104,7 @@ class Scheduler:
         self._naming: dict[str, set[str]] = {}  # agent id -> queued tasks that name it
         self._enqueued_at: dict[str, float] = {}
         self._running: dict[str, Assignment] = {}
+        self._held: set[str] = set()  # dispatched, then put aside: see `hold`
         self._in_flight: Counter[str] = Counter()
         self._attempts: Counter[str] = Counter()
         self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
@@ -158,7 +159,8 @@ class Scheduler:
             item = self._lanes[lane].peek()
             assert item is not None
             task = self._tasks[item.task_id]
-            chosen = self.balancer.choose(task, [self._candidate(a) for a in sorted(lane & free)])
+            candidates = [self._candidate(a, task) for a in sorted(lane & free)]
+            chosen = self.balancer.choose(task, candidates)
             if chosen is None or chosen not in free:
                 skipped.add(lane)  # cannot happen while lanes are current; never spin
                 continue
@@ -169,18 +171,24 @@ class Scheduler:
                 free.discard(chosen)
         return started
 
-    def finish(self, task_id: str, *, ok: bool, seconds: float, retry: bool = True) -> Progress:
-        """Record how an attempt ended; `retry=False` when trying again cannot help."""
-        assignment = self._running.pop(task_id)
+    def finish(
+        self, task_id: str, *, ok: bool, seconds: float, retry: bool = True, measured: bool = True
+    ) -> Progress:
+        """Record how an attempt ended; `retry=False` when trying again cannot help, and
+        `measured=False` when the agent did no work for it (a cache served it), so its
+        time says nothing of the agent's speed or health."""
+        assignment = self._release(task_id)
         task, agent_id = assignment.task, assignment.agent_id
-        self._in_flight[agent_id] -= 1
-        change = self.health.record(
-            agent_id, ok=ok, seconds=seconds, timeout=self.timeout(task), probe=assignment.probe
-        )
+        change = None
+        if measured or assignment.probe:  # a probe ends however it was served
+            change = self.health.record(
+                agent_id, ok=ok, seconds=seconds, timeout=self.timeout(task), probe=assignment.probe
+            )
         moved = self._apply_health(change)
         health = (change,) if change else ()
         if ok:
-            self.predictor.observe(agent_id, task.kind, seconds, task.complexity)
+            if measured:
+                self.predictor.observe(agent_id, task.kind, seconds, task.complexity)
             self._enqueued_at.pop(task_id, None)
             ready = self._graph.mark_done(task_id)
             for child in ready:
@@ -195,6 +203,20 @@ class Scheduler:
         blocked = self._graph.mark_failed(task_id)
         return Progress(blocked=blocked, health=health, reassigned=moved)
 
+    def hold(self, task_id: str) -> None:
+        """Put a task just dispatched aside, as if it had not been: its slot is free and no
+        attempt is spent. It waits outside the queue (an identical request is running, whose
+        result it will take from the cache) until `unhold`."""
+        self._release(task_id)
+        self._attempts[task_id] -= 1
+        self._held.add(task_id)
+
+    def unhold(self, task_id: str) -> None:
+        """Queue a held task again, in its old place."""
+        if task_id in self._held:
+            self._held.discard(task_id)
+            self._enqueue(task_id)
+
     # Changes from outside: the vault, an operator, the auto-scaler.
 
     def cancel(self, task_id: str) -> Progress:
@@ -205,6 +227,7 @@ class Scheduler:
             return Progress()
         self._take(task_id)
         self._backing_off.pop(task_id, None)
+        self._held.discard(task_id)
         self._enqueued_at.pop(task_id, None)
         return Progress(blocked=self._graph.mark_failed(task_id))
 
@@ -275,7 +298,7 @@ class Scheduler:
     def phase(self, task_id: str) -> Phase:
         if task_id in self._running:
             return "running"
-        if task_id in self._lane_of or task_id in self._backing_off:
+        if task_id in self._lane_of or task_id in self._backing_off or task_id in self._held:
             return "queued"
         state = self._graph.state(task_id)
         return "waiting" if state == "ready" else state
@@ -297,8 +320,8 @@ class Scheduler:
 
     @property
     def queued_count(self) -> int:
-        """Tasks queued, counting failed attempts waiting out their backoff."""
-        return len(self._lane_of) + len(self._backing_off)
+        """Tasks queued, counting failed attempts waiting out their backoff and held ones."""
+        return len(self._lane_of) + len(self._backing_off) + len(self._held)
 
     def in_flight(self, agent_id: str) -> int:
         return self._in_flight[agent_id]
@@ -327,9 +350,14 @@ class Scheduler:
 
     # Inside.
 
-    def _candidate(self, agent_id: str) -> Candidate:
+    def _candidate(self, agent_id: str, task: TaskDef | None = None) -> Candidate:
         agent = self._agents[agent_id]
         solo = self._lanes.get(frozenset({agent_id}))
+        expected = None
+        if task is not None:
+            prediction = self.predictor.predict(task.kind, task.complexity, agent_id)
+            if prediction.basis in ("agent+kind", "agent"):  # its own history, not others'
+                expected = prediction.seconds
         return Candidate(
             agent_id=agent_id,
             weight=agent.weight,
@@ -339,6 +367,7 @@ class Scheduler:
             health=self.health.score(agent_id),
             peak_latency=self.health.peak_latency(agent_id),
             error_rate=self.health.error_rate(agent_id),
+            expected_seconds=expected,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -353,6 +382,12 @@ class Scheduler:
             if self._backing_off.get(task_id) == at:
                 del self._backing_off[task_id]
                 self._enqueue(task_id)
+
+    def _release(self, task_id: str) -> Assignment:
+        """Take a task out of running, freeing its agent's slot."""
+        assignment = self._running.pop(task_id)
+        self._in_flight[assignment.agent_id] -= 1
+        return assignment
 
     def _has_room(self, agent_id: str) -> bool:
         return self._in_flight[agent_id] < self._agents[agent_id].capacity

@@ -2,13 +2,21 @@
 
 A workflow step shares its note with the task that started the run, so steps write only
 their output notes; the run's note shows the run as a whole.
+
+Notes are written on two write threads, so the engine never waits for the disk (each write
+is fsynced twice): one for output notes, which a task's dependents wait for, and one for
+task state, which they do not. State changes to a note that is still waiting for its write
+merge into that write: a task that is queued, runs and ends before its turn costs one
+write, not three. `flush` waits until every write asked for so far is on disk.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Container, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
@@ -31,7 +39,8 @@ _CLEARED_ON_START: dict[str, object | None] = {
 
 
 class TaskNotes:
-    """Writes each task's state into its note, remembering the text it last saw."""
+    """Writes each task's state into its note, remembering the text it last saw; see the
+    module docstring. `close` (or `flush`) before reading the notes back."""
 
     def __init__(
         self, writer: NoteWriter, on_written: Callable[[str], object] | None = None
@@ -39,14 +48,34 @@ class TaskNotes:
         self.writer = writer
         self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
+        self._pending: dict[str, dict[str, object | None]] = {}  # path -> changes to write
+        self._pending_lock = threading.Lock()
+        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
+        self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
 
     def write_output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
     ) -> str:
-        """Write an output or report note; returns the path it went to."""
+        """Write an output or report note now; returns the path it went to."""
         written = self.writer.write_output(path, body, task_path, keys)
         self._on_written(written)
         return written
+
+    def submit_output(
+        self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
+    ) -> Future[str]:
+        """`write_output` on the output write thread, after the outputs asked for before."""
+        return self._output_thread.submit(self.write_output, path, body, task_path, keys)
+
+    def flush(self) -> None:
+        """Wait until every write asked for so far is done."""
+        for thread in (self._output_thread, self._state_thread):
+            thread.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Finish the writes asked for and stop the write threads."""
+        for thread in (self._output_thread, self._state_thread):
+            thread.shutdown(wait=True)
 
     def queued(self, task: TaskDef) -> None:
         if not task.step:
@@ -137,6 +166,24 @@ class TaskNotes:
         return marked
 
     def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
+        """Queue `changes` for the note at `path`, merged into a write still waiting."""
+        with self._pending_lock:
+            waiting = self._pending.get(path)
+            if waiting is not None:
+                waiting.update(changes)
+                return
+            self._pending[path] = dict(changes)
+        self._state_thread.submit(self._write_pending, path)
+
+    def _write_pending(self, path: str) -> None:
+        with self._pending_lock:
+            changes = self._pending.pop(path)
+        try:
+            self._write_now(path, changes)
+        except Exception:  # a bug must not silently stop the notes' write-back
+            log.exception("writing the state of %s failed", path)
+
+    def _write_now(self, path: str, changes: Mapping[str, object | None]) -> None:
         try:
             outcome = self.writer.update(path, changes, self._seen.get(path))
         except (VaultBmadError, OSError) as exc:

@@ -1,0 +1,62 @@
+"""Task state into task notes on the write threads: merged while waiting, flushed, closed."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import frontmatter
+
+from tests.conftest import WriteNote
+from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.model.definitions import TaskDef
+from vault_bmad.vault.writer import NoteWriter
+
+TASK = TaskDef(id="tasks/ask", path="Tasks/Ask.md", title="Ask")
+
+
+def test_changes_waiting_for_their_write_merge_into_one(vault: Path, write: WriteNote) -> None:
+    note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo  # mine\n---\nAsk.\n")
+    written: list[str] = []
+    first_write_done = threading.Event()
+    let_go = threading.Event()
+
+    def slow_index_update(path: str) -> None:  # the first write holds the thread up
+        written.append(path)
+        first_write_done.set()
+        let_go.wait(5)
+
+    notes = TaskNotes(NoteWriter(vault), on_written=slow_index_update)
+    try:
+        notes.queued(TASK)
+        assert first_write_done.wait(5)
+        notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
+        notes.done(
+            TASK,
+            agent_id="dev",
+            started=1_800_000_000.0,
+            completed=1_800_000_002.0,
+            attempts=1,
+            cache="miss",
+            output="Outputs/Ask - result.md",
+        )
+        let_go.set()
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    assert written == ["Tasks/Ask.md", "Tasks/Ask.md"]  # queued; then running and done as one
+    post = frontmatter.load(note)
+    assert (post["status"], post["agent_used"], post["attempts"]) == ("done", "dev", 1)
+    assert post["duration_ms"] == 2000 and post["result"] == "[[Outputs/Ask - result]]"
+    assert "status: done  # mine" in note.read_text()  # the user's comment stays
+
+
+def test_outputs_are_written_on_their_own_thread_and_close_stops_both(vault: Path) -> None:
+    notes = TaskNotes(NoteWriter(vault))
+    future = notes.submit_output(None, "The answer.\n", TASK.path, {"agent": "dev"})
+    assert future.result(5) == "Outputs/Ask - result.md"
+    assert (vault / "Outputs/Ask - result.md").read_text().endswith("The answer.\n")
+    notes.close()
+    names = [thread.name for thread in threading.enumerate()]
+    assert not [n for n in names if n.startswith(("vault-bmad-state", "vault-bmad-output"))]
