@@ -247,3 +247,18 @@ def test_timeouts_work_on_dask_workers(vault: Path, cluster_address: str) -> Non
     note = frontmatter.load(vault / "Tasks/Slow.md")
     assert (note["status"], note["attempts"]) == ("failed", 2)
     assert "0.3" in str(note["error"])
+
+
+def test_priorities_hold_on_dask_workers(vault: Path, cluster_address: str) -> None:
+    (vault / "Agents").mkdir()
+    (vault / "Tasks").mkdir()
+    (vault / "Agents/L.md").write_text("---\ntype: agent\nruntime: llm\ncapacity: 1\n---\n")
+    for name, priority in [("Low", "low"), ("Critical", "critical"), ("Normal", "normal")]:
+        (vault / f"Tasks/{name}.md").write_text(
+            f"---\ntype: task\nagent: l\npriority: {priority}\n---\nDo the {name} thing.\n"
+        )
+    with LoopbackLLM() as server:
+        run_vault(vault, settings_for(vault, server, f"dask://{cluster_address}"))
+        asked = [r.messages[-1]["content"] for r in server.received]
+    order = [next(n for n in ("Low", "Critical", "Normal") if n in text) for text in asked]
+    assert order == ["Critical", "Normal", "Low"]

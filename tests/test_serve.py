@@ -93,6 +93,8 @@ def serve(env: dict[str, str]) -> Iterator[Callable[[Path], Served]]:
         if served.process.poll() is None:
             served.process.kill()
             served.process.wait(10)
+        if served.process.stdout is not None:  # else a failed test leaks the pipe
+            served.process.stdout.close()
 
 
 def test_new_note_runs_rerun_rename_and_no_loop(
@@ -103,6 +105,8 @@ def test_new_note_runs_rerun_rename_and_no_loop(
     note = write("Tasks/Hello.md", "---\ntype: task\n# keep me\n---\nSay hello.\n")
     wait_until(lambda: status_of(note) == "done", 10, "the new task did not run")
     assert "# keep me" in note.read_text()
+    # The API's snapshot follows the engine at most a tenth of a second behind.
+    wait_until(lambda: served.get("/api/tasks").json()["tasks"][0]["status"] == "done", 5, "api")
     [task] = served.get("/api/tasks").json()["tasks"]
     assert (task["id"], task["status"], task["agent"]) == ("tasks/hello", "done", "writer")
 

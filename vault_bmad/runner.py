@@ -15,7 +15,8 @@ from pathlib import Path
 
 from vault_bmad.cache.tiered import LevelSpec, TieredCache
 from vault_bmad.config import Settings
-from vault_bmad.engine.orchestrator import Event, Orchestrator, RunSummary
+from vault_bmad.engine.orchestrator import Orchestrator
+from vault_bmad.engine.outcomes import Event, RunSummary
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.run_report import write_run_report
 from vault_bmad.metrics.store import Store

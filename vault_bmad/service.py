@@ -18,7 +18,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
-from vault_bmad.engine.orchestrator import Event, Orchestrator
+from vault_bmad.engine.orchestrator import Orchestrator
+from vault_bmad.engine.outcomes import Event
 from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
 from vault_bmad.errors import ConfigError, VaultBmadError
 from vault_bmad.metrics.prometheus import ServiceMetrics
@@ -35,6 +36,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SHUTDOWN_GRACE_S = 3.0  # running tasks may finish within this; the rest go back to todo
 _ENGINE_WAIT_S = 0.05
 REFRESH_EVERY_S = 1.0  # a fresh snapshot even when nothing happened (health decays, clocks)
+PUBLISH_EVERY_S = 0.1  # at most this often after changes: a snapshot costs O(tasks)
 SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
 
 
@@ -139,7 +141,8 @@ class Service:
                 self._apply_changes()
                 assert self.orchestrator is not None
                 self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
-                if self._dirty or time.time() - self._snapshot.at >= REFRESH_EVERY_S:
+                age = time.time() - self._snapshot.at
+                if age >= REFRESH_EVERY_S or (self._dirty and age >= PUBLISH_EVERY_S):
                     self._publish()
                 self._housekeeping()
                 if not self.orchestrator.scheduler.pending():  # step() waits only on work

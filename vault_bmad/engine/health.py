@@ -168,6 +168,10 @@ class HealthMonitor:
             return None
         return track.out_since + self.cooldown
 
+    def out_of_service(self) -> list[str]:
+        """The agents taken out (cooling down, or probing), in id order."""
+        return sorted(a for a, t in self._tracks.items() if t.state is not AgentState.IN_SERVICE)
+
     def probe_due(self, agent_id: str) -> bool:
         due = self.probe_at(agent_id)
         return due is not None and self._clock() >= due

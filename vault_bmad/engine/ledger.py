@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from vault_bmad.engine.predictor import Observation
 from vault_bmad.engine.scheduler import Assignment
-from vault_bmad.metrics.records import Attempt, TaskState
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, TaskState
+from vault_bmad.model.definitions import TaskDef
 from vault_bmad.runtimes.base import RunResult
 
 
@@ -69,3 +72,19 @@ def task_state(
         completed_at=ended,
         output=output,
     )
+
+
+def observations(attempts: Iterable[Attempt], tasks: Mapping[str, TaskDef]) -> list[Observation]:
+    """What the duration predictor learns from stored attempts: the calls agents really made,
+    not cache hits, failures or workflow runs. A task gone from the vault counts as plain."""
+    found = []
+    for attempt in attempts:
+        if attempt.status != "done" or attempt.cache != "miss":
+            continue
+        if attempt.runtime == WORKFLOW_RUNTIME:
+            continue
+        task = tasks.get(attempt.task_id)
+        kind, complexity = (task.kind, task.complexity) if task else ("task", 1.0)
+        seconds = max(0.0, attempt.ended_at - attempt.started_at)
+        found.append(Observation(attempt.agent, kind, seconds, complexity))
+    return found

@@ -8,29 +8,25 @@ one place, whatever executor runs the work.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Container
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
-from vault_bmad.engine.attempt import (
-    AttemptResult,
-    ResultCache,
-    perform,
-    request_key,
-)
+from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.autoscale import AutoScaler
 from vault_bmad.engine.health import HealthMonitor
-from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
-from vault_bmad.engine.predictor import Observation
+from vault_bmad.engine.ledger import InFlight, attempt_record, observations, task_state
+from vault_bmad.engine.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
-from vault_bmad.metrics.records import CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.runtimes.base import RunResult, Runtime
@@ -45,40 +41,6 @@ PARSED_NOTES_KEPT = 1_000  # context and dependency notes, by (path, mtime, size
 HISTORY_ATTEMPTS = 5_000  # the latest attempts the duration predictor learns from at start
 TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
 _IDLE_WAIT_S = 0.5
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    task_id: str
-    path: str
-    status: str  # done | failed | blocked
-    agent: str | None = None
-    attempts: int = 0
-    error: str | None = None
-    cache: str | None = None
-    output: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something the user may want to see as it happens (progress lines, the dashboard)."""
-
-    kind: str  # queued | started | retry | done | failed | blocked
-    task_id: str
-    detail: str = ""
-    agent: str | None = None
-    seconds: float | None = None  # how long the attempt took, when one ended
-
-
-@dataclass
-class RunSummary:
-    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
-    started: float = 0.0
-    ended: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(1 for outcome in self.outcomes.values() if outcome.status == status)
 
 
 class Orchestrator:
@@ -137,6 +99,7 @@ class Orchestrator:
         self._running: dict[Future[AttemptResult], InFlight] = {}
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
         self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
+        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # what ended, in order
         self._queued_at: dict[str, float] = {}
         self._outputs: dict[str, str] = {}  # task id -> output note written
         self._parsed = named_cache("parsed-notes", PARSED_NOTES_KEPT)
@@ -148,7 +111,8 @@ class Orchestrator:
         for their dependents."""
         self.definitions = definitions
         self.scheduler.set_agents(definitions.agents.values())
-        self.scheduler.predictor.learn(self._history())
+        history = self.store.attempts(limit=HISTORY_ATTEMPTS)
+        self.scheduler.predictor.learn(observations(history, definitions.tasks))
         interrupted = {state.task_id: state for state in self.store.recover()}
         for state in self.store.tasks("done"):
             if state.output:
@@ -156,19 +120,6 @@ class Orchestrator:
         tasks = [self._effective(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
         return sum(1 for task in tasks if task.status == "todo")
-
-    def _history(self) -> list[Observation]:
-        """How long agents took on tasks before, from the store: calls they really made,
-        not cache hits or workflow runs."""
-        history = []
-        for attempt in self.store.attempts(limit=HISTORY_ATTEMPTS):
-            if attempt.status != "done" or attempt.cache != "miss" or attempt.runtime == "workflow":
-                continue
-            task = self.definitions.tasks.get(attempt.task_id)
-            kind, complexity = (task.kind, task.complexity) if task else ("task", 1.0)
-            seconds = max(0.0, attempt.ended_at - attempt.started_at)
-            history.append(Observation(attempt.agent, kind, seconds, complexity))
-        return history
 
     def _effective(self, task: TaskDef, interrupted: dict[str, TaskState]) -> TaskDef:
         """The status to schedule with: an interrupted or blocked task runs again."""
@@ -231,17 +182,31 @@ class Orchestrator:
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
         if self._running or self._writing:
-            watched: list[Future[Any]] = [*self._running, *self._writing]
-            finished, _ = wait(watched, timeout=wait_for, return_when=FIRST_COMPLETED)
-            for future in finished:
+            for future in self._completed(wait_for):
                 if future in self._writing:
                     self._output_written(future)
-                else:
+                elif future in self._running:  # not one given up on for its timeout
                     self._finish(future)
         elif wait_for > 0 and self.scheduler.pending():
             time.sleep(min(wait_for, 0.05))
         self._expire_overdue()
         self._scale()
+
+    def _completed(self, timeout: float) -> list[Future[Any]]:
+        """The attempts and output writes that ended, waiting up to `timeout` for one."""
+        try:
+            ended = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                ended.append(self._done.get_nowait())
+            except queue.Empty:
+                return ended
+
+    def _watch(self, future: Future[Any]) -> None:
+        """Have `future` report to the loop when it ends (at once, if it has)."""
+        future.add_done_callback(self._done.put)
 
     def drain(self, grace_s: float) -> list[str]:
         """Start nothing more, let running attempts finish for up to `grace_s`, and put the
@@ -313,6 +278,7 @@ class Orchestrator:
         self.notes.running(task, agent.id, started, assignment.attempt)
         self.store.save_task(task_state(assignment, "running", started, started=started))
         self._running[future] = flight
+        self._watch(future)
         return True
 
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
@@ -339,6 +305,7 @@ class Orchestrator:
             task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
         )
         self._writing[written] = (flight, attempt)
+        self._watch(written)
 
     def _output_written(self, written: Future[str]) -> None:
         flight, attempt = self._writing.pop(written)
@@ -429,7 +396,7 @@ class Orchestrator:
             for step in task.steps
             if step in self._outputs
         ]
-        return RunResult("\n".join(lines) + "\n", "workflow")
+        return RunResult("\n".join(lines) + "\n", WORKFLOW_RUNTIME)
 
     def _expire_overdue(self) -> None:
         now = self._clock()

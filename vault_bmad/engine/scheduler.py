@@ -31,6 +31,7 @@ from vault_bmad.model.definitions import AgentDef, TaskDef
 
 Phase = Literal["waiting", "queued", "running", "done", "failed", "blocked"]
 Lane = frozenset[str]
+MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Scheduler:
         self._running: dict[str, Assignment] = {}
         self._held: set[str] = set()  # dispatched, then put aside: see `hold`
         self._in_flight: Counter[str] = Counter()
+        self._full: set[str] = set()  # agents whose every slot is taken
         self._attempts: Counter[str] = Counter()
         self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
         self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
@@ -142,7 +144,9 @@ class Scheduler:
         if limit is not None:
             slots = min(slots, limit)
         started: list[Assignment] = []
-        for agent_id in sorted(self._agents):
+        for agent_id in self.health.out_of_service():
+            if agent_id not in self._agents:
+                continue
             if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
                 task_id = self._probe_task(agent_id)
                 if task_id is not None:
@@ -150,7 +154,7 @@ class Scheduler:
                     self.health.begin_probe(agent_id)
                     started.append(self._start(task_id, agent_id, probe=True))
                     slots -= 1
-        free = {a for a in self._agents if self.health.in_service(a) and self._has_room(a)}
+        free = self._agents.keys() - self._full - set(self.health.out_of_service())
         skipped: set[Lane] = set()
         while slots > 0 and free:
             lane = self._best_lane(free, skipped)
@@ -159,7 +163,7 @@ class Scheduler:
             item = self._lanes[lane].peek()
             assert item is not None
             task = self._tasks[item.task_id]
-            candidates = [self._candidate(a, task) for a in sorted(lane & free)]
+            candidates = [self._candidate(a, task) for a in self._choices(lane & free)]
             chosen = self.balancer.choose(task, candidates)
             if chosen is None or chosen not in free:
                 skipped.add(lane)  # cannot happen while lanes are current; never spin
@@ -275,6 +279,9 @@ class Scheduler:
         for gone in set(self._agents) - {a.id for a in agents}:
             self.health.forget(gone)
         self._agents = {agent.id: agent for agent in agents}
+        self._full.clear()
+        for agent_id in self._agents:
+            self._note_room(agent_id)
         self.balancer.set_agents(agents)
         before = dict(self._lane_of)
         for task_id in before:
@@ -340,7 +347,7 @@ class Scheduler:
         now = self._clock()
         times = [at for at in self._backing_off.values() if at > now]
         if self._lane_of or self._backing_off:
-            probes = (self.health.probe_at(a) for a in self._agents)
+            probes = (self.health.probe_at(a) for a in self.health.out_of_service())
             times.extend(t for t in probes if t is not None and t > now)
         return min(times, default=None)
 
@@ -349,6 +356,13 @@ class Scheduler:
         return [self._candidate(a) for a in sorted(self._agents)]
 
     # Inside.
+
+    def _choices(self, agents: frozenset[str]) -> list[str]:
+        """The agents the balancer chooses among: all, or for adaptive in a big pool a random
+        few (the power of d choices), so a choice costs the same with 400 agents as with 16."""
+        if self.balancer.strategy == "adaptive" and len(agents) > MAX_CHOICES:
+            return sorted(self._rng.sample(sorted(agents), MAX_CHOICES))
+        return sorted(agents)
 
     def _candidate(self, agent_id: str, task: TaskDef | None = None) -> Candidate:
         agent = self._agents[agent_id]
@@ -387,7 +401,15 @@ class Scheduler:
         """Take a task out of running, freeing its agent's slot."""
         assignment = self._running.pop(task_id)
         self._in_flight[assignment.agent_id] -= 1
+        self._note_room(assignment.agent_id)
         return assignment
+
+    def _note_room(self, agent_id: str) -> None:
+        """Keep `_full`, the agents with no free slot, current for one agent."""
+        if agent_id in self._agents and not self._has_room(agent_id):
+            self._full.add(agent_id)
+        else:
+            self._full.discard(agent_id)
 
     def _has_room(self, agent_id: str) -> bool:
         return self._in_flight[agent_id] < self._agents[agent_id].capacity
@@ -440,6 +462,7 @@ class Scheduler:
         task = self._tasks[task_id]
         self._attempts[task_id] += 1
         self._in_flight[agent_id] += 1
+        self._note_room(agent_id)
         predicted = self.predictor.predict_task(task, agent_id)
         attempt = self._attempts[task_id]
         assignment = Assignment(task, agent_id, attempt, probe, predicted, self.timeout(task))

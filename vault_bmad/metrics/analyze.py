@@ -32,7 +32,7 @@ from vault_bmad.metrics.figures import (
     percentile,
     task_figures,
 )
-from vault_bmad.metrics.records import Attempt, CacheSample
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -48,8 +48,6 @@ __all__ = [
     "analyze",
     "percentile",
 ]
-
-WORKFLOW_RUNTIME = "workflow"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from vault_bmad.engine.orchestrator import Event
+from vault_bmad.engine.outcomes import Event
 from vault_bmad.engine.snapshot import EngineSnapshot
 
 # Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 
 from vault_bmad.metrics.histogram import bin_sql
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME
 from vault_bmad.metrics.store import Store
-
-WORKFLOW_RUNTIME = "workflow"  # a run's own bookkeeping attempt: not agent work
 
 _GROUPS_SQL = """
 SELECT CAST(ended_at / :bucket AS INTEGER) * :bucket AS slot, agent, status, cache,

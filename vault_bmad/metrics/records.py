@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WORKFLOW_RUNTIME = "workflow"  # the runtime of a workflow run's own attempt: not agent work
+
 
 @dataclass(frozen=True)
 class TaskState:

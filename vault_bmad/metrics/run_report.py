@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from datetime import datetime
 
-from vault_bmad.engine.orchestrator import RunSummary, TaskOutcome
+from vault_bmad.engine.outcomes import RunSummary, TaskOutcome
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import wikilink

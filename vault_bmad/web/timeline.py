@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from vault_bmad.metrics.figures import critical_path, task_figures
-from vault_bmad.metrics.queries import WORKFLOW_RUNTIME
-from vault_bmad.metrics.records import Attempt
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,39 @@
+"""What a run tells the world: events as they happen, each task's outcome, the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_id: str
+    path: str
+    status: str  # done | failed | blocked
+    agent: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    cache: str | None = None
+    output: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see as it happens (progress lines, the dashboard)."""
+
+    kind: str  # queued | started | retry | done | failed | blocked
+    task_id: str
+    detail: str = ""
+    agent: str | None = None
+    seconds: float | None = None  # how long the attempt took, when one ended
+
+
+@dataclass
+class RunSummary:
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    started: float = 0.0
+    ended: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes.values() if outcome.status == status)
