@@ -368,7 +368,7 @@ class Scheduler:
         agent = self._agents[agent_id]
         solo = self._lanes.get(frozenset({agent_id}))
         expected = None
-        if task is not None:
+        if task is not None and self.balancer.strategy == "adaptive":  # the only one to use it
             prediction = self.predictor.predict(task.kind, task.complexity, agent_id)
             if prediction.basis in ("agent+kind", "agent"):  # its own history, not others'
                 expected = prediction.seconds
