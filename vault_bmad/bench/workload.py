@@ -99,7 +99,8 @@ def earlier_history(plan: BenchPlan, base_url: str, root: Path) -> list[Attempt]
     tasks = make_tasks(plan.seed + HISTORY_SEED_OFFSET, plan.tasks)
     run_vault_bmad(tasks, base_url, plan.scale, root)
     (vault,) = root.glob("vault-*")
-    with Store(vault / Settings().state_dir / STATE_DB) as store:
+    state_dir = vault_bmad_settings(base_url, plan.scale).state_dir  # as run_vault_bmad used
+    with Store(vault / state_dir / STATE_DB) as store:
         return store.attempts(limit=len(tasks) * 10)
 
 

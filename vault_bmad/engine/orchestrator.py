@@ -256,8 +256,9 @@ class Orchestrator:
             return True
         agent = self.definitions.agents[assignment.agent_id]
         runtime = self.runtimes.get(agent.runtime)
-        future: Future[AttemptResult] = Future()
+        future: Future[AttemptResult]
         if runtime is None:
+            future = Future()
             future.set_exception(
                 VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )

@@ -144,7 +144,8 @@ class Scheduler:
         if limit is not None:
             slots = min(slots, limit)
         started: list[Assignment] = []
-        for agent_id in self.health.out_of_service():
+        out = self.health.out_of_service()
+        for agent_id in out:
             if agent_id not in self._agents:
                 continue
             if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
@@ -154,7 +155,7 @@ class Scheduler:
                     self.health.begin_probe(agent_id)
                     started.append(self._start(task_id, agent_id, probe=True))
                     slots -= 1
-        free = self._agents.keys() - self._full - set(self.health.out_of_service())
+        free = self._agents.keys() - self._full - set(out)  # a probe leaves `out` as it was
         skipped: set[Lane] = set()
         while slots > 0 and free:
             lane = self._best_lane(free, skipped)
