@@ -16,6 +16,7 @@ from tests.conftest import WriteNote
 from tests.dashboard_history import cache_samples, history, record
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.analyze import analyze
+from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 from vault_bmad.service import Service
 from vault_bmad.web import csrf
 from vault_bmad.web.app import create_app
@@ -194,6 +195,27 @@ def test_rerun_needs_the_csrf_token_and_sets_todo(
         client.post("/api/tasks/nope/rerun", headers={csrf.HEADER: token_of(client)}).status_code
         == 404
     )
+
+
+def test_rerun_is_refused_while_the_task_runs(vault: Path, write: WriteNote) -> None:
+    write("Agents/Slow.md", "---\ntype: agent\nruntime: llm\n---\nThinks.\n")
+    note = write("Tasks/Long.md", "---\ntype: task\nagent: slow\ntimeout: 60\n---\nThink.\n")
+    with LoopbackLLM(latency=lambda: 30.0) as llm:
+        overrides = {"port": 0, "llm_base_url": llm.base_url}
+        running = Service(vault, load_settings(vault, None, overrides=overrides))
+        running.start()
+        try:
+            wait_until(lambda: status_line(note) == "status: running")
+            client = create_app(running).test_client()
+            answer = client.post(
+                "/api/tasks/tasks/long/rerun", headers={csrf.HEADER: token_of(client)}
+            )
+            assert answer.status_code == 409
+            assert "queued or running" in answer.get_json()["error"]
+            assert status_line(note) == "status: running"
+        finally:
+            running.stop()
+    assert status_line(note) == "status: todo"  # stopped before it ended: back to todo
 
 
 def test_agents_carry_live_state_and_range_figures(service: Service, client: FlaskClient) -> None:

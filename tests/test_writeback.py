@@ -60,3 +60,28 @@ def test_outputs_are_written_on_their_own_thread_and_close_stops_both(vault: Pat
     notes.close()
     names = [thread.name for thread in threading.enumerate()]
     assert not [n for n in names if n.startswith(("vault-bmad-state", "vault-bmad-output"))]
+
+
+def test_set_todo_lands_after_the_writes_still_waiting(vault: Path, write: WriteNote) -> None:
+    note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo\n---\nAsk.\n")
+    first_write_done, let_go = threading.Event(), threading.Event()
+
+    def slow_index_update(path: str) -> None:
+        first_write_done.set()
+        let_go.wait(5)
+
+    notes = TaskNotes(NoteWriter(vault), on_written=slow_index_update)
+    try:
+        notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
+        assert first_write_done.wait(5)
+        notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)  # waits its turn
+        threading.Timer(0.2, let_go.set).start()
+        notes.set_todo(TASK)  # a re-run asked for: after `failed`, never under it
+        assert frontmatter.load(note)["status"] == "todo"
+        notes.queued(TASK)  # vault-bmad's own todo is not mistaken for the user's edit
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    post = frontmatter.load(note)
+    assert post["status"] == "queued" and "error" not in post

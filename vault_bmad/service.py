@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -38,6 +39,7 @@ _ENGINE_WAIT_S = 0.05
 REFRESH_EVERY_S = 1.0  # a fresh snapshot even when nothing happened (health decays, clocks)
 PUBLISH_EVERY_S = 0.1  # at most this often after changes: a snapshot costs O(tasks)
 SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
+RERUN_ANSWER_S = 5.0  # how long the web thread waits for the engine to take a re-run
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -59,6 +61,7 @@ class Service:
         self.started_at = time.time()
         self._stack = ExitStack()
         self._changes: queue.SimpleQueue[list[VaultChange]] = queue.SimpleQueue()
+        self._reruns: queue.SimpleQueue[tuple[str, Future[bool]]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._snapshot = EngineSnapshot(at=self.started_at)
         self._engine_thread: threading.Thread | None = None
@@ -138,6 +141,7 @@ class Service:
     def _engine_loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                self._apply_reruns()
                 self._apply_changes()
                 assert self.orchestrator is not None
                 self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
@@ -150,6 +154,37 @@ class Service:
             except Exception:  # the service stays up whatever one step did
                 log.exception("engine step failed")
                 time.sleep(_ENGINE_WAIT_S)
+
+    def _apply_reruns(self) -> None:
+        while True:
+            try:
+                task_id, answer = self._reruns.get_nowait()
+            except queue.Empty:
+                return
+            if not answer.set_running_or_notify_cancel():
+                continue  # the web thread stopped waiting
+            try:
+                answer.set_result(self._rerun_now(task_id))
+            except Exception as exc:
+                answer.set_exception(exc)
+                raise
+
+    def _rerun_now(self, task_id: str) -> bool:
+        """Decided on the engine's live state, not on a snapshot that may lag it."""
+        assert self.orchestrator is not None
+        scheduler = self.orchestrator.scheduler
+        task = self.orchestrator.definitions.tasks.get(task_id)
+        if task is None or (
+            scheduler.knows(task_id) and scheduler.phase(task_id) in ("queued", "running")
+        ):
+            return False
+        try:
+            self.orchestrator.notes.set_todo(task)
+        except (VaultBmadError, OSError) as exc:
+            log.warning("could not set %s back to todo: %s", task.path, exc)
+            return False
+        self._changes.put([VaultChange("changed", task.path)])  # the watcher skips own writes
+        return True
 
     def _apply_changes(self) -> None:
         batch: list[VaultChange] = []
@@ -226,16 +261,16 @@ class Service:
     def rerun(self, task_id: str) -> bool:
         """Set the task's note back to `status: todo`, as a user would, and tell the engine.
 
-        The watcher ignores the service's own writes, so the change is queued here. False
-        when the task is unknown, queued or running now, or its note cannot be written.
+        The engine thread does it, as it does every vault write. False when the task is
+        unknown, queued or running now, its note cannot be written, or the engine is not
+        running.
         """
-        task = self._snapshot.task(task_id)
-        if self.orchestrator is None or task is None or task.status in ("queued", "running"):
+        engine = self._engine_thread
+        if engine is None or not engine.is_alive() or self._stopping.is_set():
             return False
+        answer: Future[bool] = Future()
+        self._reruns.put((task_id, answer))
         try:
-            self.orchestrator.notes.writer.update(task.path, {"status": "todo"}, None)
-        except (VaultBmadError, OSError) as exc:
-            log.warning("could not set %s back to todo: %s", task.path, exc)
-            return False
-        self._changes.put([VaultChange("changed", task.path)])
-        return True
+            return answer.result(timeout=RERUN_ANSWER_S)
+        except TimeoutError:
+            return False if answer.cancel() else answer.result()

@@ -85,6 +85,12 @@ class TaskNotes:
         """Back to `todo`: the service stopped before the task finished."""
         self._write(task.path, {"status": "todo"})
 
+    def set_todo(self, task: TaskDef) -> None:
+        """Back to `todo` now, after every write asked for before, as a user would set it;
+        raises VaultBmadError or OSError if the note cannot be written."""
+        self.flush()
+        self._seen[task.path] = self.writer.update(task.path, {"status": "todo"}, None).text
+
     def running(self, task: TaskDef, agent_id: str, started: float, attempt: int) -> None:
         if task.step:  # the run's note says the run is going; attempts are the step's own
             self._write(task.path, {"status": "running"})

@@ -189,7 +189,11 @@ def rerun(task_id: str) -> Response:
     if view is None:
         abort(404, description=f"no task {task_id!r}")
     if not backend.rerun(task_id):
-        abort(409, description=f"{task_id} is {view.status}; it can run again once it ends")
+        abort(
+            409,
+            description=f"{task_id} is queued or running, or its note cannot be written now; "
+            "it can run again once it ends",
+        )
     return json_response({"rerun": task_id})
 
 
