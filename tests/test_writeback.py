@@ -85,3 +85,35 @@ def test_set_todo_lands_after_the_writes_still_waiting(vault: Path, write: Write
         notes.close()
     post = frontmatter.load(note)
     assert post["status"] == "queued" and "error" not in post
+
+
+def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
+    vault: Path, write: WriteNote
+) -> None:
+    note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo\n---\nAsk.\n")
+    other = TaskDef(id="tasks/other", path="Tasks/Other.md", title="Other")
+    write(other.path, "---\ntype: task\nstatus: todo\n---\nOther.\n")
+    other_written, let_go = threading.Event(), threading.Event()
+
+    def held_index_update(path: str) -> None:  # a write to Other holds the thread up
+        if path == other.path:
+            other_written.set()
+            let_go.wait(5)
+
+    notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
+    try:
+        notes.blocked(TASK, "waiting on [[Other]]")
+        notes.flush()
+        note.write_text(note.read_text().replace("status: blocked", "status: todo"))  # the user
+        notes.forget(TASK.path)  # the engine took the edit: the task runs again
+        notes.queued(other)
+        assert other_written.wait(5)
+        notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)  # these two merge
+        notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)
+        let_go.set()
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    post = frontmatter.load(note)
+    assert (post["status"], post["error"]) == ("failed", "boom")

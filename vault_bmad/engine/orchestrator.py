@@ -149,6 +149,7 @@ class Orchestrator:
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
             if rerun and phase in ("done", "failed", "blocked"):
+                self.notes.forget(task.path)
                 self._queued_at.pop(task.id, None)
                 self.summary.outcomes.pop(task.id, None)
                 self._apply(self.scheduler.reopen(task))

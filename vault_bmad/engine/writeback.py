@@ -91,6 +91,11 @@ class TaskNotes:
         self.flush()
         self._seen[task.path] = self.writer.update(task.path, {"status": "todo"}, None).text
 
+    def forget(self, path: str) -> None:
+        """The engine has acted on the user's edit of this note (a re-run): the next write
+        goes onto the note as it is then, so the edited keys are no longer the user's own."""
+        self._seen.pop(path, None)
+
     def running(self, task: TaskDef, agent_id: str, started: float, attempt: int) -> None:
         if task.step:  # the run's note says the run is going; attempts are the step's own
             self._write(task.path, {"status": "running"})
