@@ -83,6 +83,9 @@ def test_retries_and_the_critical_path_are_marked() -> None:
     assert {b.task_id for b in drawn.bars if b.critical} == {"brief", "prd"}
     alone = build_timeline(attempts[2:3], [], {"prd": []}, now=NOW + 70)
     assert alone.critical_path == ()  # one task is no chain
+    long_alone = attempt("report", "c", NOW, NOW + 500)  # outlasts the chain: still no chain
+    beside = build_timeline([long_alone, *attempts], [], {"prd": ["brief"]}, now=NOW + 600)
+    assert beside.critical_path == ("brief", "prd")
 
 
 def test_layers_put_every_dependency_first() -> None:

@@ -268,9 +268,13 @@ def _levels_from_attempts(attempts: Sequence[Attempt]) -> tuple[LevelFigures, ..
 
 
 def critical_path(
-    tasks: Sequence[TaskFigures], dependencies: Mapping[str, Sequence[str]]
+    tasks: Sequence[TaskFigures],
+    dependencies: Mapping[str, Sequence[str]],
+    *,
+    linked_only: bool = False,
 ) -> tuple[tuple[str, ...], float]:
-    """The longest chain of the period's tasks by span, dependencies first, and its length.
+    """The longest chain of the period's tasks by span, dependencies first, and its length;
+    with `linked_only`, the longest of two tasks or more, however long a lone task is.
 
     `tasks` come in order of start, so one pass finds it: a task extends the longest chain
     among its dependencies that started before it. A dependency outside the period, or
@@ -287,9 +291,10 @@ def critical_path(
         before[task.task_id] = previous
         chained = length[previous] if previous is not None else 0.0
         length[task.task_id] = chained + task.ended - task.started
-    if not length:
+    ends = [task for task in length if before[task] is not None] if linked_only else length
+    if not ends:
         return (), 0.0
-    path = [max(length, key=length.__getitem__)]
+    path = [max(ends, key=length.__getitem__)]
     while (previous := before[path[-1]]) is not None:
         path.append(previous)
     return tuple(reversed(path)), length[path[0]]

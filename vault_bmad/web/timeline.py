@@ -63,9 +63,8 @@ def build_timeline(
 ) -> Timeline:
     """Bars for `attempts` (agent work only) and for the tasks `running` now, up to `now`."""
     work = [a for a in attempts if a.runtime != WORKFLOW_RUNTIME]
-    path, path_s = critical_path(task_figures(work), dependencies)
-    if len(path) < 2:  # a task alone is no chain worth marking
-        path, path_s = (), 0.0
+    # a task alone is no chain worth marking, even when it outlasts every chain
+    path, path_s = critical_path(task_figures(work), dependencies, linked_only=True)
     on_path = set(path)
     last_try: dict[str, int] = {}
     for attempt in work:
