@@ -76,6 +76,8 @@ def service(vault: Path, write: WriteNote) -> Iterator[Service]:
             )
         )
         running.store.flush()  # the attempts the engine recorded are committed
+        assert running.orchestrator is not None
+        running.orchestrator.notes.flush()  # and the notes say what the engine says
         yield running
     finally:
         running.stop()
