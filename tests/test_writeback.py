@@ -77,6 +77,7 @@ def test_set_todo_lands_after_the_writes_still_waiting(vault: Path, write: Write
         notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)  # waits its turn
         threading.Timer(0.2, let_go.set).start()
         notes.set_todo(TASK)  # a re-run asked for: after `failed`, never under it
+        notes.flush()
         assert frontmatter.load(note)["status"] == "todo"
         notes.queued(TASK)  # vault-bmad's own todo is not mistaken for the user's edit
         notes.flush()

@@ -86,10 +86,11 @@ class TaskNotes:
         self._write(task.path, {"status": "todo"})
 
     def set_todo(self, task: TaskDef) -> None:
-        """Back to `todo` now, after every write asked for before, as a user would set it;
-        raises VaultBmadError or OSError if the note cannot be written."""
-        self.flush()
-        self._seen[task.path] = self.writer.update(task.path, {"status": "todo"}, None).text
+        """Back to `todo` as a user would set it, on the state write thread after the state
+        writes asked for before (not the outputs), waiting for it; raises VaultBmadError or
+        OSError if the note cannot be written."""
+        written = self._state_thread.submit(self.writer.update, task.path, {"status": "todo"}, None)
+        self._seen[task.path] = written.result().text
 
     def forget(self, path: str) -> None:
         """The engine has acted on the user's edit of this note (a re-run): the next write
