@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vault_bmad.config import Settings
 from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.engine.outcomes import Event
+from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.runtimes.base import RunRequest, RunResult

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vault_bmad.engine.balancer import STRATEGIES
+from vault_bmad.config import STRATEGIES
 from vault_bmad.engine.health import HealthMonitor
 from vault_bmad.engine.queue import TaskQueue
 from vault_bmad.engine.scheduler import Scheduler

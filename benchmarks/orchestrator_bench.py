@@ -60,8 +60,7 @@ from orchestrator_workload import (
     write_vault,
 )
 
-from vault_bmad.config import load_settings
-from vault_bmad.engine.balancer import STRATEGIES
+from vault_bmad.config import STRATEGIES, load_settings
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions

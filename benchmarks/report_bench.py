@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vault_bmad.config import Settings
+from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.metrics.analyze import Analysis, analyze
 from vault_bmad.metrics.records import Attempt
-from vault_bmad.metrics.report import NoteLinks, Period, write_report, write_vault_report
+from vault_bmad.metrics.report import NoteLinks, Period, write_report
 from vault_bmad.metrics.report_markdown import report_markdown
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runner import STATE_DB
+from vault_bmad.reports import write_vault_report
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter
 

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vault_bmad.config import load_settings
+from vault_bmad.config import STATE_DB, load_settings
 from vault_bmad.metrics.store import Store
-from vault_bmad.runner import STATE_DB, run_vault
+from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.loopback_llm import free_port
 from vault_bmad.service import Service
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import frontmatter
 import pytest
 
-from vault_bmad.config import Settings, load_settings
-from vault_bmad.engine.executors import check_executor_spec, make_executor
+from vault_bmad.config import Settings, check_executor_spec, load_settings
 from vault_bmad.errors import ConfigError
 from vault_bmad.metrics.store import Store
 from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.base import RunRequest
+from vault_bmad.runtimes.executors import make_executor
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
 from vault_bmad.runtimes.remote import NotPicklable, RemoteRuntime, RuntimeSpec
 

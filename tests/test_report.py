@@ -29,12 +29,12 @@ from vault_bmad.metrics.report import (
     parse_span,
     span_period,
     write_report,
-    write_vault_report,
 )
 from vault_bmad.metrics.report_markdown import report_markdown
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.model.validate import build_definitions
+from vault_bmad.reports import write_vault_report
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter
 

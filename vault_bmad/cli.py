@@ -13,12 +13,12 @@ from pathlib import Path
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import Settings, load_settings
-from vault_bmad.engine.balancer import STRATEGIES
+from vault_bmad.config import STRATEGIES, Settings, load_settings
 from vault_bmad.errors import ConfigError, VaultBmadError
-from vault_bmad.metrics.report import parse_span, write_vault_report
+from vault_bmad.metrics.report import parse_span
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
+from vault_bmad.reports import write_vault_report
 from vault_bmad.runner import run_vault
 from vault_bmad.service import Service, check_bind
 from vault_bmad.vault.index import VaultIndex

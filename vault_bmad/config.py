@@ -18,8 +18,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
-from vault_bmad.engine.balancer import Strategy
-from vault_bmad.engine.executors import check_executor_spec
 from vault_bmad.errors import ConfigError
 
 ENV_PREFIX = "VAULT_BMAD_"
@@ -34,6 +32,24 @@ EXPOSES_SERVICE = "it decides who can reach the dashboard"
 LEAVES_VAULT = "it can point the service's files outside the vault"
 
 SENDS_WORK_AWAY = "it decides which machines the vault's tasks and notes are sent to"
+
+# How the balancer picks an agent; engine/balancer.py says what each strategy does.
+Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+
+STATE_DB = "state.db"  # the metrics store, inside the `state_dir` folder
+DASK_SCHEME = "dask://"  # `executor` joins a running Dask scheduler at dask://HOST:PORT
+
+
+def check_executor_spec(spec: str) -> str:
+    """`spec` if it is `thread`, `dask` or `dask://HOST:PORT`; ConfigError otherwise."""
+    if spec in ("thread", "dask"):
+        return spec
+    if spec.startswith(DASK_SCHEME):
+        host, _, port = spec.removeprefix(DASK_SCHEME).rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return spec
+    raise ConfigError(f"executor {spec!r} is not `thread`, `dask` or `dask://HOST:PORT`")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 import click
 
-from vault_bmad.engine.outcomes import Event
+from vault_bmad.metrics.outcomes import Event
 
 FINAL = frozenset({"done", "failed", "blocked"})
 

@@ -14,17 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault_bmad.cache.tiered import LevelSpec, TieredCache
-from vault_bmad.config import Settings
+from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.engine.outcomes import Event, RunSummary
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.metrics.run_report import write_run_report
+from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
+from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
 
-STATE_DB = "state.db"
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
 

@@ -20,16 +20,16 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
 from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.engine.outcomes import Event
 from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
 from vault_bmad.errors import ConfigError, VaultBmadError
-from vault_bmad.metrics.prometheus import ServiceMetrics
+from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.runner import open_orchestrator
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.watcher import VaultWatcher, apply_to_index
 from vault_bmad.web.app import create_app
+from vault_bmad.web.prometheus import ServiceMetrics
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from vault_bmad.bench.workload_spec import (
     slot_count,
     write_vault,
 )
-from vault_bmad.config import Settings
+from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.metrics.figures import percentile
 from vault_bmad.metrics.records import Attempt
 from vault_bmad.metrics.store import Store
-from vault_bmad.runner import STATE_DB, run_vault
+from vault_bmad.runner import run_vault
 
 SYSTEMS = ("baseline", "threadpool", "dask", "vault-bmad", "vault-bmad-cold")
 HISTORY_SEED_OFFSET = 1_000  # the earlier workload's seed, apart from the measured one

@@ -31,15 +31,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from cachetools import LRUCache
 
+from vault_bmad.config import STRATEGIES
 from vault_bmad.engine.similarity import TfIdfIndex, WeightedText
 from vault_bmad.model.definitions import AgentDef, TaskDef
-
-Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, reque
 from vault_bmad.engine.autoscale import AutoScaler
 from vault_bmad.engine.health import HealthMonitor
 from vault_bmad.engine.ledger import InFlight, attempt_record, observations, task_state
-from vault_bmad.engine.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.engine.requests import build_request
 from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
+from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import WORKFLOW_RUNTIME, CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef

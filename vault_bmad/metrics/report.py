@@ -16,19 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from vault_bmad.config import Settings
-from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
-from vault_bmad.metrics.run_report import REPORTS_FOLDER
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions
-from vault_bmad.model.validate import build_definitions
-from vault_bmad.runner import STATE_DB
-from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
 __all__ = [
@@ -41,11 +34,12 @@ __all__ = [
     "interval_period",
     "parse_span",
     "report_from_store",
+    "report_span",
     "span_period",
     "write_report",
-    "write_vault_report",
 ]
 
+REPORTS_FOLDER = "Reports"
 REPORT_TAGS = ("vault-bmad/report", "vault-bmad/performance")
 MAX_ATTEMPTS = 1_000_000  # analyzed per report at most: the latest of the period
 _DAY_S = 86_400.0
@@ -175,32 +169,24 @@ def report_from_store(
     return _report(store, definitions, writer, period, attempts, now, thresholds)
 
 
-def write_vault_report(
-    vault: Path,
-    settings: Settings,
+def report_span(
+    store: Store,
+    definitions: Definitions,
+    writer: NoteWriter,
     span_s: float | None,
     *,
-    clock: Callable[[], float] = time.time,
+    now: float,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> WrittenReport:
-    """`vault-bmad report`: the report on the last `span_s` seconds (None: all recorded)."""
-    database = vault.resolve() / settings.state_dir / STATE_DB
-    if not database.is_file():
-        raise VaultBmadError(
-            f"no metrics yet: {database} is missing; `vault-bmad run` or `serve` records them"
+    """The report on the last `span_s` seconds up to `now` (None: all `store` recorded)."""
+    if span_s is not None:
+        return report_from_store(
+            store, definitions, writer, span_period(now, span_s), now=now, thresholds=thresholds
         )
-    definitions = build_definitions(VaultIndex.load(vault))
-    writer = NoteWriter(vault.resolve())
-    with Store(database, clock=clock) as store:
-        now = clock()
-        if span_s is not None:
-            return report_from_store(
-                store, definitions, writer, span_period(now, span_s), now=now, thresholds=thresholds
-            )
-        attempts = store.attempts(limit=MAX_ATTEMPTS)
-        earliest = min((a.started_at for a in attempts), default=None)
-        period = span_period(now, None, earliest)
-        return _report(store, definitions, writer, period, attempts, now, thresholds)
+    attempts = store.attempts(limit=MAX_ATTEMPTS)
+    earliest = min((a.started_at for a in attempts), default=None)
+    period = span_period(now, None, earliest)
+    return _report(store, definitions, writer, period, attempts, now, thresholds)
 
 
 def _report(

@@ -18,9 +18,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, fields
 
 from vault_bmad.config import ENV_PREFIX, Settings
-from vault_bmad.engine.executors import is_remote, make_executor
 from vault_bmad.errors import PermanentFailure, TaskTimeout
 from vault_bmad.runtimes.base import RunRequest, RunResult, Runtime, build_runtimes
+from vault_bmad.runtimes.executors import is_remote, make_executor
 
 RUNTIME_NAMES = ("template", "llm", "command")
 REMOTE_GRACE_S = 2.0  # time for the trip to a worker and back, beyond the task's timeout

@@ -18,10 +18,10 @@ from pathlib import Path
 from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from vault_bmad.metrics.prometheus import CONTENT_TYPE
 from vault_bmad.web import csrf
 from vault_bmad.web.api import api, json_response
 from vault_bmad.web.pages import pages
+from vault_bmad.web.prometheus import CONTENT_TYPE
 from vault_bmad.web.state import Backend, Dashboard, install
 
 __all__ = ["LOOPBACK_NAMES", "TOKEN_COOKIE", "Backend", "create_app"]

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from vault_bmad.engine.outcomes import Event
 from vault_bmad.engine.snapshot import EngineSnapshot
+from vault_bmad.metrics.outcomes import Event
 
 # Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)

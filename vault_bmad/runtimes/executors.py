@@ -10,21 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
-from vault_bmad.errors import ConfigError
+from vault_bmad.config import DASK_SCHEME, check_executor_spec
 
-DASK_SCHEME = "dask://"
 LOCAL_DASK_WORKERS = 2  # worker processes of a LocalCluster; more threads each, not more processes
-
-
-def check_executor_spec(spec: str) -> str:
-    """`spec` if it is `thread`, `dask` or `dask://HOST:PORT`; ConfigError otherwise."""
-    if spec in ("thread", "dask"):
-        return spec
-    if spec.startswith(DASK_SCHEME):
-        host, _, port = spec.removeprefix(DASK_SCHEME).rpartition(":")
-        if host and port.isdigit() and 0 < int(port) < 65536:
-            return spec
-    raise ConfigError(f"executor {spec!r} is not `thread`, `dask` or `dask://HOST:PORT`")
 
 
 def is_remote(spec: str) -> bool:

@@ -1,16 +1,25 @@
-"""The short report note a `vault-bmad run` leaves under `Reports/`."""
+"""The report notes the commands leave under `Reports/`: the short note of each
+`vault-bmad run`, and the period's performance report of `vault-bmad report`."""
 
 from __future__ import annotations
 
 import statistics
+import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
-from vault_bmad.engine.outcomes import RunSummary, TaskOutcome
+from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.errors import VaultBmadError
+from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Thresholds
+from vault_bmad.metrics.outcomes import RunSummary, TaskOutcome
+from vault_bmad.metrics.report import REPORTS_FOLDER, WrittenReport, report_span
+from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions
-from vault_bmad.vault.writer import wikilink
-
-REPORTS_FOLDER = "Reports"
+from vault_bmad.model.validate import build_definitions
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import NoteWriter, wikilink
 
 
 def run_report_markdown(
@@ -77,3 +86,23 @@ def write_run_report(
     }
     body = run_report_markdown(summary, definitions, invalid)
     return writer.write_output(path, body, None, frontmatter)
+
+
+def write_vault_report(
+    vault: Path,
+    settings: Settings,
+    span_s: float | None,
+    *,
+    clock: Callable[[], float] = time.time,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> WrittenReport:
+    """`vault-bmad report`: the report on the last `span_s` seconds (None: all recorded)."""
+    database = vault.resolve() / settings.state_dir / STATE_DB
+    if not database.is_file():
+        raise VaultBmadError(
+            f"no metrics yet: {database} is missing; `vault-bmad run` or `serve` records them"
+        )
+    definitions = build_definitions(VaultIndex.load(vault))
+    writer = NoteWriter(vault.resolve())
+    with Store(database, clock=clock) as store:
+        return report_span(store, definitions, writer, span_s, now=clock(), thresholds=thresholds)

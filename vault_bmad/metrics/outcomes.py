@@ -1,4 +1,7 @@
-"""What a run tells the world: events as they happen, each task's outcome, the summary."""
+"""What a run tells the world: events as they happen, each task's outcome, the summary.
+
+The engine makes them; the reports, the progress lines and the service read them.
+"""
 
 from __future__ import annotations
 
