@@ -1,7 +1,9 @@
 """Cache benchmark: policy hit rates against peers and OPT, level arrangement, L1 speed.
 
 Prints one JSON document. `--markdown` prints the tables for docs/benchmarks.md instead.
-`--quick` runs the two small traces at one capacity and a short speed test.
+`--quick` runs the two small traces at one capacity and a short speed test. Trace files
+come from `--traces DIR`, by default benchmarks/traces/, which holds gli and multi2; the
+full run also needs oltp.keys.gz there or in DIR (see benchmarks/traces/README.md).
 """
 
 from __future__ import annotations
@@ -21,27 +23,32 @@ from vault_bmad.cache.memory import MemoryCache
 from vault_bmad.cache.replay import compare, replay_levels
 from vault_bmad.cache.traces import load_trace
 
-TRACES = Path("/work/shared/traces")
+TRACES = Path(__file__).resolve().parent / "traces"
 TRACE_SPECS = ["gli", "multi2", "oltp", "zipf:0.9", "zipf:1.0", "zipf:1.2"]
+QUICK_SPECS = ["gli", "multi2"]
 
 
-def trace_path(spec: str) -> str:
-    return spec if spec.startswith("zipf:") else str(TRACES / f"{spec}.keys.gz")
+def trace_sources(specs: list[str], folder: Path) -> dict[str, str]:
+    """Each spec's `load_trace` argument: `zipf:ALPHA` as it is, NAME as DIR/NAME.keys.gz."""
+    return {
+        spec: spec if spec.startswith("zipf:") else str(folder / f"{spec}.keys.gz")
+        for spec in specs
+    }
 
 
-def policy_tables(specs: list[str], capacities: list[int]) -> list[dict[str, object]]:
+def policy_tables(sources: dict[str, str], capacities: list[int]) -> list[dict[str, object]]:
     documents = []
-    for spec in specs:
-        trace = load_trace(trace_path(spec))
+    for spec, source in sources.items():
+        trace = load_trace(source)
         for capacity in capacities:
             documents.append(compare(spec, trace, capacity))
     return documents
 
 
-def arrangements(specs: list[str], l1: int, l2: int) -> list[dict[str, object]]:
+def arrangements(sources: dict[str, str], l1: int, l2: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for spec in specs:
-        trace = load_trace(trace_path(spec))
+    for spec, source in sources.items():
+        trace = load_trace(source)
         row: dict[str, object] = {"trace": spec, "l1": l1, "l2": l2}
         for arrangement in ("inclusive", "exclusive"):
             row[arrangement] = replay_levels(trace, l1, l2, arrangement)
@@ -160,12 +167,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--traces",
+        type=Path,
+        default=TRACES,
+        help=f"folder of the NAME.keys.gz trace files (default: {TRACES})",
+    )
     options = parser.parse_args()
-    specs = ["gli", "multi2"] if options.quick else TRACE_SPECS
+    sources = trace_sources(QUICK_SPECS if options.quick else TRACE_SPECS, options.traces)
+    missing = [s for s in sources.values() if not s.startswith("zipf:") and not Path(s).is_file()]
+    if missing:
+        parser.error(
+            f"no trace file {', '.join(missing)}; give the folder that holds the traces with --traces DIR"
+            " (benchmarks/traces/README.md says where each trace comes from)"
+        )
     capacities = [1_000] if options.quick else [1_000, 10_000]
     report = {
-        "policies": policy_tables(specs, capacities),
-        "arrangements": arrangements(specs, 1_000, 10_000),
+        "policies": policy_tables(sources, capacities),
+        "arrangements": arrangements(sources, 1_000, 10_000),
         "l1_speed": l1_speed(
             rounds=3 if options.quick else 7, repeat=100 if options.quick else 500
         ),
