@@ -178,8 +178,8 @@ def main() -> None:
     missing = [s for s in sources.values() if not s.startswith("zipf:") and not Path(s).is_file()]
     if missing:
         parser.error(
-            f"no trace file {', '.join(missing)}; give the folder that holds the traces with --traces DIR"
-            " (benchmarks/traces/README.md says where each trace comes from)"
+            f"no trace file {', '.join(missing)}; give the folder that holds the traces with"
+            " --traces DIR (benchmarks/traces/README.md says where each trace comes from)"
         )
     capacities = [1_000] if options.quick else [1_000, 10_000]
     report = {
