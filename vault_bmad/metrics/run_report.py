@@ -8,6 +8,7 @@ from datetime import datetime
 from vault_bmad.engine.outcomes import RunSummary, TaskOutcome
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.model.definitions import Definitions
+from vault_bmad.model.status import OUTCOMES
 from vault_bmad.vault.writer import wikilink
 
 REPORTS_FOLDER = "Reports"
@@ -25,7 +26,7 @@ def run_report_markdown(
         "",
         "| figure | value |",
         "|---|---|",
-        *(f"| {status} | {summary.count(status)} |" for status in ("done", "failed", "blocked")),
+        *(f"| {status} | {summary.count(status)} |" for status in OUTCOMES),
         f"| invalid notes | {len(invalid)} |",
         f"| wall time | {elapsed:.2f} s |",
     ]
