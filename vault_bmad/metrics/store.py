@@ -179,10 +179,6 @@ class Store:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
 
-    def pool_samples(self, since: float | None = None) -> list[PoolSample]:
-        where, params = _filters(("at >= ?", since))
-        return self._select(PoolSample, f"pool_samples{where} ORDER BY at, id", params)
-
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()
     ) -> list[dict[str, Any]]:
