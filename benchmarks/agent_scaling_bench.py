@@ -26,7 +26,7 @@ from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 
 
@@ -36,10 +36,10 @@ class SleepRuntime:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest) -> RuntimeOutput:
         if self.seconds:
             time.sleep(self.seconds)
-        return RunResult("ok\n", self.name)
+        return RuntimeOutput("ok\n", self.name)
 
 
 def write_vault(root: Path, agents: int, tasks: int) -> None:

@@ -64,7 +64,7 @@ from vault_bmad.config import STRATEGIES, load_settings
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 
 POOL = "thread_pool_round_robin"
@@ -125,7 +125,7 @@ def run_thread_pool(
     for task_id, needs in workload.deps.items():
         for need in needs:
             dependents[need].append(task_id)
-    running: dict[Future[RunResult], str] = {}
+    running: dict[Future[RuntimeOutput], str] = {}
     size = sum(agent.capacity for agent in agents)
     with ThreadPoolExecutor(max_workers=size, thread_name_prefix="peer") as pool:
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vault_bmad.errors import RuntimeUnavailable
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ class SimulatedRuntime:
         with self._lock:
             return tuple(self._calls)
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest) -> RuntimeOutput:
         agent = self._agents[request.agent_id]
         started = self._clock()
         with self._slots[agent.id]:
@@ -219,7 +219,7 @@ class SimulatedRuntime:
             factor = self._degradation.slow_factor if phase == "slow" else 1.0
             self._sleep(self._base_s[request.task_id] * agent.slowness * factor)
         self._record(request.task_id, agent.id, started, ok=True)
-        return RunResult(f"{request.title}: done by {agent.id}\n", self.name)
+        return RuntimeOutput(f"{request.title}: done by {agent.id}\n", self.name)
 
     def phase(self, agent_id: str) -> str:
         """Count one call of the agent and say how it goes: normal, slow or error."""

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pytest
-from engine_clock import FakeClock
 from pydantic import BaseModel
 
-from vault_bmad.cache.domain import NamedCaches, file_key, named_cache
+from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.cache.keys import content_key
 
 PARTS: dict[str, object] = {
@@ -115,17 +114,3 @@ def test_a_parsed_note_misses_after_the_note_is_edited(tmp_path: Path) -> None:
     assert parsed.get(file_key(note)) is None
     stats = parsed.stats()
     assert (stats.name, stats.hits, stats.misses) == ("parsed-notes", 1, 1)
-
-
-def test_named_caches_are_made_once_and_listed_for_metrics() -> None:
-    clock = FakeClock()
-    caches = NamedCaches(capacity=5, ttl=10.0, clock=clock)
-    caches["rendered-templates"].set("key", "text")
-    assert caches["rendered-templates"].get("key") == "text"
-    caches["agent-profiles"].get("architect")
-    clock.advance(11.0)
-    assert caches["rendered-templates"].get("key") is None
-    stats = caches.stats()
-    assert [each.name for each in stats] == ["agent-profiles", "rendered-templates"]
-    assert [each.capacity for each in stats] == [5, 5]
-    assert stats[1].expirations == 1

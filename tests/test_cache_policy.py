@@ -72,20 +72,16 @@ def test_the_window_grows_when_recency_pays() -> None:
         trace.append(key)
         if key >= 10:
             trace.append(key - 10)
-    policy = AdaptiveTinyLfu(100)
-    outcomes = run(policy, trace)
-    assert policy.window_size > 10
-    assert sum(outcomes) > sum(lru_outcomes(100, trace)) * 0.85
+    outcomes = run(AdaptiveTinyLfu(100), trace)
+    assert sum(outcomes) > sum(lru_outcomes(100, trace)) * 0.85  # 0.08× if it could not grow
 
 
 def test_the_window_stays_small_when_frequency_pays() -> None:
     randomness = random.Random(7)
     weights = [1 / rank for rank in range(1, 2_001)]
     trace = randomness.choices(range(2_000), weights=weights, k=30_000)
-    policy = AdaptiveTinyLfu(100)
-    ours = sum(run(policy, trace))
-    assert policy.window_size < 20
-    assert ours > sum(lru_outcomes(100, trace))
+    ours = sum(run(AdaptiveTinyLfu(100), trace))
+    assert ours > sum(lru_outcomes(100, trace)) * 1.1  # 1.03× if the window stayed large
 
 
 def test_removing_an_entry_keeps_its_popularity() -> None:

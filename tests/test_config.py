@@ -43,7 +43,6 @@ def user_file(home: Path, text: str) -> Path:
 def test_defaults_when_nothing_is_set(home: Path, vault: Path) -> None:
     settings = load_settings(vault, env={"HOME": str(home)})
     assert settings == Settings()
-    assert all(settings.source_of(spec.name) == "default" for spec in SPECS)
 
 
 def test_declares_what_the_issue_asks_with_its_defaults() -> None:
@@ -98,18 +97,15 @@ def test_each_layer_overrides_the_ones_below(home: Path, vault: Path) -> None:
     (vault / VAULT_FILE_NAME).write_text(
         "min_workers = 2\nmax_workers = 20\ndebounce_ms = 300\nport = 9000\n"
     )
-    config = user_file(home, "max_workers = 30\ndebounce_ms = 400\nport = 9100\n")
+    user_file(home, "max_workers = 30\ndebounce_ms = 400\nport = 9100\n")
     env = {"HOME": str(home), "VAULT_BMAD_DEBOUNCE_MS": "500", "VAULT_BMAD_PORT": "9200"}
     settings = load_settings(vault, env=env, overrides={"port": 9300, "retries": None})
 
-    assert (settings.retries, settings.source_of("retries")) == (3, "default")
-    assert settings.min_workers == 2
-    assert settings.source_of("min_workers") == f"vault file {vault / VAULT_FILE_NAME}"
-    assert settings.max_workers == 30
-    assert settings.source_of("max_workers") == f"config file {config}"
-    assert settings.debounce_ms == 500
-    assert settings.source_of("debounce_ms") == "environment variable VAULT_BMAD_DEBOUNCE_MS"
-    assert (settings.port, settings.source_of("port")) == (9300, "command line")
+    assert settings.retries == 3  # the default
+    assert settings.min_workers == 2  # the vault file
+    assert settings.max_workers == 30  # the user's file
+    assert settings.debounce_ms == 500  # the environment
+    assert settings.port == 9300  # the command line
 
 
 def test_user_file_comes_from_xdg_config_home_then_home(tmp_path: Path, home: Path) -> None:
@@ -129,7 +125,7 @@ def test_explicit_config_file_replaces_the_default_one(tmp_path: Path, home: Pat
     explicit = tmp_path / "other.toml"
     explicit.write_text("retries = 9\n")
     settings = load_settings(None, config_file=explicit, env={"HOME": str(home)})
-    assert (settings.retries, settings.source_of("retries")) == (9, f"config file {explicit}")
+    assert settings.retries == 9
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(None, config_file=tmp_path / "missing.toml", env={"HOME": str(home)})
 
@@ -149,7 +145,7 @@ def test_unsafe_keys_are_refused_from_the_vault_file(name: str, home: Path, vaul
     user_file(home, line)  # the same line is fine in the user's own file
     (vault / VAULT_FILE_NAME).unlink()
     loaded = load_settings(vault, env={"HOME": str(home)})
-    assert loaded.source_of(name).startswith("config file ")
+    assert getattr(loaded, name) == (tuple(value) if isinstance(value, list) else value)
 
 
 def _toml(value: object) -> str:
@@ -262,11 +258,10 @@ def test_broken_toml_names_the_file(home: Path, vault: Path) -> None:
         load_settings(vault, env={"HOME": str(home)})
 
 
-def test_loaded_settings_pickle_with_their_sources(home: Path) -> None:
+def test_loaded_settings_pickle(home: Path) -> None:
     settings = load_settings(None, env={"HOME": str(home), "VAULT_BMAD_PORT": "9999"})
     copy = pickle.loads(pickle.dumps(settings))
-    assert copy == settings
-    assert copy.source_of("port") == "environment variable VAULT_BMAD_PORT"
+    assert copy == settings and copy.port == 9999
 
 
 def test_settings_are_frozen_and_hide_secrets() -> None:

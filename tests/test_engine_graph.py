@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from vault_bmad.engine.graph import TaskGraph
 from vault_bmad.errors import DependencyCycle
-from vault_bmad.model.definitions import TaskDef
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 
@@ -85,18 +84,6 @@ def test_a_cycle_is_refused_and_leaves_the_graph_unchanged() -> None:
     assert set(caught.value.cycle) == {"x", "y", "z"}
     assert caught.value.cycle[0] == caught.value.cycle[-1]
     assert graph.nodes == ("a",)
-
-
-def test_from_tasks_reads_statuses() -> None:
-    tasks = [
-        TaskDef(id="brief", path="Tasks/brief.md", title="Brief", status="done"),
-        TaskDef(id="prd", path="Tasks/prd.md", title="PRD", depends_on=("brief",)),
-        TaskDef(id="bad", path="Tasks/bad.md", title="Bad", status="invalid"),
-        TaskDef(id="after-bad", path="Tasks/ab.md", title="After", depends_on=("bad",)),
-    ]
-    graph = TaskGraph.from_tasks(tasks)
-    assert graph.ready() == ("prd",)
-    assert graph.state("after-bad") == "blocked"
 
 
 def test_upward_rank_and_critical_path_by_hand() -> None:

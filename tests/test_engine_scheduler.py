@@ -111,10 +111,10 @@ def test_work_is_served_by_priority_across_agents() -> None:
 
 def test_dependencies_gate_work_and_a_failure_blocks_dependents() -> None:
     scheduler = make(FakeClock())
-    progress = scheduler.submit(
+    change = scheduler.submit(
         [task("a"), task("b", depends_on=("a",)), task("c", depends_on=("b",)), task("x")]
     )
-    assert set(progress.queued) == {"a", "x"}
+    assert set(change.queued) == {"a", "x"}
     assert sorted(ids(scheduler.dispatch())) == ["a", "x"]
     assert scheduler.phase("b") == "waiting"
     failed = scheduler.finish("a", ok=False, seconds=1.0, retry=False)
@@ -126,6 +126,25 @@ def test_dependencies_gate_work_and_a_failure_blocks_dependents() -> None:
     assert not scheduler.pending()
 
 
+def test_submit_reads_statuses_done_releases_and_failed_blocked_invalid_block() -> None:
+    scheduler = make(FakeClock())
+    change = scheduler.submit(
+        [
+            task("brief", status="done"),
+            task("prd", depends_on=("brief",)),
+            task("bad", status="invalid"),
+            task("after-bad", depends_on=("bad",)),
+            task("broke", status="failed"),
+            task("after-broke", depends_on=("broke",)),
+            task("stuck", status="blocked"),
+            task("after-stuck", depends_on=("stuck",)),
+        ]
+    )
+    assert change.queued == ("prd",)
+    assert sorted(b.task_id for b in change.blocked) == ["after-bad", "after-broke", "after-stuck"]
+    assert scheduler.phase("brief") == "done" and scheduler.phase("prd") == "queued"
+
+
 def test_a_failed_attempt_is_retried_then_fails_for_good() -> None:
     clock = FakeClock()
     never_out = HealthMonitor(threshold=0.0, clock=clock)  # retries alone, health aside
@@ -135,9 +154,9 @@ def test_a_failed_attempt_is_retried_then_fails_for_good() -> None:
     for _ in range(3):
         (assignment,) = scheduler.dispatch()
         attempts.append(assignment.attempt)
-        progress = scheduler.finish("flaky", ok=False, seconds=0.5)
+        change = scheduler.finish("flaky", ok=False, seconds=0.5)
     assert attempts == [1, 2, 3]
-    assert not progress.retry and [b.task_id for b in progress.blocked] == ["after"]
+    assert not change.retry and [b.task_id for b in change.blocked] == ["after"]
     scheduler.submit([task("once", agent="dev")])  # the default: one retry
     scheduler.dispatch()
     assert scheduler.finish("once", ok=False, seconds=0.1).retry
@@ -153,14 +172,14 @@ def test_a_retry_waits_out_a_growing_jittered_backoff() -> None:
     delays = []
     for _ in range(4):
         assert len(scheduler.dispatch()) == 1
-        progress = scheduler.finish("t", ok=False, seconds=0.0)
-        assert progress.retry and progress.retry_at is not None
+        change = scheduler.finish("t", ok=False, seconds=0.0)
+        assert change.retry and change.retry_at is not None
         assert scheduler.phase("t") == "queued" and scheduler.queued_count == 1
-        assert scheduler.next_wakeup() == progress.retry_at
-        delays.append(progress.retry_at - clock.now)
+        assert scheduler.next_wakeup() == change.retry_at
+        delays.append(change.retry_at - clock.now)
         clock.advance(delays[-1] - 0.001)
         assert scheduler.dispatch() == []  # not yet
-        clock.now = progress.retry_at
+        clock.now = change.retry_at
     assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0
     assert all(1.5 <= d <= 3.0 for d in delays[2:])  # capped at backoff_max
     assert [a.attempt for a in scheduler.dispatch()] == [5]
@@ -181,9 +200,9 @@ def test_an_agent_that_fails_is_taken_out_its_work_reassigned_and_probed_back() 
     )
     assert sorted(ids(scheduler.dispatch())) == ["d1", "d2"]  # architect is full
     scheduler.finish("d1", ok=False, seconds=1.0, retry=False)
-    progress = scheduler.finish("d2", ok=False, seconds=1.0, retry=False)
-    assert [(c.agent_id, c.after) for c in progress.health] == [("architect", AgentState.OUT)]
-    assert set(progress.reassigned) == {"d3", "api"}
+    change = scheduler.finish("d2", ok=False, seconds=1.0, retry=False)
+    assert [(c.agent_id, c.after) for c in change.health] == [("architect", AgentState.OUT)]
+    assert set(change.reassigned) == {"d3", "api"}
 
     started = scheduler.dispatch()
     assert [(a.task.id, a.agent_id) for a in started] == [("d3", "architect2")]
@@ -210,8 +229,8 @@ def test_a_failed_probe_restarts_the_cool_down() -> None:
     clock.advance(30)
     (probe,) = scheduler.dispatch()
     assert probe.probe and probe.agent_id == "pm"
-    progress = scheduler.finish(probe.task.id, ok=False, seconds=1.0)
-    assert progress.retry and progress.health[0].after is AgentState.OUT
+    change = scheduler.finish(probe.task.id, ok=False, seconds=1.0)
+    assert change.retry and change.health[0].after is AgentState.OUT
     clock.advance(29)
     assert scheduler.dispatch() == []
     clock.advance(1)
@@ -231,8 +250,8 @@ def test_update_reprioritises_and_cancel_blocks_dependents() -> None:
     scheduler = make(FakeClock(), max_concurrent_agents=1)
     scheduler.submit([task("a", agent="dev"), task("b", agent="dev"), task("c", depends_on=("a",))])
     assert scheduler.update(task("b", agent="dev", priority=Priority.CRITICAL))
-    progress = scheduler.cancel("a")
-    assert [b.task_id for b in progress.blocked] == ["c"]
+    change = scheduler.cancel("a")
+    assert [b.task_id for b in change.blocked] == ["c"]
     assert ids(scheduler.dispatch()) == ["b"]
     assert not scheduler.update(task("b", agent="dev"))  # running: nothing to re-queue
     with pytest.raises(ValueError):
@@ -243,8 +262,8 @@ def test_removing_an_agent_reassigns_its_queued_work() -> None:
     scheduler = make(FakeClock())
     design = "Design the architecture for scalability"
     scheduler.submit([task(f"d{i}", design, agent="architect") for i in range(3)])
-    progress = scheduler.set_agents([a for a in TEAM if a.id != "architect"])
-    assert set(progress.reassigned) == {"d0", "d1", "d2"}
+    change = scheduler.set_agents([a for a in TEAM if a.id != "architect"])
+    assert set(change.reassigned) == {"d0", "d1", "d2"}
     assert [a.agent_id for a in scheduler.dispatch()] == ["architect2"]
 
 
@@ -253,8 +272,8 @@ def test_new_batches_join_and_raise_the_rank_of_queued_work() -> None:
     scheduler.submit([task("quick", agent="dev"), task("root", agent="dev")])
     scheduler.submit([task(f"next{i}", depends_on=("root",), complexity=20) for i in range(2)])
     assert ids(scheduler.dispatch()) == ["root"]  # it now heads 20 s of work
-    progress = scheduler.submit([task("late", depends_on=("old",))], done=["old"])
-    assert progress.queued == ("late",)
+    change = scheduler.submit([task("late", depends_on=("old",))], done=["old"])
+    assert change.queued == ("late",)
     with pytest.raises(DependencyCycle):
         scheduler.submit([task("x", depends_on=("y",)), task("y", depends_on=("x",))])
 
@@ -296,8 +315,8 @@ def test_a_done_task_reopened_runs_again_and_its_waiting_dependents_wait_for_it(
     assert ids(scheduler.dispatch()) == ["b"]
     scheduler.finish("b", ok=True, seconds=1.0)
     assert scheduler.phase("c") == "queued"
-    progress = scheduler.reopen(task("b", depends_on=("a",)))
-    assert progress.queued == ("b",)
+    change = scheduler.reopen(task("b", depends_on=("a",)))
+    assert change.queued == ("b",)
     assert scheduler.phase("c") == "waiting"  # taken out of the queue until b is done again
     assert ids(scheduler.dispatch()) == ["b"]
     with pytest.raises(ValueError, match="has not finished"):
@@ -310,8 +329,8 @@ def test_a_failed_task_reopened_with_a_failed_dependency_is_blocked_again() -> N
     scheduler = make(FakeClock())
     scheduler.submit([task("a", status="failed"), task("b", status="failed")])
     assert scheduler.knows("a") and not scheduler.knows("zz")
-    progress = scheduler.reopen(task("b", depends_on=("a",)))
-    assert [blocked.task_id for blocked in progress.blocked] == ["b"]
+    change = scheduler.reopen(task("b", depends_on=("a",)))
+    assert [blocked.task_id for blocked in change.blocked] == ["b"]
     assert scheduler.phase("b") == "blocked"
     assert scheduler.reopen(task("a")).queued == ("a",)
 

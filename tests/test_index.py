@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tests.conftest import WriteNote
 from vault_bmad.cli import main
 from vault_bmad.errors import ConfigError, VaultPathError
+from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex, clean_path, is_ignored
 
 
@@ -38,7 +39,7 @@ def test_load_reads_notes_and_knows_attachments(vault: Path, write: WriteNote) -
     assert index.files == {"Home.md", "Projects/Plan.md", "logo.png"}
     assert targets(index, "Home.md") == ["Projects/Plan.md", "logo.png", None, "Home.md"]
     assert targets(index, "Projects/Plan.md") == ["Home.md"]
-    assert [note.path for note in index.notes_of_type("task")] == ["Projects/Plan.md"]
+    assert [note.path for note in model_notes(index, "task")] == ["Projects/Plan.md"]
     assert index.resolve("plan", "Home.md") == "Projects/Plan.md"
     assert index.get("Nope.md") is None and targets(index, "Nope.md") == []
 
@@ -166,7 +167,7 @@ def test_a_changed_note_is_read_again(vault: Path, write: WriteNote) -> None:
     assert second is not None and second is not first
     assert second.type == "agent" and second.tags == ("new",)
     assert targets(index, "Task.md") == ["B.md"]
-    assert index.notes_of_type("task") == []
+    assert model_notes(index, "task") == []
 
 
 def test_a_deleted_note_unresolves_links_to_it(vault: Path, write: WriteNote) -> None:
@@ -252,7 +253,6 @@ def test_concurrent_updates_and_reads(vault: Path, write: WriteNote) -> None:
         try:
             for _ in range(50):
                 index.as_dict()
-                index.notes_of_type("task")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -297,6 +297,25 @@ def test_report_command_prints_the_note_path(team: Path) -> None:
     assert {b["kind"] for b in data["bottlenecks"]} == {"critical_path"}
 
 
+def test_report_command_finds_a_state_folder_the_config_moved(team: Path, tmp_path: Path) -> None:
+    config = tmp_path / "moved.toml"
+    config.write_text('state_dir = "Runs state"\n')
+    ran = CliRunner().invoke(main, ["run", str(team), "--config", str(config)])
+    assert ran.exit_code == 0, ran.output
+    assert (team / "Runs state" / "state.db").is_file()
+    assert not (team / ".vault-bmad").exists()
+    result = CliRunner().invoke(
+        main, ["report", str(team), "--config", str(config), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (team / data["report"]).is_file()
+    assert data["overall"]["attempts"] == 3
+    unmoved = CliRunner().invoke(main, ["report", str(team)])
+    assert unmoved.exit_code == 1
+    assert "no metrics yet" in unmoved.output
+
+
 def test_report_command_errors(team: Path) -> None:
     missing = CliRunner().invoke(main, ["report", str(team)])
     assert missing.exit_code == 1

@@ -13,7 +13,7 @@ import pytest
 
 from vault_bmad.config import Settings
 from vault_bmad.errors import RuntimeUnavailable
-from vault_bmad.runtimes.base import ContextDoc, RunRequest, RunResult, build_runtimes
+from vault_bmad.runtimes.base import ContextDoc, RunRequest, RuntimeOutput, build_runtimes
 from vault_bmad.runtimes.llm import LlmRuntime
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
@@ -88,7 +88,7 @@ def test_records_are_frozen_and_hashable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         BASE.body = "x"  # type: ignore[misc]
     assert hash(BASE) == hash(dataclasses.replace(BASE))
-    assert RunResult("x", "template") == RunResult("x", "template", None, None, None)
+    assert RuntimeOutput("x", "template") == RuntimeOutput("x", "template", None, None, None)
 
 
 def test_build_runtimes_from_settings() -> None:

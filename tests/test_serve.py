@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -199,3 +200,31 @@ def test_binding_beyond_loopback_needs_a_token(vault: Path, env: dict[str, str])
     )
     assert result.returncode == 1
     assert "set a token first" in result.stderr
+
+
+def test_serve_tells_its_life_as_json_lines(vault: Path, env: dict[str, str]) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "vault_bmad.cli", "serve", str(vault), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--format", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        serving = json.loads(process.stdout.readline())
+        dashboard = f"http://127.0.0.1:{port}/"
+        assert serving == {"event": "serving", "dashboard": dashboard}
+        assert httpx.get(dashboard + "api/health", timeout=5).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        output, errors = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0, errors
+    stopping, stopped = (json.loads(line) for line in output.splitlines())
+    assert stopping == {"event": "stopping", "dashboard": dashboard}
+    assert stopped == {"event": "stopped", "dashboard": dashboard, "back_to_todo": []}

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from vault_bmad.errors import VaultBmadError
+from vault_bmad.metrics.queries import PoolPoint, query_digest
 from vault_bmad.metrics.store import (
     SCHEMA_VERSION,
     Attempt,
@@ -121,8 +122,8 @@ def test_samples_round_trip_in_time_order(fresh_db: Store) -> None:
     fresh_db.flush()
     assert fresh_db.cache_samples() == [early, late]
     assert fresh_db.cache_samples(since=15.0) == [late]
-    assert [s.size for s in fresh_db.pool_samples()] == [4, 8]
-    assert fresh_db.pool_samples(since=30.0) == [PoolSample(size=8, busy=8, queued=2, at=30.0)]
+    pool = query_digest(fresh_db, since=0.0, until=40.0, bucket_s=10.0).pool
+    assert pool == (PoolPoint(10.0, 10.0, 4, 3, 10), PoolPoint(30.0, 30.0, 8, 8, 2))
 
 
 def test_one_writer_takes_writes_from_many_threads(fresh_db: Store) -> None:

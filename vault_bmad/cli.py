@@ -1,33 +1,75 @@
-"""The `vault-bmad` command: thin shells over the library that turn errors into messages."""
+"""The `vault-bmad` command: thin shells over the library.
+
+Every command over a vault takes `--config` and `--format` (`vault_options`), and any
+VaultBmadError a command raises ends it with a one-line message (`VaultBmadCommands`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, Settings, load_settings
-from vault_bmad.errors import ConfigError, VaultBmadError
+from vault_bmad.config import STRATEGIES, load_settings
+from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.report import parse_span
+from vault_bmad.model.status import OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
 from vault_bmad.runner import run_vault
-from vault_bmad.service import Service, check_bind
+from vault_bmad.service import Service, ServiceEvent
 from vault_bmad.vault.index import VaultIndex
 
 VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
-FORMAT = click.Choice(["text", "json"])
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your config file, read instead of ~/.config/vault-bmad/config.toml.",
+)
 
 
-@click.group()
+def vault_options(command: _Command) -> _Command:
+    """`--config` and `--format`, for every command over a vault."""
+    return config_option(format_option(command))
+
+
+class CommandFailed(click.ClickException):
+    """A VaultBmadError, shown as `Error: ` and one line; click's usage errors exit 2."""
+
+    exit_code = 1
+
+
+class VaultBmadCommands(click.Group):
+    """The command group; the one place a VaultBmadError becomes a message and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultBmadError as exc:
+            lines = (line.strip() for line in str(exc).splitlines())
+            raise CommandFailed("; ".join(line for line in lines if line)) from None
+
+
+@click.group(cls=VaultBmadCommands)
 @click.version_option(__version__, prog_name="vault-bmad")
 def main() -> None:
     """Run AI agents, workflows and tasks written as notes in an Obsidian vault."""
@@ -41,7 +83,7 @@ def bench() -> None:
 @bench.command("cache")
 @click.option("--trace", "trace_spec", required=True, help="Trace file (gzip) or zipf:ALPHA.")
 @click.option("--capacity", type=click.IntRange(min=1), required=True, help="Entries cached.")
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+@format_option
 def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
     """Replay a trace through vault-bmad's cache policy, its peers and OPT."""
     from vault_bmad.cache.replay import compare, render_table
@@ -61,7 +103,7 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
 @bench.command("workload")
 @click.option("--quick", is_flag=True, help="A short run (under 45 s on two cores).")
 @click.option("--repeats", type=click.IntRange(min=1), help="Runs per system; medians reported.")
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+@format_option
 def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None:
     """vault-bmad against one-at-a-time, a thread pool and Dask on a generated vault."""
     from dataclasses import replace
@@ -79,9 +121,10 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 
 @main.command("index")
 @click.argument("vault", type=VAULT)
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
-def index_command(vault: Path, output_format: str) -> None:
+@vault_options
+def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
+    load_settings(vault, config_file)  # a broken config is reported by every command
     notes = VaultIndex.load(vault).as_dict()["notes"]
     if output_format == "json":
         click.echo(json.dumps({"notes": notes}, indent=2, ensure_ascii=False))
@@ -98,9 +141,11 @@ def index_command(vault: Path, output_format: str) -> None:
 
 @main.command()
 @click.argument("vault", type=VAULT)
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
-def check(vault: Path, output_format: str) -> None:
-    """Validate the vault's agents, workflows and tasks; exit 1 when there are problems."""
+@vault_options
+def check(vault: Path, config_file: Path | None, output_format: str) -> None:
+    """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
+    are problems."""
+    load_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
     problems = definitions.problems
@@ -127,8 +172,7 @@ def check(vault: Path, output_format: str) -> None:
 @click.option(
     "--executor", help="Where attempts run: thread, dask (local cluster) or dask://HOST:PORT."
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
+@vault_options
 def run(
     vault: Path,
     strategy: str | None,
@@ -144,16 +188,14 @@ def run(
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
         overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
-    settings = _settings(vault, config_file, overrides)
+    settings = load_settings(vault, config_file, overrides=overrides)
     progress = RunProgress(enabled=output_format == "text")
     try:
         result = run_vault(vault, settings, on_event=progress.event, on_start=progress.start)
-    except VaultBmadError as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         progress.close()
     summary = result.summary
-    counts = {status: summary.count(status) for status in ("done", "failed", "blocked")}
+    counts: dict[str, int] = {status: summary.count(status) for status in OUTCOMES}
     if output_format == "json":
         tasks = {task_id: asdict(outcome) for task_id, outcome in sorted(summary.outcomes.items())}
         payload = {
@@ -174,7 +216,7 @@ def run(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    sys.exit(0 if counts["failed"] == counts["blocked"] == 0 and not result.invalid else 1)
+    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
 
 
 @main.command("report")
@@ -182,8 +224,8 @@ def run(
 @click.option(
     "--since", default="24h", show_default=True, help="How far back: 90m, 24h, 7d or all."
 )
-@click.option("--format", "output_format", type=FORMAT, default="text", show_default=True)
-def report_command(vault: Path, since: str, output_format: str) -> None:
+@vault_options
+def report_command(vault: Path, since: str, config_file: Path | None, output_format: str) -> None:
     """Write a performance report note under Reports/ and print its path.
 
     The same period (in whole minutes) rewrites the same note. `--format json` prints
@@ -193,23 +235,12 @@ def report_command(vault: Path, since: str, output_format: str) -> None:
         span = parse_span(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
-    settings = _settings(vault, None, {})
-    try:
-        written = write_vault_report(vault, settings, span)
-    except VaultBmadError as exc:
-        raise click.ClickException(str(exc)) from None
+    written = write_vault_report(vault, load_settings(vault, config_file), span)
     if output_format == "json":
         payload = {"report": written.path, **written.analysis.as_dict()}
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         click.echo(written.path)
-
-
-def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object]) -> Settings:
-    try:
-        return load_settings(vault, config_file, overrides=overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -219,45 +250,44 @@ def _settings(vault: Path, config_file: Path | None, overrides: dict[str, object
 @click.option(
     "--executor", help="Where attempts run: thread, dask (local cluster) or dask://HOST:PORT."
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path))
+@vault_options
 def serve(
-    vault: Path, host: str | None, port: int | None, executor: str | None, config_file: Path | None
+    vault: Path,
+    host: str | None,
+    port: int | None,
+    executor: str | None,
+    config_file: Path | None,
+    output_format: str,
 ) -> None:
     """Watch the vault, run what is ready, write results back, and serve the dashboard.
 
     Stops cleanly on Ctrl-C or SIGTERM: running tasks get a few seconds to finish, and
-    the rest go back to `todo`.
+    the rest go back to `todo`. With `--format json`, it tells when it is serving,
+    stopping and stopped as JSON lines on stdout.
     """
-    settings = _settings(vault, config_file, {"host": host, "port": port, "executor": executor})
-    stop_requested = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop_requested.set())
-    _check_bind(settings)
-    service = Service(vault, settings)
-    try:
-        service.start()
-    except (VaultBmadError, OSError) as exc:
-        service.stop()
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"vault-bmad is serving {vault} — dashboard: {service.url}", err=True)
-    while not stop_requested.wait(0.5):
-        pass
-    click.echo("stopping…", err=True)
-    service.stop()
+    overrides = {"host": host, "port": port, "executor": executor}
+    service = Service(vault, load_settings(vault, config_file, overrides=overrides))
+
+    def tell(event: ServiceEvent) -> None:
+        if output_format == "json":
+            line: dict[str, object] = {"event": event, "dashboard": service.url}
+            if event == "stopped":
+                line["back_to_todo"] = service.unfinished
+            click.echo(json.dumps(line))
+        elif event == "serving":
+            click.echo(f"vault-bmad is serving {vault} — dashboard: {service.url}", err=True)
+        elif event == "stopping":
+            click.echo("stopping…", err=True)
+        elif service.unfinished:
+            click.echo(f"back to todo: {', '.join(service.unfinished)}", err=True)
+
+    service.run(tell)
     if service.unfinished:
-        click.echo(f"back to todo: {', '.join(service.unfinished)}", err=True)
         # Their worker threads may sit in a long agent call whose result is no longer
         # wanted; everything is flushed, so do not wait for them at interpreter exit.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def _check_bind(settings: Settings) -> None:
-    try:
-        check_bind(settings.host, settings.token)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 # Keep this last: `python -m vault_bmad.cli` must see every command defined above.

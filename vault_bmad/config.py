@@ -180,12 +180,6 @@ class Settings:
     output_folder: Annotated[
         str, About("Vault folder for outputs of tasks that name no `output`.")
     ] = "Outputs"
-    # Where each value came from, e.g. "environment variable VAULT_BMAD_PORT"; not a setting.
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    def source_of(self, name: str) -> str:
-        """Where the value of setting `name` came from."""
-        return self.sources.get(name, DEFAULT_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -206,7 +200,7 @@ def _collect_specs() -> tuple[SettingSpec, ...]:
     defaults = Settings()
     specs = []
     for name, hint in get_type_hints(Settings, include_extras=True).items():
-        if get_origin(hint) is Annotated:  # `sources` is the one field that is not a setting
+        if get_origin(hint) is Annotated:
             kind, about = get_args(hint)[:2]
             specs.append(SettingSpec(name, kind, getattr(defaults, name), about))
     return tuple(specs)
@@ -286,7 +280,7 @@ def load_settings(
         problems.extend(_inconsistencies(values, sources))
     if problems:
         raise ConfigError("\n".join(problems))
-    return Settings(**values, sources=sources)  # a dict, so Settings pickle
+    return Settings(**values)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from typing import Any, TextIO
 import click
 
 from vault_bmad.metrics.outcomes import Event
-
-FINAL = frozenset({"done", "failed", "blocked"})
+from vault_bmad.model.status import OUTCOMES
 
 
 class RunProgress:
@@ -34,11 +33,11 @@ class RunProgress:
         if not self.enabled:
             return
         if self._bar is not None:
-            if event.kind in FINAL:
+            if event.kind in OUTCOMES:
                 self._bar.label = f"{event.kind}: {event.task_id}"[:50]
                 self._bar.update(1)
             return
-        if event.kind in FINAL | {"started", "retry"}:
+        if event.kind in (*OUTCOMES, "started", "retry"):
             detail = f" ({event.detail})" if event.detail else ""
             click.echo(f"{event.kind:>8} {event.task_id}{detail}", file=self.stream)
 

@@ -17,6 +17,7 @@ from vault_bmad.metrics.outcomes import RunSummary, TaskOutcome
 from vault_bmad.metrics.report import REPORTS_FOLDER, WrittenReport, report_span
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions
+from vault_bmad.model.status import OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, wikilink
@@ -34,7 +35,7 @@ def run_report_markdown(
         "",
         "| figure | value |",
         "|---|---|",
-        *(f"| {status} | {summary.count(status)} |" for status in ("done", "failed", "blocked")),
+        *(f"| {status} | {summary.count(status)} |" for status in OUTCOMES),
         f"| invalid notes | {len(invalid)} |",
         f"| wall time | {elapsed:.2f} s |",
     ]

@@ -33,7 +33,9 @@ class VaultBusy(VaultBmadError):
 
 
 @dataclass(frozen=True)
-class RunResult:
+class VaultRunResult:
+    """What `run_vault` did: each task's outcome, the notes it marked invalid, its report."""
+
     summary: RunSummary
     invalid: tuple[str, ...]  # task notes marked invalid
     report: str | None  # the run report note written, vault-relative
@@ -105,7 +107,7 @@ def run_vault(
     settings: Settings,
     on_event: Callable[[Event], None] | None = None,
     on_start: Callable[[int], None] | None = None,
-) -> RunResult:
+) -> VaultRunResult:
     """Run every `todo` task of the vault to an end state and write a run report."""
     with ExitStack() as stack:
         orchestrator = open_orchestrator(vault, settings, stack, on_event)
@@ -123,4 +125,4 @@ def run_vault(
         report = None
         if summary.outcomes or invalid:
             report = write_run_report(orchestrator.notes, summary, definitions, invalid)
-        return RunResult(summary, tuple(invalid), report, len(definitions.problems))
+        return VaultRunResult(summary, tuple(invalid), report, len(definitions.problems))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Literal
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -24,6 +27,7 @@ from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
 from vault_bmad.errors import ConfigError, VaultBmadError
 from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
+from vault_bmad.model.status import IN_PROGRESS
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.runner import open_orchestrator
 from vault_bmad.vault.changes import VaultChange
@@ -40,6 +44,11 @@ REFRESH_EVERY_S = 1.0  # a fresh snapshot even when nothing happened (health dec
 PUBLISH_EVERY_S = 0.1  # at most this often after changes: a snapshot costs O(tasks)
 SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
 RERUN_ANSWER_S = 5.0  # how long the web thread waits for the engine to take a re-run
+ServiceEvent = Literal["serving", "stopping", "stopped"]  # what `Service.run` tells
+
+
+class ServeError(VaultBmadError):
+    """The service could not start: its port is taken, its state folder cannot be written..."""
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -110,6 +119,32 @@ class Service:
         host = self.settings.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
+    def run(self, tell: Callable[[ServiceEvent], None] = lambda event: None) -> None:
+        """Serve until SIGTERM or SIGINT, then stop: the whole life of `vault-bmad serve`.
+
+        `tell` hears "serving" once the dashboard is up, "stopping" when a signal came, and
+        "stopped" when running tasks have had SHUTDOWN_GRACE_S to finish, the rest are back
+        to todo (`unfinished`) and the final report is written. Call it from the main thread,
+        which receives the signals. When the service cannot start, it raises, having stopped.
+        """
+        stop_requested = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop_requested.set())
+        try:
+            self.start()
+        except VaultBmadError:
+            self.stop()
+            raise
+        except OSError as exc:
+            self.stop()
+            raise ServeError(str(exc)) from exc
+        tell("serving")
+        while not stop_requested.wait(0.5):
+            pass
+        tell("stopping")
+        self.stop()
+        tell("stopped")
+
     def stop(self) -> None:
         """Stop watching, let running tasks finish briefly, flush state, close the server.
 
@@ -130,11 +165,6 @@ class Service:
         if self._server is not None:
             self._server.shutdown()
         self._stack.close()
-
-    def wait(self) -> None:
-        """Block until stop() is called from another thread or a signal handler."""
-        while not self._stopping.wait(0.5):
-            pass
 
     # The engine thread.
 
@@ -174,9 +204,7 @@ class Service:
         assert self.orchestrator is not None
         scheduler = self.orchestrator.scheduler
         task = self.orchestrator.definitions.tasks.get(task_id)
-        if task is None or (
-            scheduler.knows(task_id) and scheduler.phase(task_id) in ("queued", "running")
-        ):
+        if task is None or (scheduler.knows(task_id) and scheduler.phase(task_id) in IN_PROGRESS):
             return False
         try:
             self.orchestrator.notes.set_todo(task)

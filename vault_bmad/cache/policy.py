@@ -91,11 +91,6 @@ class AdaptiveTinyLfu:
     def capacity(self) -> int:
         return self._capacity
 
-    @property
-    def window_size(self) -> int:
-        """How many entries the window may hold now."""
-        return int(self._window_target)
-
     def __len__(self) -> int:
         return len(self._window) + len(self._main)
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vault_bmad.cache.keys import content_key
-from vault_bmad.runtimes.base import RunRequest, RunResult, Runtime
+from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput
 
 
 class ResultCache(Protocol):
     """What the engine needs of a cache: compute once per key, and say which level served."""
 
     def get_or_compute(
-        self, key: str, compute: Callable[[], RunResult]
-    ) -> tuple[RunResult, str]: ...
+        self, key: str, compute: Callable[[], RuntimeOutput]
+    ) -> tuple[RuntimeOutput, str]: ...
 
     def stats(self) -> CacheStatsLike: ...
 
@@ -30,7 +30,7 @@ class CacheStatsLike(Protocol):
 
 @dataclass(frozen=True)
 class AttemptResult:
-    result: RunResult
+    result: RuntimeOutput
     cache: str  # the level that served it, or "miss"
 
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vault_bmad.errors import DependencyCycle
-from vault_bmad.model.definitions import TaskDef
+from vault_bmad.model.status import BLOCKS_DEPENDANTS, OUTCOMES, Outcome, Waiting
 
-NodeState = Literal["waiting", "ready", "done", "failed", "blocked"]
-FINISHED: frozenset[str] = frozenset({"done", "failed", "blocked"})
+NodeState = Literal[Waiting, "ready", Outcome]  # ready: every dependency is done
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,6 @@ class TaskGraph:
         self._order: list[str] = []
         if dependencies is not None:
             self.add(dependencies, done=done, failed=failed)
-
-    @classmethod
-    def from_tasks(cls, tasks: Iterable[TaskDef], *, done: Iterable[str] = ()) -> TaskGraph:
-        """A graph of the tasks' `depends_on` edges; tasks whose status is done start done."""
-        tasks = list(tasks)
-        already = {t.id for t in tasks if t.status == "done"} | set(done)
-        failed = {t.id for t in tasks if t.status in ("failed", "blocked", "invalid")}
-        return cls({t.id: t.depends_on for t in tasks}, done=already, failed=failed)
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._state
@@ -134,7 +125,7 @@ class TaskGraph:
             return []
         self._state[task_id] = "waiting"
         for dep in deps:
-            if dep in self._state and self._state[dep] in ("failed", "blocked"):
+            if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
                 return [self._mark_blocked(task_id, dep)]
             if dep not in self._state and dep in self._external_failed:
                 return [self._mark_blocked(task_id, dep)]
@@ -152,7 +143,7 @@ class TaskGraph:
         blocked until they are reopened themselves.
         """
         was = self._state[task_id]
-        if was not in FINISHED:
+        if was not in OUTCOMES:
             raise ValueError(f"task {task_id!r} is {was}, not finished")
         for old in self._deps[task_id]:
             self._dependents[old].remove(task_id)
@@ -169,7 +160,7 @@ class TaskGraph:
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] != "done")
         self._state[task_id] = "waiting"
         for dep in deps:
-            if dep in self._state and self._state[dep] in ("failed", "blocked"):
+            if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
                 return GraphChange(blocked=(self._mark_blocked(task_id, dep),))
             if dep not in self._state and dep not in self._external_done:
                 reason = f"depends on {dep!r}, which is not a known task"
@@ -202,11 +193,11 @@ class TaskGraph:
 
     def pending(self) -> tuple[str, ...]:
         """Tasks not yet finished (waiting or ready), in topological order."""
-        return tuple(t for t in self._order if self._state[t] not in FINISHED)
+        return tuple(t for t in self._order if self._state[t] not in OUTCOMES)
 
     def mark_done(self, task_id: str) -> tuple[str, ...]:
         """Record a success; returns the tasks that became ready because of it."""
-        if self._state[task_id] in FINISHED:
+        if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
         self._state[task_id] = "done"
         newly_ready = []
@@ -219,7 +210,7 @@ class TaskGraph:
 
     def mark_failed(self, task_id: str) -> tuple[Blocked, ...]:
         """Record a failure; returns every task downstream that it blocked."""
-        if self._state[task_id] in FINISHED:
+        if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
         self._state[task_id] = "failed"
         return tuple(self._block_downstream(task_id))
@@ -230,7 +221,7 @@ class TaskGraph:
         while frontier:
             parent = frontier.pop()
             for child in self._dependents[parent]:
-                if self._state[child] not in FINISHED:
+                if self._state[child] not in OUTCOMES:
                     blocked.append(self._mark_blocked(child, parent))
                     frontier.append(child)
         return blocked
@@ -256,7 +247,7 @@ class TaskGraph:
         """
         ranks: dict[str, float] = {}
         for task_id in reversed(self._order):
-            if self._state[task_id] in FINISHED:
+            if self._state[task_id] in OUTCOMES:
                 continue
             below = (ranks.get(child, 0.0) for child in self._dependents[task_id])
             ranks[task_id] = duration(task_id) + max(below, default=0.0)

@@ -9,7 +9,8 @@ from vault_bmad.engine.predictor import Observation
 from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, TaskState
 from vault_bmad.model.definitions import TaskDef
-from vault_bmad.runtimes.base import RunResult
+from vault_bmad.model.status import TaskStatus
+from vault_bmad.runtimes.base import RuntimeOutput
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def attempt_record(
     ended: float,
     *,
     runtime: str,
-    result: RunResult | None = None,
+    result: RuntimeOutput | None = None,
     cache: str = "miss",
     error: str | None = None,
 ) -> Attempt:
@@ -51,7 +52,7 @@ def attempt_record(
 
 def task_state(
     assignment: Assignment,
-    status: str,
+    status: TaskStatus,
     now: float,
     *,
     started: float | None = None,

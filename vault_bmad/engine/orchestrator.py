@@ -22,14 +22,15 @@ from vault_bmad.engine.autoscale import AutoScaler
 from vault_bmad.engine.health import HealthMonitor
 from vault_bmad.engine.ledger import InFlight, attempt_record, observations, task_state
 from vault_bmad.engine.requests import build_request
-from vault_bmad.engine.scheduler import Assignment, Progress, Scheduler
+from vault_bmad.engine.scheduler import Assignment, Scheduler, SchedulerChange
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import WORKFLOW_RUNTIME, CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.runtimes.base import RunResult, Runtime
+from vault_bmad.model.status import IN_PROGRESS, OUTCOMES, RESET_TO_TODO
+from vault_bmad.runtimes.base import Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import parse_note
 from vault_bmad.vault.paths import resolve_in_vault
@@ -126,10 +127,10 @@ class Orchestrator:
         status = task.status
         if task.step:  # a step's own state lives in the store, its run's in the note
             stored = self.store.task(task.id)
-            resuming = status in ("queued", "running") and stored and stored.status == "done"
+            resuming = status in IN_PROGRESS and stored and stored.status == "done"
             status = "done" if resuming or status == "done" else "todo"
-        elif status in ("queued", "running", "blocked", "invalid") or task.id in interrupted:
-            status = "todo"  # interrupted, blocked before, or a note that is valid again
+        elif status in RESET_TO_TODO or task.id in interrupted:
+            status = "todo"
         if status == "done" and task.output and task.id not in self._outputs:
             self._outputs[task.id] = task.output
         return task if status == task.status else task.model_copy(update={"status": status})
@@ -148,7 +149,7 @@ class Orchestrator:
                 continue
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
-            if rerun and phase in ("done", "failed", "blocked"):
+            if rerun and phase in OUTCOMES:
                 self.notes.forget(task.path)
                 self._queued_at.pop(task.id, None)
                 self.summary.outcomes.pop(task.id, None)
@@ -365,11 +366,10 @@ class Orchestrator:
             attempt_record(flight, status, ended, runtime=runtime, error=error)
         )
         retry = not isinstance(exc, PermanentFailure)  # e.g. a broken template stays broken
-        progress = self.scheduler.finish(
-            task.id, ok=False, seconds=ended - flight.started, retry=retry
-        )
-        if progress.retry:
-            self._event("retry", task.id, error, assignment.agent_id, ended - flight.started)
+        seconds = ended - flight.started
+        change = self.scheduler.finish(task.id, ok=False, seconds=seconds, retry=retry)
+        if change.retry:
+            self._event("retry", task.id, error, assignment.agent_id, seconds)
             self.store.save_task(task_state(assignment, "queued", ended, error=error))
         else:
             self.notes.failed(task, error, completed=ended, attempts=assignment.attempt)
@@ -385,12 +385,12 @@ class Orchestrator:
                 assignment.agent_id,
                 assignment.attempt,
                 error,
-                seconds=ended - flight.started,
+                seconds=seconds,
             )
-            self._event("failed", task.id, error, assignment.agent_id, ended - flight.started)
-        self._apply(progress)
+            self._event("failed", task.id, error, assignment.agent_id, seconds)
+        self._apply(change)
 
-    def _run_summary(self, task: TaskDef) -> RunResult:
+    def _run_summary(self, task: TaskDef) -> RuntimeOutput:
         """The output of a workflow run: a link to each step's output."""
         lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
         lines += [
@@ -398,7 +398,7 @@ class Orchestrator:
             for step in task.steps
             if step in self._outputs
         ]
-        return RunResult("\n".join(lines) + "\n", WORKFLOW_RUNTIME)
+        return RuntimeOutput("\n".join(lines) + "\n", WORKFLOW_RUNTIME)
 
     def _expire_overdue(self) -> None:
         now = self._clock()
@@ -422,15 +422,15 @@ class Orchestrator:
 
     # Bookkeeping.
 
-    def _apply(self, progress: Progress) -> None:
+    def _apply(self, change: SchedulerChange) -> None:
         now = self._wall()
-        for task_id in progress.queued:
+        for task_id in change.queued:
             task = self.definitions.tasks.get(task_id)
             if task is not None:
                 self._queued_at.setdefault(task_id, now)
                 self.notes.queued(task)
                 self._event("queued", task_id)
-        for blocked in progress.blocked:
+        for blocked in change.blocked:
             task = self.definitions.tasks.get(blocked.task_id)
             if task is None:
                 continue

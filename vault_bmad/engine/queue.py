@@ -41,16 +41,6 @@ class QueuedTask:
     enqueued_at: float
 
 
-@dataclass(frozen=True)
-class Standing:
-    """Where a queued task stands right now."""
-
-    level: Priority  # after promotion
-    overdue: bool  # promoted past critical: ahead of every task that is not overdue
-    score: float
-    waited: float
-
-
 class _Entry:
     """Internal mutable slot; heap items holding a dead or moved entry are skipped lazily."""
 
@@ -120,17 +110,6 @@ class TaskQueue:
         self._insert(item)
         return item
 
-    def put(self, item: QueuedTask) -> None:
-        """Queue a task exactly as recorded, e.g. one taken from another queue."""
-        self.push(
-            item.task_id,
-            priority=item.priority,
-            criticality=item.criticality,
-            dependents=item.dependents,
-            rank=item.rank,
-            enqueued_at=item.enqueued_at,
-        )
-
     def pop(self) -> QueuedTask | None:
         """Take the task to serve next, or None when the queue is empty."""
         entry = self._head()
@@ -167,24 +146,6 @@ class TaskQueue:
     def get(self, task_id: str) -> QueuedTask | None:
         entry = self._entries.get(task_id)
         return entry.item if entry else None
-
-    def standing(self, task_id: str) -> Standing | None:
-        """The task's level after promotion, its score and how long it has waited."""
-        entry = self._entries.get(task_id)
-        if entry is None:
-            return None
-        now = self._clock()
-        self._promote(now)
-        item = entry.item
-        waited = max(0.0, now - item.enqueued_at)
-        score = self._static(item) + self.waiting_weight * waited
-        return Standing(Priority(max(0, entry.level - 1)), entry.level == 0, score, waited)
-
-    def ordered(self) -> list[QueuedTask]:
-        """Every queued task in serving order (O(n log n); for reports, not the hot path)."""
-        self._promote(self._clock())
-        live = sorted(self._entries.values(), key=lambda e: (e.level, e.key, e.seq))
-        return [entry.item for entry in live]
 
     def _static(self, item: QueuedTask) -> float:
         return (

@@ -6,10 +6,10 @@ and probes them back, and the predictor ranks the critical path first. It does n
 starts no threads; the orchestrator calls `submit`, `dispatch` and `finish` from one thread
 (or under one lock) and runs the assignments it gets on its executor.
 
-Queued tasks sit in lanes keyed by the set of agents that may take them: a task that names an
-agent in service has the lane of that agent alone; any other task has the lane of the agents
-that qualify for it. Serving the best head among lanes with a free agent never scans the
-queue, and a task that cannot run yet never holds up one that can.
+Queued tasks sit in lanes (`engine.lanes`) keyed by the set of agents that may take them: a
+task that names an agent in service has the lane of that agent alone; any other task has the
+lane of the agents that qualify for it. Serving the best head among lanes with a free agent
+never scans the queue, and a task that cannot run yet never holds up one that can.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from vault_bmad.engine.balancer import Balancer, Candidate
 from vault_bmad.engine.graph import Blocked, TaskGraph
 from vault_bmad.engine.health import AgentState, HealthChange, HealthMonitor
+from vault_bmad.engine.lanes import Lane, Lanes
 from vault_bmad.engine.predictor import DurationPredictor
-from vault_bmad.engine.queue import QueuedTask, QueueKey, TaskQueue
+from vault_bmad.engine.queue import QueuedTask
 from vault_bmad.model.definitions import AgentDef, TaskDef
+from vault_bmad.model.status import BLOCKS_DEPENDANTS, OUTCOMES, Phase
 
-Phase = Literal["waiting", "queued", "running", "done", "failed", "blocked"]
-Lane = frozenset[str]
 MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
 
 
@@ -47,8 +46,8 @@ class Assignment:
 
 
 @dataclass(frozen=True)
-class Progress:
-    """What a call changed, for the orchestrator to write back to the vault."""
+class SchedulerChange:
+    """What one scheduler call changed, for the orchestrator to write back to the vault."""
 
     queued: tuple[str, ...] = ()  # became ready and wait in the queue
     blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
@@ -89,8 +88,6 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._limit = max_concurrent_agents
         self._clock = clock
-        self._aging_step = aging_step
-        self._rank_weight = rank_weight
         self.health = health or HealthMonitor(clock=clock)
         self.predictor = predictor or DurationPredictor()
         self._agents = {agent.id: agent for agent in agents}
@@ -100,10 +97,7 @@ class Scheduler:
         self._graph = TaskGraph()
         self._tasks: dict[str, TaskDef] = {}
         self._ranks: dict[str, float] = {}
-        self._lanes: dict[Lane, TaskQueue] = {}
-        self._lane_of: dict[str, Lane] = {}
-        self._naming: dict[str, set[str]] = {}  # agent id -> queued tasks that name it
-        self._enqueued_at: dict[str, float] = {}
+        self._lanes = Lanes(aging_step=aging_step, rank_weight=rank_weight, clock=clock)
         self._running: dict[str, Assignment] = {}
         self._held: set[str] = set()  # dispatched, then put aside: see `hold`
         self._in_flight: Counter[str] = Counter()
@@ -114,7 +108,7 @@ class Scheduler:
 
     # The orchestrator's loop: submit, dispatch, finish.
 
-    def submit(self, tasks: Iterable[TaskDef], *, done: Iterable[str] = ()) -> Progress:
+    def submit(self, tasks: Iterable[TaskDef], *, done: Iterable[str] = ()) -> SchedulerChange:
         """Add new tasks (ids already submitted are skipped: see `update`); ready ones queue.
 
         Tasks whose status is done (or that `done` names, e.g. from an earlier run) count as
@@ -122,20 +116,18 @@ class Scheduler:
         """
         batch = [task for task in tasks if task.id not in self._tasks]
         finished = {t.id for t in batch if t.status == "done"} | set(done)
-        failed = {t.id for t in batch if t.status in ("failed", "blocked", "invalid")}
+        failed = {t.id for t in batch if t.status in BLOCKS_DEPENDANTS}
         change = self._graph.add({t.id: t.depends_on for t in batch}, done=finished, failed=failed)
         self._tasks.update((t.id, t) for t in batch)
-        self._ranks = self._graph.upward_ranks(
-            lambda t: self.predictor.predict_task(self._tasks[t])
-        )
-        for task_id, lane in list(self._lane_of.items()):  # new dependents raise queued work
-            item = self._lanes[lane].get(task_id)
+        self._rerank()
+        for task_id in self._lanes.lanes():  # new dependents raise queued work
+            item = self._lanes.get(task_id)
             dependents = len(self._graph.dependents(task_id))
             if item and (item.rank, item.dependents) != (self._ranks[task_id], dependents):
                 self._enqueue(task_id)
         for task_id in change.ready:
             self._enqueue(task_id)
-        return Progress(queued=change.ready, blocked=change.blocked)
+        return SchedulerChange(queued=change.ready, blocked=change.blocked)
 
     def dispatch(self, limit: int | None = None) -> list[Assignment]:
         """Assignments to start now: probes first, then the best queued work that fits."""
@@ -149,27 +141,26 @@ class Scheduler:
             if agent_id not in self._agents:
                 continue
             if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
-                task_id = self._probe_task(agent_id)
+                task_id = self._lanes.best_for(agent_id)
                 if task_id is not None:
-                    self._take(task_id)
+                    self._lanes.take(task_id)
                     self.health.begin_probe(agent_id)
                     started.append(self._start(task_id, agent_id, probe=True))
                     slots -= 1
         free = self._agents.keys() - self._full - set(out)  # a probe leaves `out` as it was
         skipped: set[Lane] = set()
         while slots > 0 and free:
-            lane = self._best_lane(free, skipped)
-            if lane is None:
+            lane = self._lanes.best(free, skipped)
+            item = self._lanes.head(lane) if lane is not None else None
+            if lane is None or item is None:
                 break
-            item = self._lanes[lane].peek()
-            assert item is not None
             task = self._tasks[item.task_id]
             candidates = [self._candidate(a, task) for a in self._choices(lane & free)]
             chosen = self.balancer.choose(task, candidates)
             if chosen is None or chosen not in free:
                 skipped.add(lane)  # cannot happen while lanes are current; never spin
                 continue
-            self._take(item.task_id)
+            self._lanes.take(item.task_id)
             started.append(self._start(item.task_id, chosen, probe=False))
             slots -= 1
             if not self._has_room(chosen):
@@ -178,7 +169,7 @@ class Scheduler:
 
     def finish(
         self, task_id: str, *, ok: bool, seconds: float, retry: bool = True, measured: bool = True
-    ) -> Progress:
+    ) -> SchedulerChange:
         """Record how an attempt ended; `retry=False` when trying again cannot help, and
         `measured=False` when the agent did no work for it (a cache served it), so its
         time says nothing of the agent's speed or health."""
@@ -194,19 +185,19 @@ class Scheduler:
         if ok:
             if measured:
                 self.predictor.observe(agent_id, task.kind, seconds, task.complexity)
-            self._enqueued_at.pop(task_id, None)
+            self._lanes.forget(task_id)
             ready = self._graph.mark_done(task_id)
             for child in ready:
                 self._enqueue(child)
-            return Progress(queued=ready, health=health, reassigned=moved)
+            return SchedulerChange(queued=ready, health=health, reassigned=moved)
         if retry and self._attempts[task_id] <= self.retries(task):
             at = self._clock() + self._backoff(self._attempts[task_id])
             self._backing_off[task_id] = at
             heapq.heappush(self._releases, (at, task_id))
-            return Progress(retry=True, retry_at=at, health=health, reassigned=moved)
-        self._enqueued_at.pop(task_id, None)
+            return SchedulerChange(retry=True, retry_at=at, health=health, reassigned=moved)
+        self._lanes.forget(task_id)
         blocked = self._graph.mark_failed(task_id)
-        return Progress(blocked=blocked, health=health, reassigned=moved)
+        return SchedulerChange(blocked=blocked, health=health, reassigned=moved)
 
     def hold(self, task_id: str) -> None:
         """Put a task just dispatched aside, as if it had not been: its slot is free and no
@@ -224,34 +215,32 @@ class Scheduler:
 
     # Changes from outside: the vault, an operator, the auto-scaler.
 
-    def cancel(self, task_id: str) -> Progress:
+    def cancel(self, task_id: str) -> SchedulerChange:
         """Drop a task that has not started (its note went away); its dependents are blocked."""
         if task_id in self._running:
             raise ValueError(f"task {task_id!r} is running; let it finish")
-        if self._graph.state(task_id) in ("done", "failed", "blocked"):
-            return Progress()
-        self._take(task_id)
+        if self._graph.state(task_id) in OUTCOMES:
+            return SchedulerChange()
+        self._lanes.take(task_id)
+        self._lanes.forget(task_id)
         self._backing_off.pop(task_id, None)
         self._held.discard(task_id)
-        self._enqueued_at.pop(task_id, None)
-        return Progress(blocked=self._graph.mark_failed(task_id))
+        return SchedulerChange(blocked=self._graph.mark_failed(task_id))
 
-    def reopen(self, task: TaskDef) -> Progress:
+    def reopen(self, task: TaskDef) -> SchedulerChange:
         """Run a finished task again, as its note was set back to todo."""
-        if self.phase(task.id) not in ("done", "failed", "blocked"):
+        if self.phase(task.id) not in OUTCOMES:
             raise ValueError(f"task {task.id!r} has not finished")
         self._tasks[task.id] = task
         self._attempts[task.id] = 0
         change = self._graph.reopen(task.id, task.depends_on)
         for child in self._graph.dependents(task.id):  # queued work that must wait again
-            if child in self._lane_of and self._graph.state(child) == "waiting":
-                self._take(child)
-        self._ranks = self._graph.upward_ranks(
-            lambda t: self.predictor.predict_task(self._tasks[t])
-        )
+            if child in self._lanes and self._graph.state(child) == "waiting":
+                self._lanes.take(child)
+        self._rerank()
         for task_id in change.ready:
             self._enqueue(task_id)
-        return Progress(queued=change.ready, blocked=change.blocked)
+        return SchedulerChange(queued=change.ready, blocked=change.blocked)
 
     def knows(self, task_id: str) -> bool:
         return task_id in self._tasks
@@ -263,18 +252,19 @@ class Scheduler:
         """
         if task.id not in self._tasks:
             raise KeyError(task.id)
-        previous, self._tasks[task.id] = self._tasks[task.id], task
-        if task.id not in self._lane_of:
+        self._tasks[task.id] = task
+        if task.id not in self._lanes:
             return False
-        self._naming.get(previous.agent or "", set()).discard(task.id)
         self._enqueue(task.id)
         return True
 
-    def take_out(self, agent_id: str, reason: str = "taken out by hand") -> Progress:
+    def take_out(self, agent_id: str, reason: str = "taken out by hand") -> SchedulerChange:
         change = self.health.take_out(agent_id, reason)
-        return Progress(health=(change,) if change else (), reassigned=self._apply_health(change))
+        return SchedulerChange(
+            health=(change,) if change else (), reassigned=self._apply_health(change)
+        )
 
-    def set_agents(self, agents: Iterable[AgentDef]) -> Progress:
+    def set_agents(self, agents: Iterable[AgentDef]) -> SchedulerChange:
         """Use a new set of agents; queued work is matched again. Running work goes on."""
         agents = list(agents)
         for gone in set(self._agents) - {a.id for a in agents}:
@@ -284,10 +274,11 @@ class Scheduler:
         for agent_id in self._agents:
             self._note_room(agent_id)
         self.balancer.set_agents(agents)
-        before = dict(self._lane_of)
+        before = self._lanes.lanes()
         for task_id in before:
             self._enqueue(task_id)
-        return Progress(reassigned=tuple(t for t in before if self._lane_of[t] != before[t]))
+        after = self._lanes.lanes()
+        return SchedulerChange(reassigned=tuple(t for t in before if after[t] != before[t]))
 
     def set_concurrency(self, workers: int) -> None:
         """Run at most this many tasks at once (the worker pool size), capped by the maximum."""
@@ -306,7 +297,7 @@ class Scheduler:
     def phase(self, task_id: str) -> Phase:
         if task_id in self._running:
             return "running"
-        if task_id in self._lane_of or task_id in self._backing_off or task_id in self._held:
+        if task_id in self._lanes or task_id in self._backing_off or task_id in self._held:
             return "queued"
         state = self._graph.state(task_id)
         return "waiting" if state == "ready" else state
@@ -329,15 +320,14 @@ class Scheduler:
     @property
     def queued_count(self) -> int:
         """Tasks queued, counting failed attempts waiting out their backoff and held ones."""
-        return len(self._lane_of) + len(self._backing_off) + len(self._held)
+        return len(self._lanes) + len(self._backing_off) + len(self._held)
 
     def in_flight(self, agent_id: str) -> int:
         return self._in_flight[agent_id]
 
     def queued(self) -> list[QueuedTask]:
         """Every queued task in serving order (O(n log n): for the dashboard)."""
-        keyed = [(self._key(t), self._lanes[lane].get(t)) for t, lane in self._lane_of.items()]
-        return [item for _, item in sorted(keyed, key=lambda pair: pair[0]) if item is not None]
+        return self._lanes.ordered()
 
     def pending(self) -> bool:
         """True while some task is running, queued or waiting on one that is."""
@@ -347,7 +337,7 @@ class Scheduler:
         """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
         now = self._clock()
         times = [at for at in self._backing_off.values() if at > now]
-        if self._lane_of or self._backing_off:
+        if self._lanes or self._backing_off:
             probes = (self.health.probe_at(a) for a in self.health.out_of_service())
             times.extend(t for t in probes if t is not None and t > now)
         return min(times, default=None)
@@ -367,7 +357,6 @@ class Scheduler:
 
     def _candidate(self, agent_id: str, task: TaskDef | None = None) -> Candidate:
         agent = self._agents[agent_id]
-        solo = self._lanes.get(frozenset({agent_id}))
         expected = None
         if task is not None and self.balancer.strategy == "adaptive":  # the only one to use it
             prediction = self.predictor.predict(task.kind, task.complexity, agent_id)
@@ -378,7 +367,7 @@ class Scheduler:
             weight=agent.weight,
             capacity=agent.capacity,
             in_flight=self._in_flight[agent_id],
-            backlog=len(solo) if solo else 0,
+            backlog=self._lanes.backlog(agent_id),
             health=self.health.score(agent_id),
             peak_latency=self.health.peak_latency(agent_id),
             error_rate=self.health.error_rate(agent_id),
@@ -422,42 +411,14 @@ class Scheduler:
 
     def _enqueue(self, task_id: str) -> None:
         task = self._tasks[task_id]
-        lane = self._lane_for(task)
-        if (old := self._lane_of.get(task_id)) is not None:
-            self._lanes[old].remove(task_id)
-            self._drop_if_empty(old)
-        queue = self._lanes.get(lane)
-        if queue is None:
-            queue = self._lanes[lane] = self._new_queue()
-        item = queue.push(
-            task_id,
-            priority=task.priority,
-            criticality=task.criticality,
-            dependents=len(self._graph.dependents(task_id)),
-            rank=self._ranks.get(task_id, 0.0),
-            enqueued_at=self._enqueued_at.get(task_id),
+        dependents = len(self._graph.dependents(task_id))
+        rank = self._ranks.get(task_id, 0.0)
+        self._lanes.put(task, self._lane_for(task), dependents=dependents, rank=rank)
+
+    def _rerank(self) -> None:
+        self._ranks = self._graph.upward_ranks(
+            lambda t: self.predictor.predict_task(self._tasks[t])
         )
-        self._enqueued_at[task_id] = item.enqueued_at
-        self._lane_of[task_id] = lane
-        if task.agent is not None:
-            self._naming.setdefault(task.agent, set()).add(task_id)
-
-    def _new_queue(self) -> TaskQueue:
-        return TaskQueue(
-            aging_step=self._aging_step, rank_weight=self._rank_weight, clock=self._clock
-        )
-
-    def _take(self, task_id: str) -> None:
-        """Take a task out of its lane; it keeps its place in line (enqueued_at) for a retry."""
-        lane = self._lane_of.pop(task_id, None)
-        if lane is not None:
-            self._lanes[lane].remove(task_id)
-            self._drop_if_empty(lane)
-        self._naming.get(self._tasks[task_id].agent or "", set()).discard(task_id)
-
-    def _drop_if_empty(self, lane: Lane) -> None:
-        if not self._lanes[lane]:
-            del self._lanes[lane]
 
     def _start(self, task_id: str, agent_id: str, *, probe: bool) -> Assignment:
         task = self._tasks[task_id]
@@ -470,35 +431,11 @@ class Scheduler:
         self._running[task_id] = assignment
         return assignment
 
-    def _key(self, task_id: str) -> QueueKey:
-        key = self._lanes[self._lane_of[task_id]].key_of(task_id)
-        assert key is not None
-        return key
-
-    def _best_lane(self, free: set[str], skipped: set[Lane]) -> Lane | None:
-        best: tuple[QueueKey, Lane] | None = None
-        for lane, queue in self._lanes.items():
-            if lane in skipped or lane.isdisjoint(free):
-                continue
-            key = queue.head_key()
-            if key is not None and (best is None or key < best[0]):
-                best = (key, lane)
-        return best[1] if best else None
-
-    def _probe_task(self, agent_id: str) -> str | None:
-        """The best queued task this agent may take: one naming it, or one it qualifies for."""
-        options = list(self._naming.get(agent_id, ()))
-        for lane, queue in self._lanes.items():
-            head = queue.peek()
-            if agent_id in lane and head is not None:
-                options.append(head.task_id)
-        return min(options, key=self._key, default=None)
-
     def _apply_health(self, change: HealthChange | None) -> tuple[str, ...]:
         """Move queued work when an agent leaves service or comes back."""
         if change is None or (AgentState.IN_SERVICE not in (change.before, change.after)):
             return ()
-        affected = sorted(self._naming.get(change.agent_id, ()))
+        affected = self._lanes.naming(change.agent_id)
         for task_id in affected:
             self._enqueue(task_id)
         return tuple(affected)

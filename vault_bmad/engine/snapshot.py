@@ -11,6 +11,7 @@ from typing import Any
 
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
+from vault_bmad.model.status import Phase, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class TaskView:
     id: str
     path: str
     title: str
-    status: str  # waiting | queued | running | done | failed | blocked
+    status: Phase | TaskStatus  # its phase in the run, else its note's status
     priority: str
     agent: str | None  # the agent it runs or ran on, else the one its note names
     attempts: int

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vault_bmad.model.status import Outcome
+
 
 @dataclass(frozen=True)
 class TaskOutcome:
     task_id: str
     path: str
-    status: str  # done | failed | blocked
+    status: Outcome
     agent: str | None = None
     attempts: int = 0
     error: str | None = None
@@ -38,5 +40,5 @@ class RunSummary:
     started: float = 0.0
     ended: float = 0.0
 
-    def count(self, status: str) -> int:
+    def count(self, status: Outcome) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome.status == status)

@@ -9,7 +9,7 @@ WORKFLOW_RUNTIME = "workflow"  # the runtime of a workflow run's own attempt: no
 
 @dataclass(frozen=True)
 class TaskState:
-    """Where one task stands; `status` is one of model.definitions.TaskStatus."""
+    """Where one task stands; `status` is a model.status.TaskStatus."""
 
     task_id: str
     path: str  # vault-relative task note

@@ -23,9 +23,9 @@ from sqlite_utils import Database
 
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
-    "INTERRUPTED_STATES",
     "SCHEMA_VERSION",
     "Attempt",
     "CacheSample",
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-INTERRUPTED_STATES: tuple[str, ...] = ("queued", "running")
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
@@ -127,15 +126,15 @@ class Store:
         that did not finish is ever marked done.
         """
         now = self._clock()
-        marks = ", ".join("?" for _ in INTERRUPTED_STATES)
+        marks = ", ".join("?" for _ in IN_PROGRESS)
 
         def move(db: Database) -> list[TaskState]:
             where = f"status IN ({marks})"
             sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE {where}"
-            rows = db.execute(sql, INTERRUPTED_STATES).fetchall()
+            rows = db.execute(sql, IN_PROGRESS).fetchall()
             db.execute(
                 f"UPDATE tasks SET status = 'todo', updated_at = ? WHERE {where}",
-                [now, *INTERRUPTED_STATES],
+                [now, *IN_PROGRESS],
             )
             moved = (TaskState(*row) for row in rows)
             return sorted((replace(s, status="todo", updated_at=now) for s in moved), key=_id)
@@ -179,10 +178,6 @@ class Store:
     def cache_samples(self, since: float | None = None) -> list[CacheSample]:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
-
-    def pool_samples(self, since: float | None = None) -> list[PoolSample]:
-        where, params = _filters(("at >= ?", since))
-        return self._select(PoolSample, f"pool_samples{where} ORDER BY at, id", params)
 
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()

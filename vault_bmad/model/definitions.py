@@ -13,10 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vault_bmad.errors import Problem
+from vault_bmad.model.status import TaskStatus
 
 RuntimeName = Literal["template", "llm", "command", "python"]
-TaskStatus = Literal["todo", "queued", "running", "done", "failed", "blocked", "invalid"]
-END_STATES: frozenset[str] = frozenset({"done", "failed", "blocked", "invalid"})
 
 
 class Priority(IntEnum):

@@ -56,7 +56,7 @@ class RunRequest:
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RuntimeOutput:
     """What a runtime produced, with token usage when the runtime reports it."""
 
     text: str
@@ -71,7 +71,7 @@ class Runtime(Protocol):
 
     name: str
 
-    def run(self, request: RunRequest) -> RunResult: ...
+    def run(self, request: RunRequest) -> RuntimeOutput: ...
 
 
 def build_runtimes(settings: Settings) -> dict[str, Runtime]:

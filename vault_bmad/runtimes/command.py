@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from vault_bmad.errors import RuntimeUnavailable, TaskTimeout
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.runtimes.template import TemplateRuntime
 
 if TYPE_CHECKING:
@@ -59,10 +59,12 @@ class CommandRuntime:
             renderer=renderer,
         )
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest) -> RuntimeOutput:
         argv = self.check(request)
         stdin_text = self._renderer.render(request)
-        return RunResult(text=self._execute(argv, stdin_text, request.timeout), runtime=self.name)
+        return RuntimeOutput(
+            text=self._execute(argv, stdin_text, request.timeout), runtime=self.name
+        )
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
         """The argv to run, or RuntimeUnavailable saying why it may not run."""

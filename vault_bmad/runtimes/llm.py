@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from vault_bmad.errors import RuntimeUnavailable, TaskTimeout
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
@@ -108,7 +108,7 @@ class LlmRuntime:
     def __repr__(self) -> str:
         return f"LlmRuntime({self._shown_url!r}, model={self._default_model!r})"
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest) -> RuntimeOutput:
         model = request.model or self._default_model
         payload = {**dict(request.params), "model": model, "messages": chat_messages(request)}
         payload["stream"] = False
@@ -173,7 +173,7 @@ class LlmRuntime:
             client = self._http
         return client.post(self.url, json=payload, timeout=timeout)
 
-    def _result(self, response: httpx.Response, model: str) -> RunResult:
+    def _result(self, response: httpx.Response, model: str) -> RuntimeOutput:
         try:
             data = response.json()
             text = data["choices"][0]["message"]["content"]
@@ -186,7 +186,7 @@ class LlmRuntime:
             )
         usage = data.get("usage")
         usage = usage if isinstance(usage, dict) else {}
-        return RunResult(
+        return RuntimeOutput(
             text=text,
             runtime=self.name,
             model=model,

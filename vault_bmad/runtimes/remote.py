@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 
 from vault_bmad.config import ENV_PREFIX, Settings
 from vault_bmad.errors import PermanentFailure, TaskTimeout
-from vault_bmad.runtimes.base import RunRequest, RunResult, Runtime, build_runtimes
+from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput, build_runtimes
 from vault_bmad.runtimes.executors import is_remote, make_executor
 
 RUNTIME_NAMES = ("template", "llm", "command")
@@ -68,7 +68,7 @@ _worker_runtimes: dict[RuntimeSpec, dict[str, Runtime]] = {}
 _worker_lock = threading.Lock()
 
 
-def run_in_worker(spec: RuntimeSpec, request: RunRequest) -> RunResult:
+def run_in_worker(spec: RuntimeSpec, request: RunRequest) -> RuntimeOutput:
     """Run `request` on the worker's runtime for `spec`; the worker's own environment gives
     the LLM API key. Runs in the worker process."""
     with _worker_lock:
@@ -100,7 +100,7 @@ class RemoteRuntime:
         self._spec = spec
         self._executor = executor
 
-    def run(self, request: RunRequest) -> RunResult:
+    def run(self, request: RunRequest) -> RuntimeOutput:
         check_picklable(request)
         future = self._executor.submit(run_in_worker, self._spec, request)
         try:

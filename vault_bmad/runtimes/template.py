@@ -16,7 +16,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vault_bmad.cache.domain import named_cache
 from vault_bmad.errors import TemplateRenderError
-from vault_bmad.runtimes.base import RunRequest, RunResult
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 
 DEFAULT_TEMPLATE_NAME = "(default template)"
 DEFAULT_TEMPLATE = """\
@@ -90,8 +90,8 @@ class TemplateRuntime:
             self._compiled.set(text, template)
         return template
 
-    def run(self, request: RunRequest) -> RunResult:
-        return RunResult(text=self.render(request), runtime=self.name, model=request.model)
+    def run(self, request: RunRequest) -> RuntimeOutput:
+        return RuntimeOutput(text=self.render(request), runtime=self.name, model=request.model)
 
     def render(self, request: RunRequest) -> str:
         """The request rendered to text. Raises TemplateRenderError naming the template."""

@@ -81,11 +81,6 @@ class VaultChange:
     path: str
     old_path: str | None = None
 
-    @property
-    def conflict_copy(self) -> bool:
-        """A sync tool's conflict copy: to be reported to the user, never run."""
-        return self.kind != "deleted" and is_conflict_copy(self.path)
-
 
 @dataclass(frozen=True)
 class FileEvent:
@@ -191,10 +186,6 @@ class ChangeDebouncer:
             return None
         due = min(self._last_at + self.quiet_s, self._first_at + self.max_delay_s)
         return max(0.0, due - self._clock())
-
-    def take_due(self) -> list[VaultChange]:
-        """The pending batch if it is due, else []."""
-        return self.take() if self.due_in() == 0.0 else []
 
     def take(self) -> list[VaultChange]:
         """The pending batch now, due or not: deletes, then moves, then changes, by path."""

@@ -143,13 +143,6 @@ class VaultIndex:
                 return []
             return [(link, self.resolver.resolve(link.target, rel_path)) for link in note.links]
 
-    def notes_of_type(self, note_type: str) -> list[Note]:
-        with self._lock:
-            return sorted(
-                (note for note in self.notes.values() if note.type == note_type),
-                key=lambda note: note.path,
-            )
-
     def read_text(self, rel_path: str) -> str:
         """A file's text, for files the index does not parse (YAML, TOML)."""
         path = self.root / clean_path(rel_path)

@@ -19,6 +19,7 @@ from vault_bmad.engine.snapshot import EngineSnapshot, TaskView
 from vault_bmad.metrics import series
 from vault_bmad.metrics.figures import critical_path, task_figures
 from vault_bmad.metrics.records import Attempt
+from vault_bmad.model.status import PENDING
 from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import Run, run_graph, workflow_runs
 from vault_bmad.web.state import Dashboard, dashboard
@@ -387,6 +388,6 @@ def graph() -> Response:
 
 def _latest_run(runs: tuple[Run, ...]) -> Run | None:
     """A run going on now if there is one, else the last by id."""
-    active = [run for run in runs if run.status in ("running", "queued", "waiting")]
+    active = [run for run in runs if run.status in PENDING]
     chosen = active or list(runs)
     return chosen[-1] if chosen else None

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from vault_bmad.metrics.records import Attempt
+from vault_bmad.model.status import IN_PROGRESS
 from vault_bmad.web.ranges import CHOICES, DEFAULT_RANGE
 from vault_bmad.web.state import dashboard
 from vault_bmad.web.vault_files import obsidian_url, read_note
@@ -106,6 +107,7 @@ def task(task_id: str) -> str:
         view="task",
         ranged=False,
         task=view,
+        in_progress=view.status in IN_PROGRESS,  # a re-run must wait for it to end
         stored=backend.store.task(task_id),
         attempts=[_attempt_row(a) for a in attempts],
         note=read_note(backend.vault, view.path),

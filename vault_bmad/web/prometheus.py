@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from vault_bmad.engine.snapshot import EngineSnapshot
 from vault_bmad.metrics.outcomes import Event
+from vault_bmad.model.status import OUTCOMES
 
 # Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -88,7 +89,7 @@ class ServiceMetrics:
         self.registry.register(_SnapshotCollector(snapshot, cache_stats))
 
     def observe(self, event: Event) -> None:
-        if event.kind in ("done", "failed", "blocked"):
+        if event.kind in OUTCOMES:
             self.tasks.labels(event.kind, event.agent or "none").inc()
         if event.seconds is not None and event.kind in ("done", "failed", "retry"):
             outcome = "ok" if event.kind == "done" else "error"

@@ -1,0 +1,23 @@
+"""Where a task stands: every status word, written once, and the groups the code asks about.
+
+A task note's `status:` is a `TaskStatus`. While a run has the task, it also has a `Phase`:
+`waiting` for its dependencies (never written to a note), then in progress, then an outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Outcome = Literal["done", "failed", "blocked"]  # how a run ends a task
+InProgress = Literal["queued", "running"]  # a run has taken the task and not ended it
+TaskStatus = Literal["todo", "invalid", InProgress, Outcome]  # what a task note can say
+Waiting = Literal["waiting"]  # in a run, waiting for its dependencies
+Phase = Literal[Waiting, InProgress, Outcome]  # where a task stands in a run
+
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)  # in the order reports list them
+IN_PROGRESS: tuple[InProgress, ...] = get_args(InProgress)  # found at start: interrupted
+PENDING: tuple[Phase, ...] = (*get_args(Waiting), *IN_PROGRESS)  # a run has it, not ended
+BLOCKS_DEPENDANTS: frozenset[TaskStatus] = frozenset({"failed", "blocked", "invalid"})
+# Statuses a run starting over the vault puts back to todo: stopped part way, blocked by a
+# failure that may be fixed now, or invalid in a note that may read well now.
+RESET_TO_TODO: frozenset[TaskStatus] = frozenset({*IN_PROGRESS, "blocked", "invalid"})
