@@ -19,9 +19,9 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from vault_bmad.bench.cache_replay import compare, replay_levels
+from vault_bmad.bench.cache_traces import load_trace
 from vault_bmad.cache.memory import MemoryCache
-from vault_bmad.cache.replay import compare, replay_levels
-from vault_bmad.cache.traces import load_trace
 
 TRACES = Path(__file__).resolve().parent / "traces"
 TRACE_SPECS = ["gli", "multi2", "oltp", "zipf:0.9", "zipf:1.0", "zipf:1.2"]

@@ -24,17 +24,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vault_bmad.config import STRATEGIES
-from vault_bmad.engine.health import HealthMonitor
-from vault_bmad.engine.queue import TaskQueue
-from vault_bmad.engine.scheduler import Scheduler
-from vault_bmad.engine.simulate import (
+from vault_bmad.bench.simulate import (
     ListScheduling,
     ReadyKey,
     lower_bound,
     simulate,
     simulate_dag,
 )
+from vault_bmad.config import STRATEGIES
+from vault_bmad.engine.health import HealthMonitor
+from vault_bmad.engine.queue import TaskQueue
+from vault_bmad.engine.scheduler import Scheduler
 from vault_bmad.model.definitions import AgentDef, Priority, TaskDef
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault_bmad.cache.baselines import DesignScoreCache, opt_hits
-from vault_bmad.cache.replay import (
+from vault_bmad.bench.cache_peers import DesignScoreCache, opt_hits
+from vault_bmad.bench.cache_replay import (
     compare,
     count_vault_bmad_hits,
     render_table,
     replay_levels,
     replay_prefetch,
 )
-from vault_bmad.cache.traces import load_trace, read_trace, zipf_trace
+from vault_bmad.bench.cache_traces import load_trace, read_trace, zipf_trace
 
 IN_PROCESS = ("vault-bmad", "lru", "lfu", "design-score", "opt")  # theine starts a thread
 

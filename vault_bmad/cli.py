@@ -86,8 +86,8 @@ def bench() -> None:
 @format_option
 def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
     """Replay a trace through vault-bmad's cache policy, its peers and OPT."""
-    from vault_bmad.cache.replay import compare, render_table
-    from vault_bmad.cache.traces import load_trace
+    from vault_bmad.bench.cache_replay import compare, render_table
+    from vault_bmad.bench.cache_traces import load_trace
 
     try:
         trace = load_trace(trace_spec)

@@ -9,13 +9,13 @@ from engine_clock import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault_bmad.engine.scheduler import Scheduler
-from vault_bmad.engine.simulate import (
+from vault_bmad.bench.simulate import (
     SimulationResult,
     lower_bound,
     simulate,
     simulate_dag,
 )
+from vault_bmad.engine.scheduler import Scheduler
 from vault_bmad.model.definitions import AgentDef, TaskDef
 
 

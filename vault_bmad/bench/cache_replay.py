@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from cachetools import LFUCache, LRUCache
 
-from vault_bmad.cache.baselines import DesignScoreCache, opt_hits
+from vault_bmad.bench.cache_peers import DesignScoreCache, opt_hits
 from vault_bmad.cache.policy import AdaptiveTinyLfu, Entry
 from vault_bmad.cache.prefetch import Prefetcher
 from vault_bmad.cache.sketch import spread_hash
