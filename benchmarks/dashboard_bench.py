@@ -21,7 +21,6 @@ import argparse
 import json
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,10 +28,7 @@ from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from store_bench import AGENTS, NOW, SPAN, generated_attempts
-
+from vault_bmad.bench.history import AGENTS, NOW, SPAN, generated_attempts
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.analyze import analyze
 from vault_bmad.metrics.store import Store
@@ -43,7 +39,8 @@ RANGES = {"1h": 3600.0, "24h": 86_400.0, "all": None}
 
 
 def build_store(path: Path, total: int) -> None:
-    """N attempts (as store_bench makes them), cache and pool samples, written directly."""
+    """N attempts (`bench.history`, as in store_bench), cache and pool samples, written
+    directly."""
     Store(path).close()  # the schema and indexes
     columns = [*vars(next(generated_attempts(1, 1))[0]), "wait_ms", "duration_ms"]
     insert = f"INSERT INTO attempts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"

@@ -2,30 +2,26 @@
 
     .venv/bin/python benchmarks/orchestrator_bench.py [--quick] [--seeds N] [--tasks N] [--scale X]
 
-Each seed draws one DAG of tasks (orchestrator_workload.py) and writes it as a real vault.
-Each strategy runs that vault through the real `Orchestrator` (index, definitions, SQLite
-store, write-back), with one substitution: the "template" runtime is `SimulatedRuntime`,
-which sleeps for the task's base duration times the agent's slowness (0.5x..3x), one agent
-degrading mid-run (5x slower, then failing, then well).
-
-The peer runs the same DAG on the same runtime with a plain ThreadPoolExecutor as big as
-all agents' capacity: ready tasks submitted in FIFO order, agents assigned round robin (a
-task that names an agent goes there first; expertise is ignored), a failed call retried at
-once on the next agent. No health checks, priorities or backoff.
+Each seed draws one workload of `vault_bmad/bench/workload_spec.py` (the one of `vault-bmad
+bench workload`: ten agents, workflows and repeated requests). Each strategy runs it as a
+real vault through the real `Orchestrator` (vault_bmad/bench/orchestrator_runs.py), its
+"llm" runtime an in-process `SimulatedFleet`: every call sleeps for the task's drawn
+latency times the agent's slowness times the scale, one agent degrading mid-run (slower,
+then failing, then well). The peer is the workload benchmark's thread pool
+(`peers.run_threadpool_on`) on the same fleet.
 
 Per system, medians over seeds (systems interleaved, order rotated per seed):
 - makespan_s: submit to the end of the run (for the orchestrator: `submit` through
   `run_until_idle`, so the write-back of every task is in it);
-- task_latency: from ready (its last dependency's successful call ended, or the run began)
-  to done (its own successful call ended), measured by the runtime for every system;
-- attempt: one successful runtime call, waiting for a slot of the agent included;
-- failed_attempts: calls that raised; unfinished_tasks: tasks that ended failed or blocked;
+- step_latency: a workflow step's time from ready to done, read from the fleet's calls;
+- attempt: one successful call, waiting for a slot of the agent included;
+- calls: successful calls (the rest were served by a cache); failed_attempts: calls that
+  failed; unfinished_tasks: tasks that did not end done;
 - over_lower_bound, over_list_schedule, over_thread_pool: makespan ratios, per seed.
 
 `overhead` runs tasks that take no time: a chain (one dependency hop after another) and a
-fan of independent tasks, so what is measured is the cost of running them. `--scale X`
-multiplies every duration of the strategies run (tasks, degradation, health cool-down) by X,
-which shrinks the orchestrator's fixed cost per task relative to the work.
+fan of independent tasks, so what is measured is the cost of running them. The scale is
+`SCALE` (a median call of 50 ms) times `--scale X`.
 """
 
 from __future__ import annotations
@@ -34,177 +30,25 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
-from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from itertools import cycle
 from pathlib import Path
 from typing import Any
 
-from orchestrator_workload import (
+from vault_bmad.bench.orchestrator_runs import POOL, figures, run_system, settings_for
+from vault_bmad.bench.simulated_fleet import SimulatedFleet
+from vault_bmad.bench.workload_spec import (
+    DEGRADATION,
     FLEET,
-    NO_DEGRADATION,
-    AgentSpec,
-    Bound,
-    Call,
+    TOPICS,
+    BenchTask,
     Degradation,
-    SimulatedRuntime,
-    Workload,
-    instant_workload,
     list_schedule,
     lower_bound,
-    make_workload,
-    note_name,
-    scaled,
-    write_vault,
+    make_tasks,
 )
+from vault_bmad.config import STRATEGIES
 
-from vault_bmad.config import STRATEGIES, load_settings
-from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.metrics.store import Store
-from vault_bmad.model.validate import build_definitions
-from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
-from vault_bmad.vault.index import VaultIndex
-
-POOL = "thread_pool_round_robin"
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    started: float  # monotonic, when the run began
-    makespan_s: float
-    calls: tuple[Call, ...]
-    unfinished: int  # tasks that ended failed or blocked
-
-
-def settings_overrides(fleet: Iterable[AgentSpec], scale: float = 1.0) -> dict[str, object]:
-    """As many workers as agent slots; short backoff and cool-down, so both act in the run."""
-    slots = sum(agent.capacity for agent in fleet)
-    return {
-        "max_workers": slots,
-        "max_concurrent_agents": slots,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.2,
-        "health_cooldown_s": 0.25 * scale,
-    }
-
-
-def run_orchestrator(
-    vault: Path, strategy: str, runtime: SimulatedRuntime, overrides: dict[str, object]
-) -> RunOutcome:
-    """Index the vault and run it to the end through the real Orchestrator."""
-    settings = load_settings(
-        vault, None, env={"HOME": str(vault)}, overrides={**overrides, "strategy": strategy}
-    )
-    index = VaultIndex.load(vault)
-    definitions = build_definitions(index)
-    if definitions.problems:
-        raise RuntimeError(f"the generated vault has problems: {definitions.problems[:3]}")
-    with Store(vault / settings.state_dir / "state.db") as store:
-        orchestrator = Orchestrator(index, settings, store, {"template": runtime})
-        try:
-            started = time.monotonic()
-            orchestrator.submit(definitions)
-            summary = orchestrator.run_until_idle()
-            makespan = time.monotonic() - started
-        finally:
-            orchestrator.close()
-    unfinished = len(definitions.tasks) - summary.count("done")
-    return RunOutcome(started, makespan, runtime.calls, unfinished)
-
-
-def run_thread_pool(
-    workload: Workload, fleet: Iterable[AgentSpec], runtime: SimulatedRuntime
-) -> RunOutcome:
-    """The peer: see the module docstring."""
-    agents = list(fleet)
-    rotation = cycle(sorted(agent.id for agent in agents))
-    waiting = {task_id: len(needs) for task_id, needs in workload.deps.items()}
-    dependents: dict[str, list[str]] = {task_id: [] for task_id in workload.deps}
-    for task_id, needs in workload.deps.items():
-        for need in needs:
-            dependents[need].append(task_id)
-    running: dict[Future[RuntimeOutput], str] = {}
-    size = sum(agent.capacity for agent in agents)
-    with ThreadPoolExecutor(max_workers=size, thread_name_prefix="peer") as pool:
-
-        def submit(task_id: str, agent_id: str) -> None:
-            request = RunRequest(
-                task_id, note_name(task_id), "template", agent_id, "", "", (), (), None, None,
-                None, (), 30.0,
-            )  # fmt: skip
-            running[pool.submit(runtime.run, request)] = task_id
-
-        started = time.monotonic()
-        for task_id, count in waiting.items():
-            if count == 0:
-                submit(task_id, workload.named.get(task_id) or next(rotation))
-        while running:
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                task_id = running.pop(future)
-                if future.exception() is not None:
-                    submit(task_id, next(rotation))
-                    continue
-                for child in dependents[task_id]:
-                    waiting[child] -= 1
-                    if waiting[child] == 0:
-                        submit(child, workload.named.get(child) or next(rotation))
-        makespan = time.monotonic() - started
-    return RunOutcome(started, makespan, runtime.calls, 0)
-
-
-def run_system(
-    system: str,
-    workload: Workload,
-    degradation: Degradation,
-    vault: Path,
-    overrides: dict[str, object] | None = None,
-) -> RunOutcome:
-    """One run of `system` (a strategy, or POOL) on a fresh runtime and, if needed, vault."""
-    runtime = SimulatedRuntime(workload.base_s, FLEET, degradation)
-    if system == POOL:
-        return run_thread_pool(workload, FLEET, runtime)
-    write_vault(vault, workload, FLEET)
-    return run_orchestrator(vault, system, runtime, overrides or settings_overrides(FLEET))
-
-
-# Figures.
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The `share` quantile (0..1), interpolated between the nearest ranks."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def figures(outcome: RunOutcome, workload: Workload) -> dict[str, float]:
-    """One run's figures; see the module docstring for what each latency spans."""
-    done_at: dict[str, float] = {}
-    for call in sorted(outcome.calls, key=lambda c: c.ended):
-        if call.ok:
-            done_at.setdefault(call.task_id, call.ended)
-    task_latencies = [
-        done_at[t] - max((done_at[d] for d in needs), default=outcome.started)
-        for t, needs in workload.deps.items()
-        if t in done_at and all(d in done_at for d in needs)
-    ]
-    attempts = [call.ended - call.started for call in outcome.calls if call.ok]
-    return {
-        "makespan_s": outcome.makespan_s,
-        "task_latency_p50_ms": 1000 * percentile(task_latencies, 0.50),
-        "task_latency_p95_ms": 1000 * percentile(task_latencies, 0.95),
-        "attempt_p50_ms": 1000 * percentile(attempts, 0.50),
-        "attempt_p95_ms": 1000 * percentile(attempts, 0.95),
-        "failed_attempts": sum(1 for call in outcome.calls if not call.ok),
-        "unfinished_tasks": outcome.unfinished,
-    }
+SCALE = 0.025  # the spec's median latency of 2 s becomes 50 ms
+NEVER = Degradation(after_calls=10**9)
 
 
 def medians(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -213,77 +57,75 @@ def medians(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def bench_strategies(seeds: int, n: int, scale: float) -> dict[str, Any]:
     """Every system on each seed's workload; medians over seeds."""
-    plan = Degradation(after_calls=max(4, n // 20))
-    degradation = replace(
-        plan,
-        slow_s=plan.slow_s * scale,
-        error_s=plan.error_s * scale,
-        error_delay_s=plan.error_delay_s * scale,
-    )
-    overrides = settings_overrides(FLEET, scale)
     systems = [*STRATEGIES, POOL]
-    slots = sum(agent.capacity for agent in FLEET)
     rows: dict[str, list[dict[str, float]]] = {system: [] for system in systems}
-    bounds: list[Bound] = []
-    references: list[float] = []
+    bounds, references = [], []
     with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as folder:
         for seed in range(seeds):
-            workload = scaled(make_workload(seed, n), scale)
-            bound = lower_bound(workload, FLEET, slots)
-            reference = list_schedule(workload, FLEET)
+            tasks = make_tasks(seed, n)
+            bound = lower_bound(tasks)
+            reference = list_schedule(tasks)
             bounds.append(bound)
             references.append(reference)
             shift = seed % len(systems)
             for system in systems[shift:] + systems[:shift]:
                 vault = Path(folder) / f"seed{seed}-{system}"
-                outcome = run_system(system, workload, degradation, vault, overrides)
-                row = figures(outcome, workload)
-                row["over_lower_bound"] = outcome.makespan_s / bound.seconds
-                row["over_list_schedule"] = outcome.makespan_s / reference
+                outcome = run_system(system, tasks, SimulatedFleet(scale), vault)
+                row = figures(outcome, tasks)
+                row["over_lower_bound"] = outcome.makespan_s / (bound.seconds * scale)
+                row["over_list_schedule"] = outcome.makespan_s / (reference * scale)
                 rows[system].append(row)
             pool_makespan = rows[POOL][-1]["makespan_s"]
             for system in systems:
                 rows[system][-1]["over_thread_pool"] = (
                     rows[system][-1]["makespan_s"] / pool_makespan
                 )
+    settings = settings_for("adaptive", scale)
     return {
         "tasks": n,
         "seeds": seeds,
-        "fleet": {a.id: {"slowness": a.slowness, "capacity": a.capacity} for a in FLEET},
-        "degradation": vars(degradation),
         "scale": scale,
-        "settings": overrides,
-        "lower_bound_s": {
-            "critical_path_at_best_speed": round(
-                statistics.median(b.critical_path_s for b in bounds), 3
-            ),
-            "work_over_speed_weighted_capacity": round(
-                statistics.median(b.work_over_capacity_s for b in bounds), 3
-            ),
-            "bound": round(statistics.median(b.seconds for b in bounds), 3),
+        "degradation": vars(DEGRADATION),
+        "settings": {
+            key: getattr(settings, key)
+            for key in ("max_workers", "backoff_base_s", "backoff_max_s", "health_cooldown_s")
         },
-        "list_schedule_s": round(statistics.median(references), 3),
+        "lower_bound_s": {
+            "critical_path": round(statistics.median(b.critical_path_s for b in bounds) * scale, 3),
+            "work_over_capacity": round(
+                statistics.median(b.work_over_capacity_s for b in bounds) * scale, 3
+            ),
+            "busiest_agent": round(statistics.median(b.busiest_agent_s for b in bounds) * scale, 3),
+            "bound": round(statistics.median(b.seconds for b in bounds) * scale, 3),
+        },
+        "list_schedule_s": round(statistics.median(references) * scale, 3),
         "median_by_system": {system: medians(runs) for system, runs in rows.items()},
     }
+
+
+def instant_tasks(count: int, *, chain: bool) -> tuple[BenchTask, ...]:
+    """Workflow-like steps, each by expertise: one after another, or all independent."""
+    ids = [f"o{i}" for i in range(count)]
+    return tuple(
+        BenchTask(
+            ids[i], ids[i], None, TOPICS[i % len(TOPICS)], (ids[i - 1],) if chain and i else ()
+        )
+        for i in range(count)
+    )
 
 
 def bench_overhead(repeats: int, chain: int, fan: int) -> dict[str, Any]:
     """Tasks that take no time, on the adaptive orchestrator and the pool: the cost of a
     dependency hop (a chain) and the most tasks per second (a fan of independent tasks)."""
-    ids = [f"tasks/t{i:03d}" for i in range(max(chain, fan))]
-    shapes = {
-        "chain": instant_workload(
-            {t: (ids[i - 1],) if i else () for i, t in enumerate(ids[:chain])}
-        ),
-        "fan": instant_workload(dict.fromkeys(ids[:fan], ())),
-    }
+    shapes = {"chain": instant_tasks(chain, chain=True), "fan": instant_tasks(fan, chain=False)}
     times: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="orchestrator-overhead-") as folder:
         for repeat in range(repeats):
-            for shape, workload in shapes.items():
+            for shape, tasks in shapes.items():
                 for system in ("adaptive", POOL):
                     vault = Path(folder) / f"{shape}-{system}-{repeat}"
-                    outcome = run_system(system, workload, NO_DEGRADATION, vault)
+                    fleet = SimulatedFleet(0.0, NEVER)
+                    outcome = run_system(system, tasks, fleet, vault, settings_scale=SCALE)
                     times.setdefault((shape, system), []).append(outcome.makespan_s)
     hop = {s: statistics.median(times[("chain", s)]) / chain for s in ("adaptive", POOL)}
     rate = {s: fan / statistics.median(times[("fan", s)]) for s in ("adaptive", POOL)}
@@ -305,7 +147,8 @@ def main() -> None:
     seeds = args.seeds or (1 if args.quick else 5)
     tasks = args.tasks or (120 if args.quick else 240)
     report = {
-        "strategies": bench_strategies(seeds, tasks, args.scale),
+        "fleet": {a.id: {"slowness": a.slowness, "capacity": a.capacity} for a in FLEET},
+        "strategies": bench_strategies(seeds, tasks, SCALE * args.scale),
         "overhead": bench_overhead(1 if args.quick else 3, chain=40, fan=200),
     }
     print(json.dumps(report, indent=2))

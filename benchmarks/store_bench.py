@@ -19,55 +19,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from vault_bmad.metrics.store import Attempt, Store
+from vault_bmad.bench.history import AGENTS, NOW, generated_attempts
+from vault_bmad.metrics.store import Store
 
-NOW = 1_700_000_000.0
-SPAN = 7 * 24 * 3600.0
 HOUR = 3600.0
-AGENTS = tuple(f"agent-{n:02d}" for n in range(12))
-STATUSES = ("done",) * 90 + ("failed",) * 7 + ("timeout",) * 3
-CACHES = ("miss", "miss", "L1", "L1", "L1", "L2", "L3")
 INDEXES = (
     "attempts_ended_at",
     "attempts_task_id",
     "attempts_agent_ended_at",
     "attempts_status_ended_at",
 )
-
-
-def generated_attempts(total: int, batch: int, seed: int = 7) -> Iterator[list[Attempt]]:
-    """Attempts in time order, as a service would record them, in batches."""
-    rng = random.Random(seed)
-    for first in range(0, total, batch):
-        rows = []
-        for number in range(first, min(total, first + batch)):
-            ended = NOW - SPAN + SPAN * (number + 1) / total
-            duration = rng.lognormvariate(-0.5, 0.8)  # seconds, median ~0.6
-            wait = rng.lognormvariate(-3.0, 1.0)
-            rows.append(
-                Attempt(
-                    task_id=f"task-{number // 3}",
-                    agent=rng.choice(AGENTS),
-                    runtime="llm",
-                    attempt=1 + number % 3,
-                    status=rng.choice(STATUSES),
-                    queued_at=ended - duration - wait,
-                    started_at=ended - duration,
-                    ended_at=ended,
-                    cache=rng.choice(CACHES),
-                    tokens=rng.randrange(100, 4000),
-                )
-            )
-        yield rows
 
 
 def insert_through_store(store: Store, total: int, batch: int) -> float:

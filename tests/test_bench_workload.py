@@ -7,12 +7,13 @@ from pathlib import Path
 import frontmatter
 import pytest
 
-from vault_bmad.bench.fleet_llm import Degradation, FleetLLM
+from vault_bmad.bench.fleet_llm import FleetLLM
 from vault_bmad.bench.peers import call_with_failover
 from vault_bmad.bench.workload import SYSTEMS, BenchPlan, run_workload
 from vault_bmad.bench.workload_spec import (
     FLEET,
     BenchTask,
+    Degradation,
     base_latency_s,
     lower_bound,
     make_tasks,

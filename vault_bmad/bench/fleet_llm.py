@@ -3,29 +3,22 @@ and one agent degrades partway through (slower, then failing, then well again)."
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from vault_bmad.bench.workload_spec import DEGRADING_AGENT, FLEET, base_latency_s, model_of
+from vault_bmad.bench.workload_spec import (
+    DEGRADATION,
+    FLEET,
+    MODEL_PREFIX,
+    Degradation,
+    Phase,
+    base_latency_s,
+    marker_in,
+    model_of,
+)
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
-
-_MARKER = re.compile(r"of item (\S+)\.")
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """Calls after `after_calls` to the agent are `slow_factor` times slower, the next
-    `failing_calls` answer HTTP 503, and the agent is well after that."""
-
-    agent_id: str = DEGRADING_AGENT
-    after_calls: int = 6
-    slow_calls: int = 4
-    slow_factor: float = 4.0
-    failing_calls: int = 6
 
 
 class FleetLLM(LoopbackLLM):
@@ -34,7 +27,7 @@ class FleetLLM(LoopbackLLM):
     once, as a real backend would; more wait for a slot, whichever system sends them.
     `ok_calls` and `failed_calls` count answers given."""
 
-    def __init__(self, scale: float, degradation: Degradation = Degradation()) -> None:
+    def __init__(self, scale: float, degradation: Degradation = DEGRADATION) -> None:
         super().__init__()
         self.scale = scale
         self.degradation = degradation
@@ -58,8 +51,7 @@ class FleetLLM(LoopbackLLM):
     def _answer(self, call: int, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         model = str(body.get("model", ""))
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-        found = _MARKER.search(text)
-        latency = base_latency_s(found.group(1) if found else text) * self._slowness.get(model, 1)
+        latency = base_latency_s(marker_in(text)) * self._slowness.get(model, 1)
         with self._slots.get(model, self._any_model):
             return self._answer_in_slot(call, body, model, latency)
 
@@ -67,28 +59,17 @@ class FleetLLM(LoopbackLLM):
         self, call: int, body: Mapping[str, Any], model: str, latency: float
     ) -> tuple[int, dict[str, Any]]:
         phase = self._phase(model)
+        self._stopping.wait(self.degradation.seconds(phase, latency) * self.scale)
         if phase == "failing":
-            self._stopping.wait(0.02 * latency * self.scale)
             with self._count_lock:
                 self.failed_calls += 1
             return 503, {"error": {"message": f"{model} is overloaded", "type": "server_error"}}
-        factor = self.degradation.slow_factor if phase == "slow" else 1.0
-        self._stopping.wait(latency * factor * self.scale)
         with self._count_lock:
             self.ok_calls += 1
         return super()._answer(call, body)
 
-    def _phase(self, model: str) -> str:
-        plan = self.degradation
+    def _phase(self, model: str) -> Phase:
         with self._count_lock:
             self._by_model[model] += 1
             count = self._by_model[model]
-        if model != model_of(plan.agent_id) or count <= plan.after_calls:
-            return "well"
-        if count <= plan.after_calls + plan.slow_calls:
-            return "slow"
-        return (
-            "failing"
-            if count <= plan.after_calls + plan.slow_calls + plan.failing_calls
-            else "well"
-        )
+        return self.degradation.phase(model.removeprefix(MODEL_PREFIX), count)

@@ -24,7 +24,7 @@ from typing import Any
 
 from vault_bmad.bench.workload_spec import BenchTask, eligible, model_of, slot_count
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.runtimes.base import ContextDoc, RunRequest
+from vault_bmad.runtimes.base import ContextDoc, RunRequest, Runtime
 from vault_bmad.runtimes.llm import LlmRuntime
 
 CALL_TIMEOUT_S = 60.0
@@ -42,7 +42,7 @@ def _runtime(base_url: str) -> LlmRuntime:
 
 
 def call_with_failover(
-    runtime: LlmRuntime, body: str, agents: tuple[str, ...], deps: tuple[str, ...]
+    runtime: Runtime, body: str, agents: tuple[str, ...], deps: tuple[str, ...]
 ) -> tuple[str, float]:
     """Ask the first agent, then the next on failure, twice round; (reply, seconds)."""
     started = time.monotonic()
@@ -101,7 +101,16 @@ def run_baseline(tasks: tuple[BenchTask, ...], base_url: str) -> SystemRun:
 
 
 def run_threadpool(tasks: tuple[BenchTask, ...], base_url: str) -> SystemRun:
-    runtime, order = _runtime(base_url), RoundRobin()
+    runtime = _runtime(base_url)
+    try:
+        return run_threadpool_on(tasks, runtime)
+    finally:
+        runtime.close()
+
+
+def run_threadpool_on(tasks: tuple[BenchTask, ...], runtime: Runtime) -> SystemRun:
+    """The thread pool peer, calling `runtime` (an LLM server's, or a simulated fleet)."""
+    order = RoundRobin()
 
     @functools.lru_cache(maxsize=4096)
     def cached(body: str, agents: tuple[str, ...], deps: tuple[str, ...]) -> str:
@@ -128,7 +137,6 @@ def run_threadpool(tasks: tuple[BenchTask, ...], base_url: str) -> SystemRun:
                 task = running.pop(future)
                 outputs[task.id], seconds = future.result()
                 latencies.append(seconds)
-    runtime.close()
     return SystemRun(time.monotonic() - started, tuple(latencies), len(outputs))
 
 

@@ -1,17 +1,21 @@
-"""The workload of `vault-bmad bench workload`: a fleet of ten agents, DAGs and repeated
-requests, written as a vault, with the lower bound any system could reach on it.
+"""The workload of the benchmarks: a fleet of ten agents, DAGs and repeated requests,
+written as a vault, with the lower bound any system could reach on it.
 
-Every task's body names an item marker ("item w3-2."); the loopback server draws the
-call's latency from that marker (log-normal, median 2 s, sigma 0.8) times the agent's
-slowness, so each system sees the same latency for the same task and the bound is exact.
+Every task's body names an item marker ("item w3-2."); the fleet (the loopback server of
+`fleet_llm.py`, or the in-process `simulated_fleet.py`) draws the call's latency from
+that marker (log-normal, median 2 s, sigma 0.8) times the agent's slowness, so each
+system sees the same latency for the same task and the bound is exact. One agent degrades
+partway through (`Degradation`).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 MEDIAN_LATENCY_S = 2.0
 LATENCY_SIGMA = 0.8
@@ -24,6 +28,11 @@ class BenchAgent:
     slowness: float  # a call takes the drawn latency times this
     capacity: int
     topics: tuple[str, str]
+
+    @property
+    def weight(self) -> float:
+        """Its share for weighted strategies: the calls it completes per second."""
+        return round(self.capacity / self.slowness, 2)
 
 
 FLEET = (
@@ -44,8 +53,11 @@ WORKFLOW_SHARE = 0.07  # chance that the next draw is a workflow (6 tasks) not o
 WORKFLOW_SHAPE: tuple[tuple[int, ...], ...] = ((), (0,), (0,), (1, 2), (3,), (3,))
 
 
+MODEL_PREFIX = "bench-"
+
+
 def model_of(agent_id: str) -> str:
-    return f"bench-{agent_id}"
+    return f"{MODEL_PREFIX}{agent_id}"
 
 
 def slot_count(fleet: tuple[BenchAgent, ...] = FLEET) -> int:
@@ -56,6 +68,51 @@ def base_latency_s(marker: str) -> float:
     """The unscaled latency of the task with `marker`, before the agent's slowness."""
     draw = random.Random(marker).lognormvariate(math.log(MEDIAN_LATENCY_S), LATENCY_SIGMA)
     return min(10 * MEDIAN_LATENCY_S, max(0.1 * MEDIAN_LATENCY_S, draw))
+
+
+_MARKER = re.compile(r"of item (\S+)\.")
+
+
+def marker_in(text: str) -> str:
+    """The item marker a request's text names (the whole text when it names none)."""
+    found = _MARKER.search(text)
+    return found.group(1) if found else text
+
+
+Phase = Literal["well", "slow", "failing"]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Calls after `after_calls` to the agent are `slow_factor` times slower, the next
+    `failing_calls` fail (after `failing_share` of the call's latency), and the agent is
+    well after that."""
+
+    agent_id: str = DEGRADING_AGENT
+    after_calls: int = 6
+    slow_calls: int = 4
+    slow_factor: float = 4.0
+    failing_calls: int = 6
+    failing_share: float = 0.02
+
+    def phase(self, agent_id: str, call: int) -> Phase:
+        """How the agent's `call`-th call (counted from 1) goes."""
+        if agent_id != self.agent_id or call <= self.after_calls:
+            return "well"
+        if call <= self.after_calls + self.slow_calls:
+            return "slow"
+        return (
+            "failing" if call <= self.after_calls + self.slow_calls + self.failing_calls else "well"
+        )
+
+    def seconds(self, phase: Phase, latency_s: float) -> float:
+        """How long a call of `latency_s` takes (or takes to fail) in `phase`."""
+        if phase == "failing":
+            return self.failing_share * latency_s
+        return latency_s * (self.slow_factor if phase == "slow" else 1.0)
+
+
+DEGRADATION = Degradation()
 
 
 @dataclass(frozen=True)
@@ -98,6 +155,7 @@ def make_tasks(seed: int, n_tasks: int) -> tuple[BenchTask, ...]:
 
 
 def eligible(task: BenchTask, fleet: tuple[BenchAgent, ...] = FLEET) -> list[BenchAgent]:
+    """The agents a task may go to: the one it names, or those with its topic."""
     if task.agent is not None:
         return [agent for agent in fleet if agent.id == task.agent]
     return [agent for agent in fleet if task.topic in agent.topics]
@@ -137,6 +195,39 @@ def lower_bound(tasks: tuple[BenchTask, ...], fleet: tuple[BenchAgent, ...] = FL
     return LowerBound(max(finish.values(), default=0.0), total / slot_count(fleet), busiest)
 
 
+def list_schedule(tasks: tuple[BenchTask, ...], fleet: tuple[BenchAgent, ...] = FLEET) -> float:
+    """The unscaled makespan of a clairvoyant HEFT-style schedule without degradation: tasks
+    by upward rank (latency x mean slowness), each on the eligible slot where it ends first;
+    a request already scheduled is served when its first run ends, taking no slot."""
+    mean = sum(agent.slowness for agent in fleet) / len(fleet)
+    children: dict[str, list[str]] = {task.id: [] for task in tasks}
+    for task in tasks:
+        for need in task.requires:
+            children[need].append(task.id)
+    rank: dict[str, float] = {}
+    for task in reversed(tasks):
+        below = max((rank[c] for c in children[task.id]), default=0.0)
+        rank[task.id] = base_latency_s(task.marker) * mean + below
+    free_at = {(a.id, k): 0.0 for a in fleet for k in range(a.capacity)}
+    finish: dict[str, float] = {}
+    answered: dict[tuple[str, str | None], float] = {}  # request -> when its first run ends
+    for task in sorted(tasks, key=lambda t: (-rank[t.id], t.id)):  # parents rank higher
+        ready = max((finish[need] for need in task.requires), default=0.0)
+        request = (task.marker, task.agent)
+        if request in answered:
+            finish[task.id] = max(ready, answered[request])
+            continue
+        ends = {
+            (agent.id, k): max(free_at[(agent.id, k)], ready)
+            + base_latency_s(task.marker) * agent.slowness
+            for agent in eligible(task, fleet)
+            for k in range(agent.capacity)
+        }
+        slot = min(ends, key=lambda s: (ends[s], s))
+        finish[task.id] = answered[request] = free_at[slot] = ends[slot]
+    return max(finish.values(), default=0.0)
+
+
 def write_vault(
     root: Path, tasks: tuple[BenchTask, ...], fleet: tuple[BenchAgent, ...] = FLEET
 ) -> None:
@@ -147,7 +238,8 @@ def write_vault(
         (root / "Agents" / f"{agent.id}.md").write_text(
             f"---\ntype: agent\nid: {agent.id}\nname: {agent.id.title()}\n"
             f"expertise: [{', '.join(agent.topics)}]\nruntime: llm\n"
-            f"model: {model_of(agent.id)}\ncapacity: {agent.capacity}\n---\n"
+            f"model: {model_of(agent.id)}\ncapacity: {agent.capacity}\n"
+            f"weight: {agent.weight:g}\n---\n"
             f"You are {agent.id.title()}. Answer briefly.\n",
             encoding="utf-8",
         )
