@@ -148,3 +148,18 @@ def test_the_thread_pool_fails_over_to_the_next_eligible_agent(tmp_path: Path) -
     assert [(call.agent_id, call.ok) for call in outcome.calls] == [("di", False), ("ed", True)]
     assert outcome.unfinished == 0
     assert slot_count() == sum(agent.capacity for agent in FLEET)
+
+
+def test_the_thread_pool_fails_a_task_every_agent_failed_and_blocks_what_requires_it(
+    tmp_path: Path,
+) -> None:
+    tasks = (
+        BenchTask("a", "a", "ed", None, ()),
+        BenchTask("b", "b", None, "data", ("a",)),
+        BenchTask("c", "c", None, "data", ()),
+    )
+    broken = Degradation("ed", after_calls=0, slow_calls=0, failing_calls=10**9)
+    outcome = run_system(POOL, tasks, SimulatedFleet(SCALE, broken), tmp_path / "unused")
+    assert outcome.unfinished == 2
+    assert [(c.marker, c.ok) for c in outcome.calls if c.agent_id == "ed"] == [("a", False)] * 2
+    assert [c.marker for c in outcome.calls if c.ok] == ["c"]  # b never ran

@@ -2,7 +2,8 @@
 
 - baseline: the design's "before": one call at a time, no cache;
 - threadpool: a ThreadPoolExecutor as big as all agents' slots, agents in round robin, a
-  `functools.lru_cache` over requests, ready tasks submitted in FIFO order;
+  `functools.lru_cache` over requests, ready tasks submitted in FIFO order; a task every
+  agent failed ends failed, and the tasks that require it are never run;
 - dask: one task graph on a Dask LocalCluster, dependencies as futures; identical requests
   share a key (`pure=True`), which is Dask's own de-duplication.
 
@@ -122,20 +123,31 @@ def run_threadpool_on(tasks: tuple[BenchTask, ...], runtime: Runtime) -> SystemR
         return cached(task.body, agents, deps), time.monotonic() - began
 
     outputs: dict[str, str] = {}
+    failed: set[str] = set()  # every agent failed it, or a task it requires failed
     latencies: list[float] = []
     waiting = list(tasks)
     running: dict[Future[tuple[str, float]], BenchTask] = {}
     started = time.monotonic()
     with ThreadPoolExecutor(slot_count(), thread_name_prefix="bench-threadpool") as pool:
         while waiting or running:
-            for task in [t for t in waiting if all(n in outputs for n in t.requires)]:
-                waiting.remove(task)
-                deps = tuple(outputs[need] for need in task.requires)
-                running[pool.submit(attempt, task, deps)] = task
+            for task in list(waiting):  # in topological order, so blocking is transitive
+                if any(need in failed for need in task.requires):
+                    waiting.remove(task)
+                    failed.add(task.id)
+                elif all(need in outputs for need in task.requires):
+                    waiting.remove(task)
+                    deps = tuple(outputs[need] for need in task.requires)
+                    running[pool.submit(attempt, task, deps)] = task
+            if not running:
+                continue
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 task = running.pop(future)
-                outputs[task.id], seconds = future.result()
+                try:
+                    outputs[task.id], seconds = future.result()
+                except VaultBmadError:
+                    failed.add(task.id)
+                    continue
                 latencies.append(seconds)
     return SystemRun(time.monotonic() - started, tuple(latencies), len(outputs))
 
