@@ -1,4 +1,4 @@
-"""One contract, run against every cache level: L1, L2, L3 and the tiered cache."""
+"""One contract, run against every `CacheLevel` (L1, L2, L3) and the tiered cache."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 from engine_clock import FakeClock
 
 from vault_bmad.cache.disk import DiskCache
+from vault_bmad.cache.level import CacheLevel
 from vault_bmad.cache.memory import MemoryCache
 from vault_bmad.cache.tiered import LevelSpec, TieredCache, TieredStats
 
-Level = MemoryCache | DiskCache | TieredCache
+Level = CacheLevel | TieredCache
 MISSING = object()
 
 
@@ -61,8 +62,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) ->
     made: list[Level] = []
     yield Harness(kind, build, made)
     for level in made:
-        if isinstance(level, DiskCache | TieredCache):
-            level.close()
+        level.close()
 
 
 class TestLevelContract:
@@ -194,7 +194,7 @@ class TestSingleLevelStats:
         self, harness: Harness, clock: FakeClock
     ) -> None:
         level = harness.make(capacity=10, ttl=10.0)
-        assert not isinstance(level, TieredCache)
+        assert isinstance(level, CacheLevel)
         for number in range(10):
             level.set(number, number)
         clock.advance(11.0)

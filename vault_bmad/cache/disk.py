@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -11,14 +10,14 @@ from types import TracebackType
 
 import diskcache
 
-from vault_bmad.cache.level import LevelStats
-from vault_bmad.cache.policy import AdaptiveTinyLfu, Entry
+from vault_bmad.cache.level import CacheLevel
+from vault_bmad.cache.policy import Entry
 from vault_bmad.cache.sketch import spread_hash
 
 _MISSING = object()
 
 
-class DiskCache:
+class DiskCache(CacheLevel):
     """Values live on disk; the policy's bookkeeping (keys only) lives in memory.
 
     Each value is stored with its expiry time, measured by `clock`, which defaults to
@@ -36,32 +35,12 @@ class DiskCache:
         name: str = "disk",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ValueError(f"ttl must be positive, not {ttl}")
-        self.name = name
+        super().__init__(name, capacity, ttl, clock)
         self.directory = Path(directory)
-        self._capacity = capacity
-        self._ttl = ttl
-        self._clock = clock
         self._store = diskcache.Cache(str(self.directory), eviction_policy="none")
-        self._policy = AdaptiveTinyLfu(capacity)
-        self._entries: dict[Hashable, Entry] = {}
-        self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
-        self._evictions = 0
-        self._expirations = 0
         with self._lock:
             for key in list(self._store.iterkeys()):
                 self._track(key, math.nan)  # expiry unknown until read
-
-    @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
-    def ttl(self) -> float | None:
-        return self._ttl
 
     def get(self, key: Hashable, default: object = None) -> object:
         with self._lock:
@@ -75,15 +54,13 @@ class DiskCache:
             return value
 
     def peek(self, key: Hashable, default: object = None) -> object:
-        """The live value for `key` without counting a hit or a miss."""
         with self._lock:
             value = self._read_live(key)
             return default if value is _MISSING else value
 
     def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
-        ttl = self._ttl if ttl is None else ttl
         with self._lock:
-            expires_at = math.inf if ttl is None else self._clock() + ttl
+            expires_at = self._expires_at(ttl, self._clock())
             self._store.set(key, (expires_at, value))
             entry = self._entries.get(key)
             if entry is None:
@@ -94,18 +71,16 @@ class DiskCache:
     def delete(self, key: Hashable) -> bool:
         with self._lock:
             live = self._read_live(key) is not _MISSING
-            entry = self._entries.pop(key, None)
+            entry = self._entries.get(key)
             if entry is not None:
-                self._policy.remove(entry)
-            self._store.delete(key)
+                self._forget(entry)
+            else:
+                self._store.delete(key)
             return live
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return self._read_live(key) is not _MISSING
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def expire(self) -> int:
         with self._lock:
@@ -113,24 +88,6 @@ class DiskCache:
             for key in list(self._entries):
                 self._read_live(key)
             return self._expirations - before
-
-    def clear(self) -> None:
-        with self._lock:
-            self._store.clear()
-            self._entries.clear()
-            self._policy.clear()
-
-    def stats(self) -> LevelStats:
-        with self._lock:
-            return LevelStats(
-                name=self.name,
-                hits=self._hits,
-                misses=self._misses,
-                evictions=self._evictions,
-                expirations=self._expirations,
-                size=len(self._entries),
-                capacity=self._capacity,
-            )
 
     def close(self) -> None:
         self._store.close()
@@ -150,15 +107,14 @@ class DiskCache:
         """The stored value if present and unexpired, else _MISSING; drops what expired."""
         entry = self._entries.get(key)
         if entry is not None and entry.expires_at <= self._clock():
-            self._drop(entry, expired=True)
+            self._drop_expired(entry)
             return _MISSING
         stored = self._store.get(key, default=_MISSING)
         if not (isinstance(stored, tuple) and len(stored) == 2):
             if stored is not _MISSING:  # not written by this class: not ours to serve
                 self._store.delete(key)
             if entry is not None:  # removed behind our back, by another process
-                del self._entries[key]
-                self._policy.remove(entry)
+                self._forget(entry)
             return _MISSING
         expires_at, value = stored
         if entry is None:  # written by another process
@@ -166,23 +122,17 @@ class DiskCache:
         else:
             entry.expires_at = expires_at
         if expires_at <= self._clock():
-            self._drop(entry, expired=True)
+            self._drop_expired(entry)
             return _MISSING
         return value
 
     def _track(self, key: Hashable, expires_at: float) -> Entry:
         entry = Entry(key, None, spread_hash(key), expires_at)
-        self._entries[key] = entry
-        for old in self._policy.insert(entry):
-            self._drop(old, expired=old.expires_at <= self._clock(), forget=False)
+        self._admit(entry, self._clock())
         return entry
 
-    def _drop(self, entry: Entry, *, expired: bool, forget: bool = True) -> None:
-        del self._entries[entry.key]
-        if forget:
-            self._policy.remove(entry)
-        self._store.delete(entry.key)
-        if expired:
-            self._expirations += 1
-        else:
-            self._evictions += 1
+    def _discard(self, key: Hashable) -> None:
+        self._store.delete(key)
+
+    def _discard_all(self) -> None:
+        self._store.clear()

@@ -1,10 +1,14 @@
-"""What every cache level offers, and the counters it reports for metrics."""
+"""What every cache level is: the base of the memory and disk levels, and its counters."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+
+from vault_bmad.cache.policy import AdaptiveTinyLfu, Entry
 
 
 @dataclass(frozen=True)
@@ -31,29 +35,122 @@ class LevelStats:
         return {**asdict(self), "hit_rate": self.hit_rate}
 
 
-class CacheLevel(Protocol):
-    """The mapping-like surface shared by the memory, disk and tiered caches."""
+class CacheLevel(ABC):
+    """One bounded level of keys to values with TTLs, ordered by `AdaptiveTinyLfu`; its
+    counters and `stats()` live here, once for every level (memory, disk).
 
+    `ttl` is in seconds of `clock`; None keeps entries until the policy drops them. Every
+    method holds the level's one lock, so the policy and the entries agree.
+    """
+
+    def __init__(
+        self, name: str, capacity: int, ttl: float | None, clock: Callable[[], float]
+    ) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be positive, not {ttl}")
+        self.name = name
+        self._capacity = capacity
+        self._ttl = ttl
+        self._clock = clock
+        self._policy = AdaptiveTinyLfu(capacity)
+        self._entries: dict[Hashable, Entry] = {}  # the policy's bookkeeping, per key
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0  # entries dropped by the policy to make room
+        self._expirations = 0  # entries dropped because their TTL had passed
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def ttl(self) -> float | None:
+        return self._ttl
+
+    @abstractmethod
     def get(self, key: Hashable, default: object = None) -> object:
         """The value stored for `key`, counted as a hit or a miss; `default` if absent."""
-        ...
 
+    @abstractmethod
+    def peek(self, key: Hashable, default: object = None) -> object:
+        """The live value for `key` without counting a hit or a miss."""
+
+    @abstractmethod
     def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
         """Store `value`; `ttl` seconds overrides the level's own TTL."""
-        ...
 
+    @abstractmethod
     def delete(self, key: Hashable) -> bool:
-        """Remove `key`; True if it was there."""
-        ...
+        """Remove `key`; True if a live entry was there."""
 
+    @abstractmethod
     def __contains__(self, key: Hashable) -> bool:
         """Whether a live entry exists, without counting a hit or a miss."""
-        ...
 
-    def __len__(self) -> int: ...
-
+    @abstractmethod
     def expire(self) -> int:
         """Drop every expired entry now; return how many were dropped."""
-        ...
 
-    def clear(self) -> None: ...
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._discard_all()
+            self._entries.clear()
+            self._policy.clear()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the level holds outside the process."""
+
+    def stats(self) -> LevelStats:
+        with self._lock:
+            return LevelStats(
+                name=self.name,
+                hits=self._hits,
+                misses=self._misses,
+                evictions=self._evictions,
+                expirations=self._expirations,
+                size=len(self._entries),
+                capacity=self._capacity,
+            )
+
+    def _expires_at(self, ttl: float | None, now: float) -> float:
+        """When an entry set now expires: `ttl`, else the level's TTL, from `now`."""
+        ttl = self._ttl if ttl is None else ttl
+        return math.inf if ttl is None else now + ttl
+
+    def _admit(self, entry: Entry, now: float) -> list[Entry]:
+        """Track a new entry and drop what the policy pushes out for it, counting each as
+        expired or evicted; return the evicted ones that were still live. Lock held."""
+        self._entries[entry.key] = entry
+        evicted: list[Entry] = []
+        for old in self._policy.insert(entry):
+            del self._entries[old.key]
+            self._discard(old.key)
+            if old.expires_at <= now:
+                self._expirations += 1
+            else:
+                self._evictions += 1
+                evicted.append(old)
+        return evicted
+
+    def _forget(self, entry: Entry) -> None:
+        """Drop a tracked entry from the level and its policy, uncounted. Lock held."""
+        del self._entries[entry.key]
+        self._policy.remove(entry)
+        self._discard(entry.key)
+
+    def _drop_expired(self, entry: Entry) -> None:
+        self._forget(entry)
+        self._expirations += 1
+
+    @abstractmethod
+    def _discard(self, key: Hashable) -> None:
+        """Remove a key's value from where the level keeps it. Lock held."""
+
+    @abstractmethod
+    def _discard_all(self) -> None:
+        """Remove every value from where the level keeps them. Lock held."""

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Literal, TypeVar, cast
 
 from vault_bmad.cache.disk import DiskCache
-from vault_bmad.cache.level import LevelStats
+from vault_bmad.cache.level import CacheLevel, LevelStats
 from vault_bmad.cache.memory import MemoryCache
 from vault_bmad.cache.prefetch import Prefetcher, PrefetchStats
 
@@ -87,7 +87,7 @@ class TieredStats:
 
 
 class TieredCache:
-    """L1/L2/L3 behind one mapping-like surface. Thread-safe.
+    """L1/L2/L3 (each a `CacheLevel`) behind the same mapping-like surface. Thread-safe.
 
     `directory` holds L3 (None: no disk level); `l2=None` leaves out L2;
     `prefetch_threshold=None` turns prediction off. One `clock` (wall time by default,
@@ -115,7 +115,7 @@ class TieredCache:
             l1.capacity, l1.ttl, name="L1", clock=clock, on_evict=self._on_l1_evict
         )
         self._l2 = None if l2 is None else MemoryCache(l2.capacity, l2.ttl, name="L2", clock=clock)
-        self._l3 = (
+        self._l3: CacheLevel | None = (
             None
             if directory is None
             else DiskCache(directory, l3.capacity, l3.ttl, name="L3", clock=clock)
@@ -208,8 +208,8 @@ class TieredCache:
         )
 
     def close(self) -> None:
-        if self._l3 is not None:
-            self._l3.close()
+        for level in self._levels():
+            level.close()
 
     def __enter__(self) -> TieredCache:
         return self
@@ -222,8 +222,8 @@ class TieredCache:
     ) -> None:
         self.close()
 
-    def _levels(self) -> list[MemoryCache | DiskCache]:
-        levels: list[MemoryCache | DiskCache] = [self._l1]
+    def _levels(self) -> list[CacheLevel]:
+        levels: list[CacheLevel] = [self._l1]
         if self._l2 is not None:
             levels.append(self._l2)
         if self._l3 is not None:
