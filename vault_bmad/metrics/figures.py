@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Protocol, TypeVar
 
 from vault_bmad.metrics.records import Attempt, CacheSample
 
@@ -117,6 +118,64 @@ def busy_time(attempt: Attempt, since: float, until: float) -> float:
 
 def ratio(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
+
+
+def level_key(level: str) -> list[str | int]:
+    """Digit runs compare as numbers, so "L2" sorts before "L10"."""
+    parts = re.split(r"(\d+)", level)
+    return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
+
+
+class _LevelSample(Protocol):
+    """A sample of one cache level's counters (a record, or a row of a digest)."""
+
+    @property
+    def level(self) -> str: ...
+
+    @property
+    def at(self) -> float: ...
+
+
+SampleT = TypeVar("SampleT", bound=_LevelSample)
+
+
+def samples_by_level(samples: Iterable[SampleT]) -> dict[str, list[SampleT]]:
+    """Each cache level's samples in time order, the levels in `level_key` order."""
+    grouped: dict[str, list[SampleT]] = defaultdict(list)
+    for sample in samples:
+        grouped[sample.level].append(sample)
+    return {
+        level: sorted(grouped[level], key=attrgetter("at"))
+        for level in sorted(grouped, key=level_key)
+    }
+
+
+def counter_growth(before: int, after: int) -> int:
+    """How much a cumulative counter grew between two samples; a drop is a restart,
+    counting again from zero."""
+    return after - before if after >= before else after
+
+
+def total_growth(counts: Iterable[int]) -> int:
+    """How much a cumulative counter grew over its samples, in order."""
+    return sum(counter_growth(a, b) for a, b in itertools.pairwise(counts))
+
+
+def level_lookups(
+    served: Mapping[str, int], levels: Iterable[str] | None = None
+) -> list[tuple[str, int, int]]:
+    """(level, hits, lookups that reached it) per cache level, from attempts counted by the
+    level that served them (`MISS` for none). Levels are tried in order, so a level sees
+    every lookup the levels before it missed. `levels` defaults to those that served any."""
+    if levels is None:
+        levels = sorted((name for name in served if name != MISS), key=level_key)
+    reaching = sum(served.values())
+    found = []
+    for level in levels:
+        hits = served.get(level, 0)
+        found.append((level, hits, reaching))
+        reaching -= hits
+    return found
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -227,44 +286,24 @@ def cache_levels(
     return _levels_from_samples(samples, since, until) or _levels_from_attempts(attempts)
 
 
-def _level_order(level: str) -> list[str | int]:
-    """Digit runs compare as numbers, so "L2" comes before "L10"."""
-    parts = re.split(r"(\d+)", level)
-    return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
-
-
-def _increase(counts: list[int]) -> int:
-    """How much a cumulative counter grew; a drop is a restart, counting again from zero."""
-    return sum(b - a if b >= a else b for a, b in itertools.pairwise(counts))
-
-
 def _levels_from_samples(
     samples: Sequence[CacheSample], since: float, until: float
 ) -> tuple[LevelFigures, ...]:
     """Hits and misses by level from the counters' increases in the period; () if none."""
-    series: dict[str, list[CacheSample]] = defaultdict(list)
-    for sample in samples:
-        if since <= sample.at < until:
-            series[sample.level].append(sample)
     levels = []
-    for level in sorted(series, key=_level_order):
-        ordered = sorted(series[level], key=lambda s: s.at)
-        hits = _increase([s.hits for s in ordered])
-        misses = _increase([s.misses for s in ordered])
+    in_period = (sample for sample in samples if since <= sample.at < until)
+    for level, ordered in samples_by_level(in_period).items():
+        hits = total_growth(s.hits for s in ordered)
+        misses = total_growth(s.misses for s in ordered)
         levels.append(LevelFigures(level, hits, misses, ratio(hits, hits + misses), "samples"))
     return tuple(levels) if any(level.hits + level.misses for level in levels) else ()
 
 
 def _levels_from_attempts(attempts: Sequence[Attempt]) -> tuple[LevelFigures, ...]:
-    """Levels are tried in order: a level sees every lookup the levels before it missed."""
-    served = Counter(a.cache for a in attempts)
-    reaching = len(attempts)
-    levels = []
-    for level in sorted((name for name in served if name != MISS), key=_level_order):
-        hits = served[level]
-        levels.append(LevelFigures(level, hits, reaching - hits, ratio(hits, reaching), "attempts"))
-        reaching -= hits
-    return tuple(levels)
+    return tuple(
+        LevelFigures(level, hits, reaching - hits, ratio(hits, reaching), "attempts")
+        for level, hits, reaching in level_lookups(Counter(a.cache for a in attempts))
+    )
 
 
 def critical_path(

@@ -9,16 +9,21 @@ Percentiles come from the digest's histogram, within `histogram.RELATIVE_ERROR`.
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from vault_bmad.metrics.figures import (
+    MISS,
+    counter_growth,
+    level_key,
+    level_lookups,
+    ratio,
+    samples_by_level,
+    total_growth,
+)
 from vault_bmad.metrics.histogram import merge_counts, percentiles
 from vault_bmad.metrics.queries import AttemptGroup, Digest, LevelSample
-
-MISS = "miss"
 
 
 @dataclass(frozen=True)
@@ -67,16 +72,6 @@ class LevelTotals:
     source: str  # "samples" or "attempts"
 
 
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole > 0 else None
-
-
-def level_key(level: str) -> list[str | int]:
-    """Digit runs compare as numbers, so "L2" sorts before "L10"."""
-    parts = re.split(r"(\d+)", level)
-    return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
-
-
 def bucket_times(digest: Digest) -> tuple[float, ...]:
     """Every bucket's start in the period, gaps included."""
     first = digest.since - digest.since % digest.bucket_s
@@ -102,12 +97,12 @@ def totals(digest: Digest) -> Totals:
         attempts=attempts,
         done=done,
         failed=attempts - done,
-        error_rate=_ratio(attempts - done, attempts),
+        error_rate=ratio(attempts - done, attempts),
         throughput_per_min=done / minutes if minutes > 0 else 0.0,
-        hit_rate=_ratio(sum(g.count for g in groups if g.cache != MISS), attempts),
-        mean_wait_s=_ratio(wait, attempts),
-        wait_share=_ratio(wait, latency),
-        mean_latency_s=_ratio(latency, attempts),
+        hit_rate=ratio(sum(g.count for g in groups if g.cache != MISS), attempts),
+        mean_wait_s=ratio(wait, attempts),
+        wait_share=ratio(wait, latency),
+        mean_latency_s=ratio(latency, attempts),
         latency_s=percentiles(latency_counts(digest)),
     )
 
@@ -126,8 +121,8 @@ def attempt_series(digest: Digest) -> TimeSeries:
         ok = sum(g.count for g in groups if g.status == "done")
         done.append(ok / minutes)
         failed.append((count - ok) / minutes)
-        hits.append(_ratio(sum(g.count for g in groups if g.cache != MISS), count))
-        waits.append(_ratio(sum(g.wait_s for g in groups), count))
+        hits.append(ratio(sum(g.count for g in groups if g.cache != MISS), count))
+        waits.append(ratio(sum(g.wait_s for g in groups), count))
     return TimeSeries(
         times,
         {
@@ -158,10 +153,10 @@ def agent_periods(digest: Digest, capacities: Mapping[str, int]) -> tuple[AgentP
                 capacity=capacity,
                 attempts=count,
                 done=done,
-                error_rate=_ratio(count - done, count),
+                error_rate=ratio(count - done, count),
                 busy_s=busy,
-                utilization=_ratio(busy, capacity * span) or 0.0,
-                mean_wait_s=_ratio(sum(g.wait_s for g in groups), count),
+                utilization=ratio(busy, capacity * span) or 0.0,
+                mean_wait_s=ratio(sum(g.wait_s for g in groups), count),
                 latency_s=percentiles(latency_counts(digest, agent)),
             )
         )
@@ -187,13 +182,6 @@ def utilization_grid(
     return agents, times, rows
 
 
-def _increase(before: int | None, after: int) -> int:
-    """A cumulative counter's growth; a drop is a restart, counting again from zero."""
-    if before is None:
-        return 0
-    return after - before if after >= before else after
-
-
 def level_series(digest: Digest) -> dict[str, TimeSeries]:
     """Per cache level: hit rate, evictions and size per bucket, from the level's samples;
     without samples, the hit rate from the level that served each attempt."""
@@ -216,11 +204,11 @@ def level_series(digest: Digest) -> dict[str, TimeSeries]:
                 evictions.append(None)
                 sizes.append(None)
                 continue
-            hits = _increase(previous.hits if previous else None, found.hits)
-            misses = _increase(previous.misses if previous else None, found.misses)
-            rates.append(_ratio(hits, hits + misses))
+            hits = counter_growth(previous.hits, found.hits) if previous else 0
+            misses = counter_growth(previous.misses, found.misses) if previous else 0
+            rates.append(ratio(hits, hits + misses))
             evictions.append(
-                float(_increase(previous.evictions, found.evictions)) if previous else None
+                float(counter_growth(previous.evictions, found.evictions)) if previous else None
             )
             sizes.append(float(found.size))
             previous = found
@@ -239,12 +227,8 @@ def _levels_from_attempts(digest: Digest) -> dict[str, TimeSeries]:
     times = bucket_times(digest)
     rates: dict[str, list[float | None]] = {level: [] for level in levels}
     for slot in times:
-        counts = served.get(slot, {})
-        reaching = sum(counts.values())
-        for level in levels:
-            hits = counts.get(level, 0)
-            rates[level].append(_ratio(hits, reaching))
-            reaching -= hits
+        for level, hits, reaching in level_lookups(served.get(slot, {}), levels):
+            rates[level].append(ratio(hits, reaching))
     return {level: TimeSeries(times, {"hit_rate": tuple(rates[level])}) for level in levels}
 
 
@@ -252,18 +236,12 @@ def level_totals(digest: Digest) -> tuple[LevelTotals, ...]:
     """Each level over the whole period: counter increases and the last size."""
     if not digest.levels:
         return _level_totals_from_attempts(digest.groups)
-    by_level: dict[str, list[LevelSample]] = defaultdict(list)
-    for sample in digest.levels:
-        by_level[sample.level].append(sample)
     found = []
-    for level in sorted(by_level, key=level_key):
-        ordered = sorted(by_level[level], key=lambda s: s.at)
-        hits = misses = evictions = 0
-        for before, after in itertools.pairwise(ordered):
-            hits += _increase(before.hits, after.hits)
-            misses += _increase(before.misses, after.misses)
-            evictions += _increase(before.evictions, after.evictions)
-        rate = _ratio(hits, hits + misses)
+    for level, ordered in samples_by_level(digest.levels).items():
+        hits = total_growth(s.hits for s in ordered)
+        misses = total_growth(s.misses for s in ordered)
+        evictions = total_growth(s.evictions for s in ordered)
+        rate = ratio(hits, hits + misses)
         found.append(LevelTotals(level, hits, misses, evictions, ordered[-1].size, rate, "samples"))
     return tuple(found)
 
@@ -272,14 +250,10 @@ def _level_totals_from_attempts(groups: Iterable[AttemptGroup]) -> tuple[LevelTo
     served: dict[str, int] = defaultdict(int)
     for group in groups:
         served[group.cache] += group.count
-    reaching = sum(served.values())
-    found = []
-    for level in sorted((name for name in served if name != MISS), key=level_key):
-        hits = served[level]
-        rate = _ratio(hits, reaching)
-        found.append(LevelTotals(level, hits, reaching - hits, 0, None, rate, "attempts"))
-        reaching -= hits
-    return tuple(found)
+    return tuple(
+        LevelTotals(level, hits, reaching - hits, 0, None, ratio(hits, reaching), "attempts")
+        for level, hits, reaching in level_lookups(served)
+    )
 
 
 def served_by_level(digest: Digest) -> dict[str, int]:
