@@ -94,7 +94,12 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
     except (OSError, ValueError, EOFError) as exc:
         raise click.ClickException(f"cannot read trace {trace_spec}: {exc}") from None
     name = trace_spec if trace_spec.startswith("zipf:") else Path(trace_spec).name
-    document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
+    try:
+        document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
+    except ModuleNotFoundError as exc:  # a peer from the bench extra
+        raise click.ClickException(
+            f"the benchmark's peer {exc.name} is not installed: pip install 'vault-bmad[bench]'"
+        ) from None
     click.echo(
         json.dumps(document, indent=2) if output_format == "json" else render_table(document)
     )
