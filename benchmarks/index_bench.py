@@ -7,7 +7,9 @@ folder, then measures, in the same run and in alternating order:
 - `frontmatter.load` of every `.md` file, posts kept (the floor a vault index should
   reach), and the same with each post dropped at once;
 - obsidiantools' `Vault(...).connect()` if it is installed;
-- one incremental `VaultIndex.update` after a note changed, body parsed, in ms.
+- one incremental `VaultIndex.update` after a note changed, body parsed, in ms;
+- the same texts parsed in memory, without file reads: `parse_note` against
+  `frontmatter.loads` with its `YAMLHandler` (libyaml's `CSafeLoader`), in ms.
 
 Prints one JSON object. Run: `.venv/bin/python benchmarks/index_bench.py --notes 10000`.
 """
@@ -27,9 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import frontmatter
+from frontmatter.default_handlers import YAMLHandler
 
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.notes import Note
+from vault_bmad.vault.notes import Note, parse_note
 
 FOLDERS = ("Agents", "Tasks", "Docs", "Projects/Alpha", "Projects/Beta", "Daily", "Inbox")
 TYPES = ("agent", "task", "workflow", "report", None, None, None)
@@ -158,6 +161,27 @@ def incremental_updates(root: Path, paths: list[str], changes: int, seed: int) -
     return timings
 
 
+def parse_in_memory(texts: list[str], repeats: int) -> dict[str, float]:
+    """Median milliseconds to parse every text, results kept, in alternating order."""
+    handler = YAMLHandler()
+    parsers: dict[str, Callable[[str], object]] = {
+        "parse_note": lambda text: parse_note("note.md", text),
+        "frontmatter_loads": lambda text: frontmatter.loads(text, handler=handler),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in parsers}
+    for repeat in range(repeats):
+        order = list(parsers.items())
+        if repeat % 2:
+            order.reverse()
+        for name, parse in order:
+            gc.collect()
+            start = time.perf_counter()
+            kept = [parse(text) for text in texts]
+            seconds[name].append(time.perf_counter() - start)
+            assert len(kept) == len(texts)
+    return {name: round(statistics.median(values) * 1000, 1) for name, values in seconds.items()}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -197,6 +221,8 @@ def run(total: int, repeats: int, changes: int, peer_repeats: int) -> dict[str, 
                 elapsed, count = timed(load_with_obsidiantools, root)
                 assert count == total, ("obsidiantools", count)
                 seconds["obsidiantools_connect"].append(elapsed)
+        texts = [(root / path).read_text(encoding="utf-8") for path in paths]
+        parse_ms = parse_in_memory(texts, repeats)
         update_ms = incremental_updates(root, paths, changes, seed=11)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     full_load = {
@@ -220,6 +246,7 @@ def run(total: int, repeats: int, changes: int, peer_repeats: int) -> dict[str, 
         "obsidiantools_installed": has_obsidiantools(),
         "full_load": full_load,
         "ratios": ratios,
+        "parse_in_memory_ms": parse_ms,
         "incremental_update_ms": {
             "changes": changes,
             "median": round(statistics.median(update_ms), 3),
