@@ -37,6 +37,7 @@ SENDS_WORK_AWAY = "it decides which machines the vault's tasks and notes are sen
 Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # an output note stays under the 5 MiB a note may be
 STATE_DB = "state.db"  # the metrics store, inside the `state_dir` folder
 DASK_SCHEME = "dask://"  # `executor` joins a running Dask scheduler at dask://HOST:PORT
 
@@ -177,6 +178,28 @@ class Settings:
             unsafe=SENDS_WORK_AWAY,
         ),
     ] = "thread"
+    max_output_bytes: Annotated[
+        int,
+        About(
+            "Longest output a task may write, in bytes of UTF-8; longer output is cut there"
+            " and its note says `truncated: true`. At most 4 MiB, so that the output note"
+            " stays under the 5 MiB a note may be.",
+            minimum=1024,
+            maximum=MAX_OUTPUT_BYTES,
+        ),
+    ] = MAX_OUTPUT_BYTES
+    template_workers: Annotated[
+        int,
+        About(
+            "Processes that render templates; each render may take the task's timeout.",
+            minimum=1,
+            maximum=64,
+        ),
+    ] = 2
+    template_memory_mb: Annotated[
+        int,
+        About("Memory (address space) a template process may use, in MiB.", minimum=64),
+    ] = 512
     output_folder: Annotated[
         str, About("Vault folder for outputs of tasks that name no `output`.")
     ] = "Outputs"

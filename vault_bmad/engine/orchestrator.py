@@ -304,9 +304,12 @@ class Orchestrator:
         """Write the output note on the write thread; the task is done once it is written."""
         task = flight.assignment.task
         agent_id = None if task.steps else flight.assignment.agent_id  # a run is done by its steps
-        written = self.notes.submit_output(
-            task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
-        )
+        keys = {
+            "agent": agent_id,
+            "task_id": task.id,
+            "truncated": attempt.result.truncated or None,
+        }
+        written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
         self._writing[written] = (flight, attempt)
         self._watch(written)
 

@@ -82,9 +82,10 @@ def iso_time(epoch_seconds: float) -> str:
 
 
 def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
-    """Where a task without `output:` puts its result: "Outputs/<task name> - result.md"."""
-    name = PurePosixPath(normalize_vault_path(source_task)).stem
-    return normalize_vault_path(f"{folder}/{name} - result.md")
+    """Where a task without `output:` puts its result: its note's path under "Outputs/",
+    "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that no two tasks share one."""
+    task = PurePosixPath(normalize_vault_path(source_task))
+    return normalize_vault_path(f"{folder}/{task.parent}/{task.stem} - result.md")
 
 
 class NoteWriter:
