@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, load_settings
+from vault_bmad.config import STATE_DB, STRATEGIES, load_settings
+from vault_bmad.engine.journal import invalid_marks
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.report import parse_span
+from vault_bmad.metrics.store import stored_tasks
 from vault_bmad.model.status import OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
@@ -150,9 +152,10 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
     are problems."""
-    load_settings(vault, config_file)
+    settings = load_settings(vault, config_file)
     index = VaultIndex.load(vault)
-    definitions = build_definitions(index)
+    marked = stored_tasks(vault / settings.state_dir / STATE_DB, "invalid")
+    definitions = build_definitions(index, invalid_marks(marked))
     problems = definitions.problems
     counts = {
         "notes": len(index.notes),
@@ -206,6 +209,7 @@ def run(
         payload = {
             **counts,
             "invalid": list(result.invalid),
+            "problems": [problem.as_dict() for problem in result.problems],
             "report": result.report,
             "tasks": tasks,
         }
@@ -214,8 +218,11 @@ def run(
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
             if outcome.status != "done":
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
+        reasons: dict[str, list[str]] = {}
+        for problem in result.problems:
+            reasons.setdefault(problem.path, []).append(problem.message)
         for path in result.invalid:
-            click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
+            click.echo(f"invalid: {path}: {'; '.join(reasons.get(path, []))}")
         line = ", ".join(f"{n} {status}" for status, n in counts.items())
         click.echo(
             f"{line}, {len(result.invalid)} invalid"

@@ -16,10 +16,9 @@ from pathlib import Path
 from vault_bmad.cache.tiered import LevelSpec, TieredCache
 from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.store import Store
-from vault_bmad.model.validate import build_definitions
 from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
@@ -37,9 +36,9 @@ class VaultRunResult:
     """What `run_vault` did: each task's outcome, the notes it marked invalid, its report."""
 
     summary: RunSummary
-    invalid: tuple[str, ...]  # task notes marked invalid
+    invalid: tuple[str, ...]  # invalid task notes: marked so, or left alone when read-only
     report: str | None  # the run report note written, vault-relative
-    problems: int  # every problem in the vault, task notes or not
+    problems: tuple[Problem, ...]  # every problem in the vault, task notes or not
 
 
 def state_dir(vault: Path, settings: Settings) -> Path:
@@ -111,10 +110,8 @@ def run_vault(
     """Run every `todo` task of the vault to an end state and write a run report."""
     with ExitStack() as stack:
         orchestrator = open_orchestrator(vault, settings, stack, on_event)
-        index = orchestrator.index
-        definitions = build_definitions(index)
         try:
-            invalid = orchestrator.notes.mark_invalid(index, definitions.problems)
+            definitions, invalid = orchestrator.read_vault()
             to_run = orchestrator.submit(definitions)
             if on_start is not None:
                 on_start(to_run)
@@ -125,4 +122,4 @@ def run_vault(
         report = None
         if summary.outcomes or invalid:
             report = write_run_report(orchestrator.notes, summary, definitions, invalid)
-        return VaultRunResult(summary, tuple(invalid), report, len(definitions.problems))
+        return VaultRunResult(summary, tuple(invalid), report, definitions.problems)

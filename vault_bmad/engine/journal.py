@@ -7,7 +7,7 @@ move or stop leaves behind is decided here, once; so is how a new run reads it b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import Literal
 
 from vault_bmad.engine.attempt import AttemptResult
@@ -15,11 +15,16 @@ from vault_bmad.engine.graph import Blocked
 from vault_bmad.engine.ledger import InFlight, attempt_record, credited_agent, task_state
 from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.errors import Problem
 from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
+from vault_bmad.model.tasks import task_id
+from vault_bmad.model.validate import InvalidMark
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import user_content_sha
 
 
 class TaskJournal:
@@ -36,6 +41,7 @@ class TaskJournal:
         self._on_event = on_event or (lambda event: None)
         self.outputs: dict[str, str] = {}  # task id -> output note written
         self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
+        self.invalid_marks = invalid_marks(store.tasks("invalid"))  # note path -> its mark
 
     def recover(self) -> set[str]:
         """At start: the tasks an earlier run left unfinished (the store puts them back to
@@ -59,6 +65,33 @@ class TaskJournal:
         if status == "done" and task.output and task.id not in self.outputs:
             self.outputs[task.id] = task.output
         return task if status == task.status else task.model_copy(update={"status": status})
+
+    def invalid(
+        self,
+        index: VaultIndex,
+        problems: Iterable[Problem],
+        now: float,
+        paths: Container[str] | None = None,
+    ) -> list[str]:
+        """Mark each task note with a problem invalid (`paths`: only those), remember what it
+        said then (in the store, so a restart knows), and return them all."""
+        invalid = self.notes.mark_invalid(index, problems, paths)
+        for path, error in invalid.items():
+            note = index.get(path)
+            if note is None:
+                continue
+            mark = self.invalid_marks[path] = InvalidMark(user_content_sha(note), error)
+            self.store.save_task(
+                TaskState(
+                    task_id(note),
+                    path,
+                    "invalid",
+                    error=error,
+                    updated_at=now,
+                    content_sha=mark.content_sha,
+                )
+            )
+        return sorted(invalid)
 
     def queued(self, task: TaskDef, now: float) -> None:
         self.queued_at.setdefault(task.id, now)
@@ -170,3 +203,11 @@ class TaskJournal:
         seconds: float | None = None,
     ) -> None:
         self._on_event(Event(kind, task_id, detail, agent, seconds))
+
+
+def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
+    """The latest invalid mark of each task note, from the stored states."""
+    return {
+        state.path: InvalidMark(state.content_sha or "", state.error or "")
+        for state in sorted(states, key=lambda state: state.updated_at)
+    }

@@ -28,6 +28,7 @@ from vault_bmad.metrics.records import PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.validate import build_definitions
 from vault_bmad.runtimes.base import Runtime
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter
@@ -77,6 +78,13 @@ class Orchestrator:
         self._bodies = NoteBodies(index.root)
 
     # Feeding work in.
+
+    def read_vault(self, touched: Container[str] | None = None) -> tuple[Definitions, list[str]]:
+        """The vault's definitions as the index holds it now, and its invalid task notes, each
+        marked (`touched`: only those just changed)."""
+        definitions = build_definitions(self.index, self.journal.invalid_marks)
+        invalid = self.journal.invalid(self.index, definitions.problems, self._wall(), touched)
+        return definitions, invalid
 
     def submit(self, definitions: Definitions) -> int:
         """Queue every task that should run, and return how many will; done ones count as done

@@ -25,7 +25,7 @@ from vault_bmad.runtimes.base import RuntimeOutput
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
+from vault_bmad.vault.writer import NoteWriter, iso_time, unwritable_reason, wikilink
 
 log = logging.getLogger(__name__)
 
@@ -160,24 +160,29 @@ class TaskNotes:
 
     def mark_invalid(
         self, index: VaultIndex, problems: Iterable[Problem], paths: Container[str] | None = None
-    ) -> list[str]:
-        """Write `status: invalid` and the error into each task note that failed validation.
+    ) -> dict[str, str]:
+        """Write `status: invalid` and the error into each task note that failed validation,
+        and return every such note with its error.
 
         `paths` limits this to the notes that just changed; sync conflict copies are left
         untouched, so as not to make the conflict worse. A note whose frontmatter does
         not parse gets them too when it has a `type: task` line; the writer edits it as text.
+        A note vault-bmad may not rewrite (read-only, too big, not UTF-8) is returned but
+        left as it is.
         """
         by_path: dict[str, list[str]] = {}
         for problem in problems:
             if (paths is None or problem.path in paths) and not is_conflict_copy(problem.path):
                 by_path.setdefault(problem.path, []).append(problem.message)
-        marked = []
+        invalid = {}
         for path, messages in sorted(by_path.items()):
             note = index.get(path)
-            if note is not None and (note.type == "task" or _says_task(index, note)):
-                self._write(path, {"status": "invalid", "error": "; ".join(messages)})
-                marked.append(path)
-        return marked
+            if note is None or not (note.type == "task" or _says_task(index, note)):
+                continue
+            invalid[path] = error = "; ".join(messages)
+            if not note.lossy and unwritable_reason(index.root, path) is None:
+                self._write(path, {"status": "invalid", "error": error})
+        return invalid
 
     def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
         """Queue `changes` for the note at `path`, merged into a write still waiting."""

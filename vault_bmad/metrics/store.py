@@ -8,6 +8,7 @@ read your own writes. After a crash `recover()` puts interrupted tasks back to `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -295,6 +296,19 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
+
+
+def stored_tasks(path: Path, status: str) -> list[TaskState]:
+    """The task states with `status` in the store at `path`, read without opening the store
+    for writing (as `check` does, beside a running service); [] when there is none."""
+    if not path.is_file():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE status = ?"
+            return [TaskState(*row) for row in db.execute(sql, [status]).fetchall()]
+    except sqlite3.Error:
+        return []
 
 
 def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:

@@ -12,7 +12,12 @@ from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.paths import normalize_vault_path
+from vault_bmad.vault.writer import (
+    output_note_path,
+    output_path_problem,
+    step_output_path,
+    unwritable_reason,
+)
 
 _SCALAR_KEYS = ("status", "priority", "criticality", "complexity", "timeout", "retries")
 
@@ -73,9 +78,13 @@ class _TaskReader:
                 problem("template", f"template {describe(fm['template'])} is not in the vault")
         if fm.get("output"):
             try:
-                values["output"] = normalize_vault_path(str(fm["output"]))
+                values["output"] = output_note_path(str(fm["output"]), note.path)
             except VaultPathError as exc:
                 problem("output", f"output {exc}")
+            else:
+                refused = output_path_problem(values["output"])
+                if refused is not None:
+                    problem("output", f"output {values['output']} {refused}")
         workflow = self._workflow(fm.get("workflow"), note, problem)
         task = build(
             TaskDef,
@@ -118,7 +127,7 @@ def expand_run(task: TaskDef, workflow: WorkflowDef) -> list[TaskDef]:
                 "title": f"{task.title}: {step.id}",
                 "agent": step.agent,
                 "template": step.template or task.template,
-                "output": step.creates,
+                "output": step.creates or step_output_path(task.path, step.id),
                 "depends_on": task.depends_on + tuple(step_ids[r] for r in step.requires),
                 "body": "\n\n".join(part for part in (task.body, step.notes) if part),
                 "workflow": workflow.id,
@@ -143,7 +152,13 @@ def load_tasks(
     workflows: dict[str, WorkflowDef],
     problems: list[Problem],
 ) -> dict[str, TaskDef]:
-    notes = [note for note in model_notes(index, "task") if not note.error]
+    notes = []
+    for note in model_notes(index, "task"):
+        refused = None if note.error else unwritable_reason(index.root, note.path)
+        if refused is not None:
+            problems.append(Problem(note.path, None, f"the note {refused}"))
+        elif not note.error:
+            notes.append(note)
     ids_by_path: dict[str, str] = {}
     paths_by_id: dict[str, str] = {}
     for note in notes:

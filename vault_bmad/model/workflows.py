@@ -13,7 +13,7 @@ from vault_bmad.model.definitions import StepDef, WorkflowDef
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.paths import normalize_vault_path
+from vault_bmad.vault.writer import output_note_path, output_path_problem
 
 DEFAULT_DOCS_FOLDER = "Docs"
 
@@ -45,10 +45,15 @@ class _StepReader:
         if "/" not in text:
             text = f"{DEFAULT_DOCS_FOLDER}/{text}"
         try:
-            return normalize_vault_path(text)
+            output = output_note_path(text, None)
         except VaultPathError as exc:
             self.problem(f"step '{step_id}': creates {exc}")
             return None
+        refused = output_path_problem(output)
+        if refused is not None:
+            self.problem(f"step '{step_id}': creates {output}, which {refused}")
+            return None
+        return output
 
     def template(self, step_id: str, ref: Any) -> str | None:
         if not ref:

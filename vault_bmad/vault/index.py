@@ -22,7 +22,7 @@ from typing import Any
 
 from vault_bmad.errors import ConfigError, VaultPathError
 from vault_bmad.vault.links import LinkResolver
-from vault_bmad.vault.notes import MAX_NOTE_BYTES, Note, decode_note, json_safe
+from vault_bmad.vault.notes import HEAD_BYTES, MAX_NOTE_BYTES, Note, decode_note, json_safe
 from vault_bmad.vault.syntax import Link
 
 NOTE_SUFFIX = ".md"
@@ -194,10 +194,11 @@ class VaultIndex:
             self.notes[rel_path] = self._read_note(rel_path, status.st_size)
 
     def _read_note(self, rel_path: str, size: int) -> Note:
-        if size > self.max_note_bytes:
-            return decode_note(rel_path, b"", self.max_note_bytes, size=size)
         try:
             with open(f"{self.root}/{rel_path}", "rb", buffering=0) as handle:
+                if size > self.max_note_bytes:  # only its start, for the frontmatter's `type`
+                    head = handle.read(HEAD_BYTES)
+                    return decode_note(rel_path, head, self.max_note_bytes, size=size)
                 data = handle.read(size + 1)  # one more byte tells whether it grew since stat
                 if len(data) > size:
                     size = max(os.fstat(handle.fileno()).st_size, len(data))

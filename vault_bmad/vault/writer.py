@@ -9,6 +9,7 @@ output note never replaces a note the user wrote or edited; it goes beside it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import stat
@@ -20,14 +21,14 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from vault_bmad.errors import WriteConflict
+from vault_bmad.errors import VaultPathError, WriteConflict
 from vault_bmad.vault.frontmatter_edit import (
     raw_values,
     set_frontmatter_keys,
     split_note,
     yaml_value,
 )
-from vault_bmad.vault.notes import SAFE_YAML_LOADER
+from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_safe
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
@@ -38,7 +39,12 @@ __all__ = [
     "WriteOutcome",
     "default_output_path",
     "iso_time",
+    "output_note_path",
+    "output_path_problem",
     "set_frontmatter_keys",
+    "step_output_path",
+    "unwritable_reason",
+    "user_content_sha",
     "wikilink",
 ]
 
@@ -55,6 +61,7 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
 )
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
+_ANY_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
 _MAX_SIBLINGS = 1000  # "PRD (2).md" ... before giving up
 
@@ -88,6 +95,66 @@ def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -
     return normalize_vault_path(f"{folder}/{task.parent}/{task.stem} - result.md")
 
 
+def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+    """Where a workflow step that creates no note of its own puts its result: beside its
+    run's, "Tasks/Kick off.md" -> "Outputs/Tasks/Kick off/<step id>.md"."""
+    run = PurePosixPath(default_output_path(source_task, folder))
+    return str(run.with_name(run.name.removesuffix(" - result.md")) / f"{step}.md")
+
+
+def output_note_path(output: str | None, source_task: str | None) -> str:
+    """The note a task's output goes to: its `output:` (".md" added when it names no file
+    type), or `default_output_path` of the task note."""
+    if output:
+        wanted = normalize_vault_path(output)
+    elif source_task:
+        wanted = default_output_path(source_task)
+    else:
+        raise ValueError("an output note needs a path or a source task")
+    return wanted if PurePosixPath(wanted).suffix else wanted + ".md"
+
+
+def output_path_problem(rel_path: str) -> str | None:
+    """Why an output may not go to `rel_path` (vault-relative, normalized), or None.
+
+    Outputs are notes Obsidian shows: never in a hidden folder (`.obsidian`, `.git`,
+    `.trash`, `.vault-bmad`), never a file that is not Markdown (a plugin's `main.js`,
+    `vault-bmad.toml`)."""
+    hidden = next((part for part in rel_path.split("/") if part.startswith(".")), None)
+    if hidden is not None:
+        return f"is hidden ({hidden}): vault-bmad writes only notes Obsidian shows"
+    if PurePosixPath(rel_path).suffix.lower() != ".md":
+        return "is not a Markdown note (.md)"
+    return None
+
+
+def unwritable_reason(root: Path, rel_path: str) -> str | None:
+    """Why vault-bmad may not change the note at `rel_path`, or None.
+
+    A note whose file or folder has no write permission is the user's to keep: vault-bmad
+    respects the permission bits even where it could write anyway (as root)."""
+    try:
+        path = resolve_in_vault(root, rel_path)
+        note, folder = path.stat(), path.parent.stat()
+    except (OSError, VaultPathError):
+        return None  # gone, or not a note in the vault: the caller finds out
+    if not note.st_mode & _ANY_WRITE or not os.access(path, os.W_OK):
+        return "is read-only, so vault-bmad leaves it alone; make it writable to run it"
+    if not folder.st_mode & _ANY_WRITE or not os.access(path.parent, os.W_OK | os.X_OK):
+        return "is in a read-only folder, where vault-bmad cannot save its state"
+    if note.st_size > MAX_NOTE_BYTES:
+        return "is too big for vault-bmad to rewrite"
+    return None
+
+
+def user_content_sha(note: Note) -> str:
+    """A hash of what the user wrote in a note: its body and the frontmatter keys vault-bmad
+    does not own. It stays the same across vault-bmad's own writes."""
+    theirs = {k: v for k, v in note.frontmatter.items() if k not in OWNED_TASK_KEYS}
+    text = json.dumps(json_safe(theirs), sort_keys=True, ensure_ascii=False)
+    return _text_sha(text + "\x00" + note.body)
+
+
 class NoteWriter:
     """Writes task state and output notes into the vault at `root`; safe across threads."""
 
@@ -105,13 +172,17 @@ class NoteWriter:
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
         the current text, except for keys the user changed since: those are kept. With
-        read_text None every change is applied. Raises WriteConflict if the note is gone.
+        read_text None every change is applied. Raises WriteConflict if the note is gone
+        or may not be changed (`unwritable_reason`).
         """
         not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
         if not_owned:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
         path = resolve_in_vault(self.root, rel)
+        refused = unwritable_reason(self.root, rel)
+        if refused is not None:
+            raise WriteConflict(f"{rel} {refused}")
         with self._lock_for(rel):
             for _ in range(_MAX_RACES):
                 current = _read_text(path, rel)
@@ -142,14 +213,10 @@ class NoteWriter:
         since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
-        if rel_path:
-            wanted = normalize_vault_path(rel_path)
-        elif task_rel:
-            wanted = default_output_path(task_rel)
-        else:
-            raise ValueError("an output note needs a path or a source task")
-        if not PurePosixPath(wanted).suffix:
-            wanted += ".md"
+        wanted = output_note_path(rel_path, task_rel)
+        refused = output_path_problem(wanted)
+        if refused is not None:
+            raise VaultPathError(f"output {wanted} {refused}")
         keys: dict[str, object | None] = {
             "source_task": wikilink(task_rel) if task_rel else None,
             "generated_by": GENERATED_BY,
@@ -159,7 +226,12 @@ class NoteWriter:
         for candidate in _sibling_paths(wanted):
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
-                existing = _read_text(path, candidate)
+                if unwritable_reason(self.root, candidate) is not None:
+                    continue  # read-only, too big: not vault-bmad's to replace
+                try:
+                    existing = _read_text(path, candidate)
+                except WriteConflict:
+                    continue  # not UTF-8: not a note vault-bmad wrote
                 if existing is not None and not _is_unedited_output(existing):
                     continue
                 new_text = _output_text(existing, keys, body)
