@@ -8,6 +8,7 @@ one place, whatever executor runs the work.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -58,7 +59,11 @@ class Orchestrator:
     ) -> None:
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
+        self._reruns: queue.SimpleQueue[str] = queue.SimpleQueue()  # notes set back to todo
+        self._rerun_when_ended: set[str] = set()  # task ids
+        self.notes = TaskNotes(
+            NoteWriter(index.root), on_written=index.update, on_rerun=self._reruns.put
+        )
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
@@ -106,6 +111,7 @@ class Orchestrator:
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
         new: list[TaskDef] = []
+        settled: dict[str, bool] = {}  # note path -> its edit asks for a re-run
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
                 new.append(self.journal.resumed(task, ()))
@@ -113,8 +119,12 @@ class Orchestrator:
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
             if rerun and phase in OUTCOMES:
-                self.journal.reopened(task)
-                self._apply(self.scheduler.reopen(task))
+                if task.path not in settled:  # the run's note and its steps: decided once
+                    settled[task.path] = task.status == "invalid" or self.notes.settle_edit(
+                        task.path
+                    )
+                if settled[task.path]:
+                    self._reopen(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
                 self.scheduler.update(task)
         if new:
@@ -126,15 +136,19 @@ class Orchestrator:
     # The loop.
 
     def run_until_idle(self) -> RunSummary:
-        """Run everything submitted to an end state."""
+        """Run everything submitted to an end state, and again what the user set back to
+        `todo` meanwhile."""
         while self.scheduler.pending():
-            self.step()
-        self.notes.flush()
+            while self.scheduler.pending():
+                self.step()
+            self.notes.flush()  # a write-back may find a note set back to todo
+            self._take_reruns()
         self.summary.ended = self._wall()
         return self.summary
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
+        self._take_reruns()
         if self.accepting:
             self._dispatch()
         wait_for = max_wait
@@ -227,6 +241,33 @@ class Orchestrator:
         self._completions.watch(future)
         return True
 
+    def _take_reruns(self) -> None:
+        """Run again the tasks whose note the user set back to `todo` while vault-bmad had
+        them (a write-back kept their `todo`): now if they ended, or once they end."""
+        while True:
+            try:
+                path = self._reruns.get_nowait()
+            except queue.Empty:
+                return
+            for task in [t for t in self.definitions.tasks.values() if t.path == path]:
+                if not self.scheduler.knows(task.id):
+                    continue
+                if self.scheduler.phase(task.id) in OUTCOMES:
+                    self._reopen(task)
+                else:
+                    self._rerun_when_ended.add(task.id)
+
+    def _reopen(self, task: TaskDef) -> None:
+        self._rerun_when_ended.discard(task.id)
+        self.journal.reopened(task)
+        self._apply(self.scheduler.reopen(task))
+
+    def _rerun_if_asked(self, task_id: str) -> None:
+        task = self.definitions.tasks.get(task_id)
+        ended = self.scheduler.phase(task_id) in OUTCOMES
+        if task is not None and task_id in self._rerun_when_ended and ended:
+            self._reopen(task)
+
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
         """Stop tracking an attempt; tasks held for its result queue again."""
         flight = self._running.pop(future)
@@ -269,6 +310,7 @@ class Orchestrator:
         seconds = ended - flight.started
         measured = attempt.cache == "miss" and not task.steps  # the agent's own work
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
+        self._rerun_if_asked(task.id)
 
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
         assignment = flight.assignment
@@ -286,6 +328,7 @@ class Orchestrator:
         else:
             self.journal.failed(flight, error, ended)
         self._apply(change)
+        self._rerun_if_asked(assignment.task.id)
 
     def _expire_overdue(self) -> None:
         now = self._clock()

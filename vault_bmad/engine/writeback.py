@@ -25,7 +25,15 @@ from vault_bmad.runtimes.base import RuntimeOutput
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.writer import NoteWriter, iso_time, unwritable_reason, wikilink
+from vault_bmad.vault.writer import (
+    NoteWriter,
+    is_stale_copy,
+    iso_time,
+    owned_values,
+    read_note_text,
+    unwritable_reason,
+    wikilink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +53,14 @@ class TaskNotes:
     module docstring. `close` (or `flush`) before reading the notes back."""
 
     def __init__(
-        self, writer: NoteWriter, on_written: Callable[[str], object] | None = None
+        self,
+        writer: NoteWriter,
+        on_written: Callable[[str], object] | None = None,
+        on_rerun: Callable[[str], object] | None = None,
     ) -> None:
         self.writer = writer
         self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
+        self._on_rerun = on_rerun or (lambda path: None)  # see `_write_now`; any thread
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
         self._pending: dict[str, dict[str, object | None]] = {}  # path -> changes to write
         self._pending_lock = threading.Lock()
@@ -93,6 +105,22 @@ class TaskNotes:
         OSError if the note cannot be written."""
         written = self._state_thread.submit(self.writer.update, task.path, {"status": "todo"}, None)
         self._seen[task.path] = written.result().text
+
+    def settle_edit(self, path: str) -> bool:
+        """The user saved the note of an ended task saying `status: todo`: True when that
+        asks for a re-run; False when the file is an old copy of the note (an editor wrote
+        back what it had open, `writer.is_stale_copy`), whose keys are then put back."""
+        seen = self._seen.get(path)
+        try:
+            current = read_note_text(self.writer.root, path)
+        except (VaultBmadError, OSError):
+            return True
+        if seen is None or current is None or not is_stale_copy(seen, current):
+            return True
+        self._seen.pop(path, None)  # the restoring write goes onto the note as it is
+        self._write(path, owned_values(seen))
+        log.info("%s: an old copy of the note was saved over it; its state is put back", path)
+        return False
 
     def forget(self, path: str) -> None:
         """The engine has acted on the user's edit of this note (a re-run): the next write
@@ -211,7 +239,11 @@ class TaskNotes:
         self._seen[path] = outcome.text
         if outcome.written:
             self._on_written(path)
-        if outcome.kept:
+        if outcome.restored:
+            log.info("%s: an old copy of the note was saved over it; its state is put back", path)
+        elif "status" in outcome.kept and owned_values(outcome.text)["status"] == "todo":
+            self._on_rerun(path)  # set back to todo while vault-bmad had it: run it again
+        elif outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
 
 

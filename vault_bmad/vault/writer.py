@@ -28,7 +28,7 @@ from vault_bmad.vault.frontmatter_edit import (
     split_note,
     yaml_value,
 )
-from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_safe
+from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_safe, parse_note
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
@@ -38,9 +38,12 @@ __all__ = [
     "NoteWriter",
     "WriteOutcome",
     "default_output_path",
+    "is_stale_copy",
     "iso_time",
     "output_note_path",
     "output_path_problem",
+    "owned_values",
+    "read_note_text",
     "set_frontmatter_keys",
     "step_output_path",
     "unwritable_reason",
@@ -59,6 +62,7 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "cache",
     "result",
 )
+_OWNED: dict[str, object] = dict.fromkeys(OWNED_TASK_KEYS)
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
 _ANY_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -75,6 +79,7 @@ class WriteOutcome:
     merged: bool  # the note had changed since read_text; changes went into the new text
     kept: tuple[str, ...]  # keys the user changed since read_text, left as the user set them
     text: str  # the note's text now: pass it as read_text to the next update
+    restored: bool = False  # an old copy had been saved over the note; the keys were put back
 
 
 def wikilink(rel_path: str) -> str:
@@ -171,9 +176,10 @@ class NoteWriter:
 
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
-        the current text, except for keys the user changed since: those are kept. With
-        read_text None every change is applied. Raises WriteConflict if the note is gone
-        or may not be changed (`unwritable_reason`).
+        the current text, except for keys the user changed since: those are kept. But when
+        the file is an old copy of the note (`is_stale_copy`), every owned key is put back
+        as read_text had it, with the changes. With read_text None every change is applied.
+        Raises WriteConflict if the note is gone or may not be changed (`unwritable_reason`).
         """
         not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
         if not_owned:
@@ -190,12 +196,16 @@ class NoteWriter:
                     raise WriteConflict(f"{rel} was deleted before vault-bmad could update it")
                 merged = read_text is not None and current != read_text
                 kept = _keys_changed_between(read_text, current, changes) if merged else ()
-                applied = {key: value for key, value in changes.items() if key not in kept}
+                restored = bool(kept) and is_stale_copy(read_text or "", current)
+                if restored:
+                    kept, applied = (), {**owned_values(read_text or ""), **changes}
+                else:
+                    applied = {key: value for key, value in changes.items() if key not in kept}
                 new_text = set_frontmatter_keys(current, applied)
                 if new_text == current:
-                    return WriteOutcome(rel, False, merged, kept, current)
+                    return WriteOutcome(rel, False, merged, kept, current, restored)
                 if self._replace(path, rel, new_text, expected=current):
-                    return WriteOutcome(rel, True, merged, kept, new_text)
+                    return WriteOutcome(rel, True, merged, kept, new_text, restored)
         raise WriteConflict(f"{rel} kept changing while vault-bmad was writing to it")
 
     def write_output(
@@ -285,6 +295,34 @@ class NoteWriter:
             raise
         _fsync_folder(path.parent)
         return True
+
+
+def is_stale_copy(before: str, after: str) -> bool:
+    """Whether `after` is an old copy of the note saved over `before` (an editor writing back
+    the text it had open): what the user wrote is the same, and owned keys other than
+    `status` went back too. A deliberate edit changes what the user wrote, or only `status`.
+    """
+    old, new = parse_note("", before), parse_note("", after)
+    if old.error or new.error or user_content_sha(old) != user_content_sha(new):
+        return False
+    return bool(set(_keys_changed_between(before, after, _OWNED)) - {"status"})
+
+
+def owned_values(text: str) -> dict[str, object | None]:
+    """The value of each key vault-bmad owns in the note's frontmatter (None: absent)."""
+    parts = split_note(text)
+    try:
+        data = yaml.load(parts.yaml, Loader=SAFE_YAML_LOADER) if parts is not None else None
+    except yaml.YAMLError:
+        data = None
+    found = data if isinstance(data, dict) else {}
+    return {key: found.get(key) for key in OWNED_TASK_KEYS}
+
+
+def read_note_text(root: Path, rel_path: str) -> str | None:
+    """A note's exact text, or None when it is gone; WriteConflict when it is not UTF-8."""
+    rel = normalize_vault_path(rel_path)
+    return _read_text(resolve_in_vault(root, rel), rel)
 
 
 def _read_text(path: Path, rel: str) -> str | None:
