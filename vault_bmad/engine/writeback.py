@@ -208,7 +208,7 @@ class TaskNotes:
             if note is None or not (note.type == "task" or _says_task(index, note)):
                 continue
             invalid[path] = error = "; ".join(messages)
-            if not note.lossy and unwritable_reason(index.root, path) is None:
+            if not note.lossy and unwritable_reason(index.root / path) is None:
                 self._write(path, {"status": "invalid", "error": error})
         return invalid
 

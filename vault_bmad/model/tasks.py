@@ -154,7 +154,7 @@ def load_tasks(
 ) -> dict[str, TaskDef]:
     notes = []
     for note in model_notes(index, "task"):
-        refused = None if note.error else unwritable_reason(index.root, note.path)
+        refused = None if note.error else unwritable_reason(index.root / note.path)
         if refused is not None:
             problems.append(Problem(note.path, None, f"the note {refused}"))
         elif not note.error:

@@ -133,16 +133,15 @@ def output_path_problem(rel_path: str) -> str | None:
     return None
 
 
-def unwritable_reason(root: Path, rel_path: str) -> str | None:
-    """Why vault-bmad may not change the note at `rel_path`, or None.
+def unwritable_reason(path: Path) -> str | None:
+    """Why vault-bmad may not change the note at `path` (inside the vault), or None.
 
     A note whose file or folder has no write permission is the user's to keep: vault-bmad
     respects the permission bits even where it could write anyway (as root)."""
     try:
-        path = resolve_in_vault(root, rel_path)
         note, folder = path.stat(), path.parent.stat()
-    except (OSError, VaultPathError):
-        return None  # gone, or not a note in the vault: the caller finds out
+    except OSError:
+        return None  # gone: the caller finds out
     if not note.st_mode & _ANY_WRITE or not os.access(path, os.W_OK):
         return "is read-only, so vault-bmad leaves it alone; make it writable to run it"
     if not folder.st_mode & _ANY_WRITE or not os.access(path.parent, os.W_OK | os.X_OK):
@@ -186,7 +185,7 @@ class NoteWriter:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
         path = resolve_in_vault(self.root, rel)
-        refused = unwritable_reason(self.root, rel)
+        refused = unwritable_reason(path)
         if refused is not None:
             raise WriteConflict(f"{rel} {refused}")
         with self._lock_for(rel):
@@ -236,7 +235,7 @@ class NoteWriter:
         for candidate in _sibling_paths(wanted):
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
-                if unwritable_reason(self.root, candidate) is not None:
+                if unwritable_reason(path) is not None:
                     continue  # read-only, too big: not vault-bmad's to replace
                 try:
                     existing = _read_text(path, candidate)
