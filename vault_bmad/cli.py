@@ -19,10 +19,9 @@ import click
 
 from vault_bmad import __version__
 from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
-from vault_bmad.engine.journal import invalid_marks
 from vault_bmad.errors import ConfigError, Problem, VaultBmadError
 from vault_bmad.metrics.report import parse_span
-from vault_bmad.metrics.store import stored_tasks
+from vault_bmad.metrics.store import invalid_marks, stored_tasks
 from vault_bmad.model.status import OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress

@@ -18,7 +18,7 @@ from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import Problem
 from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import TaskState
-from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.store import Store, invalid_marks
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
 from vault_bmad.model.tasks import task_id
@@ -203,11 +203,3 @@ class TaskJournal:
         seconds: float | None = None,
     ) -> None:
         self._on_event(Event(kind, task_id, detail, agent, seconds))
-
-
-def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
-    """The latest invalid mark of each task note, from the stored states."""
-    return {
-        state.path: InvalidMark(state.content_sha or "", state.error or "")
-        for state in sorted(states, key=lambda state: state.updated_at)
-    }

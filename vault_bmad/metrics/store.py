@@ -32,6 +32,7 @@ from sqlite_utils import Database
 from vault_bmad.errors import StoreDamaged, VaultBmadError
 from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.model.status import IN_PROGRESS
+from vault_bmad.model.validate import InvalidMark
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -336,6 +337,14 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
+
+
+def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
+    """The latest invalid mark of each task note (by path), from stored `invalid` states."""
+    return {
+        state.path: InvalidMark(state.content_sha or "", state.error or "")
+        for state in sorted(states, key=lambda state: state.updated_at)
+    }
 
 
 def stored_tasks(path: Path, status: str) -> list[TaskState]:
