@@ -149,7 +149,7 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
-    are problems."""
+    are errors (warnings only say how something doubtful was read)."""
     load_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
@@ -166,8 +166,11 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
         for problem in problems:
             click.echo(str(problem))
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
-    sys.exit(1 if problems else 0)
+        warnings = sum(not p.is_error for p in problems)
+        of_which = f" ({warnings} warning{'' if warnings == 1 else 's'})" if warnings else ""
+        plural = "" if len(problems) == 1 else "s"
+        click.echo(f"{summary}, {len(problems)} problem{plural}{of_which}")
+    sys.exit(1 if any(p.is_error for p in problems) else 0)
 
 
 @main.command()

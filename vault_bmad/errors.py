@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """Something wrong with one note: shown by `check`, written into the note, served by the API."""
+    """Something wrong with one note: shown by `check`, written into the note, served by the API.
+
+    An error keeps what it names out of the run (`check` exits 1); a warning says how
+    vault-bmad read something doubtful, and changes nothing else.
+    """
 
     path: str  # vault-relative, with "/"
     line: int | None
     message: str
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
+        label = "" if self.is_error else "warning: "
+        return f"{where}: {label}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "line": self.line, "message": self.message}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+def warning(path: str, line: int | None, message: str) -> Problem:
+    return Problem(path, line, message, "warning")
 
 
 class VaultBmadError(Exception):

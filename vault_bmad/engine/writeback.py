@@ -167,6 +167,8 @@ class TaskNotes:
         """
         by_path: dict[str, list[str]] = {}
         for problem in problems:
+            if not problem.is_error:
+                continue  # a warning says how a note was read; the note still runs
             if (paths is None or problem.path in paths) and not is_conflict_copy(problem.path):
                 by_path.setdefault(problem.path, []).append(problem.message)
         marked = []

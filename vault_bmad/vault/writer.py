@@ -39,6 +39,7 @@ __all__ = [
     "default_output_path",
     "iso_time",
     "set_frontmatter_keys",
+    "step_output_path",
     "wikilink",
 ]
 
@@ -85,6 +86,13 @@ def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -
     """Where a task without `output:` puts its result: "Outputs/<task name> - result.md"."""
     name = PurePosixPath(normalize_vault_path(source_task)).stem
     return normalize_vault_path(f"{folder}/{name} - result.md")
+
+
+def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+    """Where a workflow step without a note of its own to create puts its result:
+    "Outputs/<name of the task that started the run>/<step id>.md"."""
+    name = PurePosixPath(normalize_vault_path(source_task)).stem
+    return normalize_vault_path(f"{folder}/{name}/{step}.md")
 
 
 class NoteWriter:
