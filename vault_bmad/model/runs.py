@@ -58,7 +58,7 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
         reason = ended_by or skip_reason(step, options)
         route = None if reason else chosen_route(step, options)
         epics = options.epics if step.repeats and options.epics and not reason else ("",)
-        after = [i for s in step.after for i in ids.get(s, ())]
+        after = [i for s in step.after for i in ids.get(s, ())[-1:]]  # a repeat's last turn
         reads = [i for s in step.requires for i in versions.get(s, ())]
         earlier = versions.get(step.updates or "", [])
         updates = earlier[-1] if earlier else None
