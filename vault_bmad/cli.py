@@ -20,7 +20,7 @@ from vault_bmad import __version__
 from vault_bmad.config import STRATEGIES, load_settings
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.report import parse_span
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import ENDED_WELL, OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
@@ -191,7 +191,8 @@ def run(
 ) -> None:
     """Run every `todo` task to an end state, write the results back, then exit.
 
-    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
+    Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
+    invalid.
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -215,7 +216,7 @@ def run(
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status != "done":
+            if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
         for path in result.invalid:
             click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
@@ -224,7 +225,8 @@ def run(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
+    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
+    sys.exit(0 if ended_well and not result.invalid else 1)
 
 
 @main.command("report")

@@ -55,6 +55,7 @@ class SchedulerChange:
 
     queued: tuple[str, ...] = ()  # became ready and wait in the queue
     blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
+    skipped: tuple[str, ...] = ()  # submitted skipped: ended without running
     retry: bool = False  # the failed attempt will be tried again
     retry_at: float | None = None  # not before this time (backoff)
     health: tuple[HealthChange, ...] = ()
@@ -135,7 +136,8 @@ class Scheduler:
                 self._enqueue(task_id)
         for task_id in change.ready:
             self._enqueue(task_id)
-        return SchedulerChange(queued=change.ready, blocked=change.blocked)
+        ended = tuple(t.id for t in batch if t.id in skipped)
+        return SchedulerChange(queued=change.ready, blocked=change.blocked, skipped=ended)
 
     def dispatch(self, limit: int | None = None) -> list[Assignment]:
         """Assignments to start now: probes first, then the best queued work that fits."""

@@ -180,11 +180,13 @@ class _Sequence:
                 choice = self.reader.agent_choice(f"{step_id}/{name}", spec["agent"], line)
             if choice is None:
                 return None
+            uses = tuple(text_items(spec.get("uses")))
             routes.append(
                 Route(
                     name=str(name),
                     agent=choice.agent or (choice.alternatives[:1] or (None,))[0],
-                    uses=tuple(text_items(spec.get("uses"))),
+                    uses=uses,
+                    context=self.reader.used_notes(uses, choice),
                     notes=str(spec.get("notes") or "").strip(),
                     ends_run=spec.get("continue") is None,
                 )

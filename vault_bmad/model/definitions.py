@@ -69,6 +69,7 @@ class Route(Definition):
     name: str
     agent: str | None = None  # agent id doing the route's work; None: nothing to do but read
     uses: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()  # vault-relative notes: the `uses` found in the vault
     notes: str = ""
     ends_run: bool = True  # BMAD routes end the workflow unless `continue: to_next_step`
 

@@ -51,6 +51,7 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
     """One task per step (per epic for a step that repeats), then the starting task,
     which ends when they all have."""
     ids: dict[str, list[str]] = {}  # step id -> its tasks' ids
+    turn: dict[str, list[str]] = {}  # step id -> the tasks a step after it waits for
     versions: dict[str, list[str]] = {}  # step id -> the tasks whose outputs stand for it
     ended_by: str | None = None  # a route taken that ends the workflow
     tasks: list[TaskDef] = []
@@ -58,7 +59,8 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
         reason = ended_by or skip_reason(step, options)
         route = None if reason else chosen_route(step, options)
         epics = options.epics if step.repeats and options.epics and not reason else ("",)
-        after = [i for s in step.after for i in ids.get(s, ())[-1:]]  # a repeat's last turn
+        after = list(dict.fromkeys(i for s in step.after for i in turn.get(s, ())))
+        turn[step.id] = after  # a skipped step ends in its turn: after these
         reads = [i for s in step.requires for i in versions.get(s, ())]
         earlier = versions.get(step.updates or "", [])
         updates = earlier[-1] if earlier else None
@@ -68,7 +70,9 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
         for number, epic in enumerate(epics, start=1):
             step_id = f"{step.id}-{number}" if epic else step.id
             task_id = f"{task.id}/{step_id}"
-            body = [task.body, step.notes, *_activities(step, options)]
+            guidance = step.guidance and not (route and route.agent)
+            request = [] if guidance else [task.body]  # guidance is read by people, not agents
+            body = [*request, step.notes, *_activities(step, options)]
             body += [f"Epic {number} of {len(epics)}: {epic}"] if epic else []
             body += _routes_text(step, route)
             tasks.append(
@@ -78,13 +82,17 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
                         "title": f"{task.title}: {step_id}",
                         "agent": route.agent if route and route.agent else step.agent,
                         "alternatives": () if route and route.agent else step.alternatives,
-                        "guidance": step.guidance and not (route and route.agent),
+                        "guidance": guidance,
                         "template": step.template or task.template,
                         "output": _numbered(step.creates, number if epic else 0)
                         or step_output_path(task.path, step_id),
                         "depends_on": tuple(dict.fromkeys((*task.depends_on, *after))),
                         "reads": tuple(dict.fromkeys((*task.depends_on, *reads))),
-                        "context": tuple(dict.fromkeys((*task.context, *step.context))),
+                        "context": tuple(
+                            dict.fromkeys(
+                                (*task.context, *step.context, *(route.context if route else ()))
+                            )
+                        ),
                         "updates": updates,
                         "body": "\n\n".join(part for part in body if part),
                         "workflow": workflow.id,
@@ -94,7 +102,8 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
                 )
             )
             ids[step.id].append(task_id)
-            after = [task_id]  # the next epic's turn comes after this one's
+            if not reason:
+                after = turn[step.id] = [task_id]  # the next epic's turn comes after this one's
         if route and route.ends_run:
             ended_by = f"route {route.name} of step {step.id} ends the workflow"
     step_ids = tuple(task.id for task in tasks)

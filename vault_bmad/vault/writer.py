@@ -145,8 +145,8 @@ class NoteWriter:
 
         `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
         is the task note's path (None for a note of vault-bmad's own, such as a report).
-        A note at that path that vault-bmad did not write, or whose body was edited
-        since, is left alone: the output goes to "Name (2).md".
+        A note at that path that vault-bmad did not write for this same task, or whose
+        body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
         if rel_path:
@@ -167,7 +167,7 @@ class NoteWriter:
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
                 existing = _read_text(path, candidate)
-                if existing is not None and not _is_unedited_output(existing):
+                if existing is not None and not _is_unedited_output(existing, keys):
                     continue
                 new_text = _output_text(existing, keys, body)
                 if new_text == existing:
@@ -257,7 +257,8 @@ def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
     return {key: ("written", written[key]) if key in written else None for key in keys}
 
 
-def _is_unedited_output(text: str) -> bool:
+def _is_unedited_output(text: str, keys: Mapping[str, object | None]) -> bool:
+    """An output note vault-bmad wrote for the same source task, its body as written."""
     parts = split_note(text)
     if parts is None:
         return False
@@ -268,6 +269,7 @@ def _is_unedited_output(text: str) -> bool:
     return (
         isinstance(data, dict)
         and data.get("generated_by") == GENERATED_BY
+        and data.get("source_task") == keys.get("source_task")
         and data.get("content_sha") == _body_sha(parts.body)
     )
 
