@@ -7,11 +7,15 @@ activities, pseudo-artifacts, qualifiers, updates, validates, uses and repeats.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import frontmatter
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import WriteNote
+from vault_bmad.cli import main
 from vault_bmad.engine.balancer import Balancer
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.validate import build_definitions
@@ -373,3 +377,101 @@ def test_unknown_agents_in_alternatives(vault: Path, write: WriteNote) -> None:
     [problem] = [p for p in defs.problems if p.path.endswith("small.yaml")]
     assert problem.is_error and "unknown agent nobody/noone" in problem.message
     assert defs.workflows == {}
+
+
+def test_a_run_of_every_construct_ends_well(vault: Path, write: WriteNote) -> None:
+    options = (
+        "conditions: [prd_needs_changes, user_wants_ai_generation, po_checklist_issues]\n"
+        "include_optional: true\nepics: [Payments, Search]\n"
+    )
+    vault_with(vault, write, options)
+    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    tasks = {tid.removeprefix("tasks/go/"): t for tid, t in report["tasks"].items()}
+    assert {t["status"] for t in tasks.values()} == {"done"}
+    assert tasks["review_draft_story"]["agent"] in {"analyst", "pm"}
+    assert tasks["update-any_flagged_documents"]["agent"] in set(AGENTS)  # various
+    # the new version names the one it revises, which stays as the PM wrote it
+    prd = frontmatter.load(vault / "Docs/prd.md")
+    update = frontmatter.load(vault / tasks["update-prd"]["output"])
+    assert update["updates"] == "[[Docs/prd]]"
+    assert prd["task_id"] == "tasks/go/prd" and prd.content != update.content
+    assert "## Output of Docs/prd.md" in update.content  # it read the earlier one
+    assert tasks["story-1"]["output"] == "Docs/story-1.md"
+    assert "Epic 2 of 2: Search" in (vault / "Docs/story-2.md").read_text()
+    po = (vault / tasks["validate-all_artifacts"]["output"]).read_text()
+    assert "Everything is consistent" in po  # the checklist it uses was handed over
+
+
+NATIVE = """
+    ---
+    type: workflow
+    id: native
+    steps:
+      - id: brief
+        agent: analyst
+      - id: prd
+        agent: pm
+        requires: [brief]
+        creates: Docs/PRD.md
+      - id: review
+        agent: analyst/pm
+        requires: [prd]
+        optional: true
+      - id: polish
+        agent: various
+        requires: [prd]
+        condition: wants_polish
+    ---
+    """
+
+
+def test_native_steps_without_creates_write_their_own_notes(vault: Path, write: WriteNote) -> None:
+    vault_with(vault, write, "")
+    write("Workflows/Native.md", NATIVE)
+    for name in ("One", "Two"):
+        write(
+            f"Tasks/{name}.md",
+            "---\ntype: task\nworkflow: native\nconditions: [wants_polish]\n---\n",
+        )
+    (vault / "Tasks/Go.md").unlink()
+    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    tasks = json.loads(result.stdout)["tasks"]
+    assert tasks["tasks/one/review"]["status"] == "skipped"  # optional
+    assert tasks["tasks/one/polish"]["status"] == "done"
+    outputs = [t["output"] for t in tasks.values() if t["output"]]
+    assert len(outputs) == len(set(outputs)) == 8  # 3 steps and a summary, twice
+    assert tasks["tasks/one/brief"]["output"] == "Outputs/One/brief.md"
+    assert tasks["tasks/one"]["output"] == "Outputs/One - result.md"
+    # both runs create Docs/PRD.md: the second goes beside the first, which stays
+    assert {tasks["tasks/one/prd"]["output"], tasks["tasks/two/prd"]["output"]} == {
+        "Docs/PRD.md",
+        "Docs/PRD (2).md",
+    }
+    for note in ("Docs/PRD.md", "Docs/PRD (2).md"):
+        assert frontmatter.load(vault / note)["task_id"] in {"tasks/one/prd", "tasks/two/prd"}
+
+
+def test_two_steps_creating_one_note_is_an_error(vault: Path, write: WriteNote) -> None:
+    write(
+        "Workflows/Native.md",
+        NATIVE.replace("agent: analyst\n", "agent: analyst\n        creates: Docs/PRD.md\n"),
+    )
+    defs = vault_with(vault, write, "")
+    [problem] = [p for p in defs.problems if p.path == "Workflows/Native.md"]
+    assert problem.message.startswith("steps 'brief' and 'prd' both create Docs/PRD.md")
+    assert "native" not in defs.workflows
+
+
+def test_a_task_the_user_skipped_counts_as_ended(vault: Path, write: WriteNote) -> None:
+    write("Agents/Solo.md", "---\ntype: agent\n---\n")
+    write("Tasks/First.md", "---\ntype: task\nstatus: skipped\nagent: solo\n---\n")
+    write("Tasks/Then.md", "---\ntype: task\nagent: solo\ndepends_on: ['[[First]]']\n---\n")
+    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["tasks"]) == {"tasks/then"}
+    assert report["tasks"]["tasks/then"]["status"] == "done"
+    assert frontmatter.load(vault / "Tasks/First.md")["status"] == "skipped"

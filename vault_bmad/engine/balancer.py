@@ -155,7 +155,7 @@ class Balancer:
         """Agents this task may go to, health and load aside: the alternatives it names
         (BMAD's `analyst/pm`), else those whose expertise fits."""
         if task.agent is None and task.alternatives:
-            return frozenset(task.alternatives) & self._order.keys()
+            return frozenset(a for a in task.alternatives if a in self._order)
         if task.agent is None:
             return self.matcher.qualifying(task, self.min_match)
         others = {a: s for a, s in self.matcher.relative(task).items() if a != task.agent}

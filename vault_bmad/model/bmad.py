@@ -175,9 +175,14 @@ def persona_text(persona: dict[str, Any], principles: list[str]) -> str:
 
 
 def text_items(value: Any) -> list[str]:
-    """A YAML or TOML list of texts, or one text, as a list; missing or empty gives []."""
+    """A YAML or TOML list of texts, or one text, as a list; missing or empty gives [].
+    YAML reads `- CRITICAL: Story has...` as a mapping: it is the text it was written as."""
     items = value if isinstance(value, list) else [value]
-    return [str(item) for item in items if item not in (None, "")]
+    return [
+        "; ".join(f"{k}: {v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
+        for item in items
+        if item not in (None, "")
+    ]
 
 
 def _expertise(title: Any, focus: Any) -> tuple[str, ...]:
