@@ -3,6 +3,7 @@ they load, and its workflows run to an end with the template runtime, offline.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -156,13 +157,13 @@ def test_greenfield_fullstack_runs_as_bmad_means_it(vault: Path) -> None:
         "repeat_development_cycle",
         "workflow_end",
     ]
-    for before, after in zip(ran, ran[1:], strict=False):
+    for before, after in itertools.pairwise(ran):
         assert after["started_at"] >= before["completed_at"], after["task_id"]
     assert run["started_at"] == ran[0]["started_at"]
     assert run["completed_at"] >= ran[-1]["completed_at"]
     # every step that ran has its own, non-empty output note; the summary has its own
     outputs = [t["output"] for t in ran]
-    assert len(set(outputs + [run["output"]])) == len(outputs) + 1
+    assert len(set([*outputs, run["output"]])) == len(outputs) + 1
     for step in ran:
         note = frontmatter.load(vault / step["output"])
         assert note.content.strip() and note["task_id"] == step["task_id"]

@@ -7,6 +7,7 @@ activities, pseudo-artifacts, qualifiers, updates, validates, uses and repeats.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -278,7 +279,7 @@ def test_repeats_once_per_epic_else_once(
     stories = [step for step in tasks if step.startswith("story")]
     assert stories == expected
     assert short(tasks[stories[0]].depends_on) == ["sharded_docs"]
-    for before, story in zip(stories, stories[1:], strict=False):
+    for before, story in itertools.pairwise(stories):
         assert short(tasks[story].depends_on) == [before]  # one epic after another
     assert short(tasks["review_draft_story"].depends_on) == [stories[-1]]
     assert short(tasks["implementation_files"].reads) == stories
