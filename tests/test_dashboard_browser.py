@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "overview.png"
 HOSTILE = "<img src=x onerror=alert(1)>"
 AGENTS = ("analyst", "architect", "dev", "pm", "qa", "ux-expert")
-SETTLED = {"done", "failed", "blocked"}
+SETTLED = {"done", "failed", "blocked", "skipped"}
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"

@@ -50,7 +50,7 @@ def attempts(vault: Path) -> list[dict[str, object]]:
 
 def test_sample_vault_runs_in_dependency_order(sample_vault: Path) -> None:
     result = run_vault(sample_vault, settings_for(sample_vault))
-    assert result.summary.count("done") == 11
+    assert result.summary.count("done") == 12
     assert result.invalid == ()
     rows = {row["task_id"]: row for row in attempts(sample_vault)}
     deps = {
@@ -216,7 +216,7 @@ def test_invalid_note_is_marked_and_run_exits_1(vault: Path, write: WriteNote) -
 def test_cli_plain_lines_when_not_a_terminal(sample_vault: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(sample_vault), "--workers", "2"])
     assert result.exit_code == 0, result.output
-    assert "11 done, 0 failed, 0 blocked, 0 skipped, 0 invalid" in result.output
+    assert "12 done, 0 failed, 0 blocked, 1 skipped, 0 invalid" in result.output
     assert "started tasks/research-the-market" in result.output
 
 

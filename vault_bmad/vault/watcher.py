@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -107,6 +108,12 @@ class VaultWatcher:
                 raise ConfigError(f"vault folder not found: {self.root}")
             self._debouncer.take()  # anything left from an earlier run is stale
             self._stopping = False
+            # A folder made inside the vault (Outputs/<task>/) can be added to inotify twice,
+            # by its creation event and by the walk of its parent; watchdog warns, and the
+            # second add is harmless (it replaces the first), so the warning is noise.
+            warnings.filterwarnings(
+                "ignore", "Callback with id .* already exists for watch", RuntimeWarning
+            )
             observer = Observer()
             observer.schedule(
                 _Handler(self._receive),
