@@ -331,9 +331,10 @@ class Orchestrator:
             task = self.definitions.tasks.get(blocked.task_id)
             if task is not None:
                 self.journal.blocked(task, blocked, now)
-        for task_id in change.skipped:
+        for task_id in change.skipped:  # news only in a run that runs, not one long done
             task = self.definitions.tasks.get(task_id)
-            if task is not None and task.step:  # a task the user skipped is not news
+            run = task.run_id if task is not None else None
+            if task and run and self.scheduler.knows(run) and self.scheduler.phase(run) != "done":
                 self.journal.skipped(task, now)
 
     def sample_cache(self) -> None:

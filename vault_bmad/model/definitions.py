@@ -148,6 +148,11 @@ class TaskDef(Definition):
         return not (self.steps or self.guidance)
 
     @property
+    def run_id(self) -> str | None:
+        """For a workflow step: the id of the task that started its run."""
+        return self.id.rsplit("/", 1)[0] if self.step else None
+
+    @property
     def kind(self) -> str:
         """What the predictor groups history by: the step, template, or first tag."""
         if self.step:
