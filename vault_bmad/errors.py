@@ -8,6 +8,23 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+def is_utf8(text: str) -> bool:
+    """Whether `text` is whole Unicode: a file name that was not UTF-8 on disk comes to
+    Python holding lone surrogates, which no UTF-8 output can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """`text` with each byte that was not UTF-8 in a file name shown as U+FFFD."""
+    if is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """Something wrong with one note: shown by `check`, written into the note, served by the API.
@@ -16,7 +33,7 @@ class Problem:
     vault-bmad read something doubtful, and changes nothing else.
     """
 
-    path: str  # vault-relative, with "/"
+    path: str  # vault-relative, with "/", as the file system gives it
     line: int | None
     message: str
     severity: Severity = "error"
@@ -26,13 +43,14 @@ class Problem:
         return self.severity == "error"
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
+        path = printable(self.path)
+        where = f"{path}:{self.line}" if self.line else path
         label = "" if self.is_error else "warning: "
         return f"{where}: {label}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "path": self.path,
+            "path": printable(self.path),
             "line": self.line,
             "message": self.message,
             "severity": self.severity,
@@ -49,6 +67,10 @@ class VaultBmadError(Exception):
 
 class ConfigError(VaultBmadError):
     """A setting is unknown, malformed, or not allowed where it was given."""
+
+
+class StoreDamaged(VaultBmadError):
+    """The state database cannot be read; the message names the file and how to recover."""
 
 
 class VaultPathError(VaultBmadError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import stat
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,6 +26,7 @@ from vault_bmad.vault.frontmatter_edit import (
     split_note,
     yaml_value,
 )
+from vault_bmad.vault.leftovers import temporary_path
 from vault_bmad.vault.notes import SAFE_YAML_LOADER
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
@@ -191,7 +191,7 @@ class NoteWriter:
 
     def _replace(self, path: Path, rel: str, text: str, *, expected: str | None) -> bool:
         """Atomically put `text` at `path` if the file still holds `expected` (None: absent)."""
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        temporary = temporary_path(path)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(descriptor, "wb") as handle:
