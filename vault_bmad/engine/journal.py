@@ -12,7 +12,7 @@ from typing import Literal
 
 from vault_bmad.engine.attempt import AttemptResult
 from vault_bmad.engine.graph import Blocked
-from vault_bmad.engine.ledger import InFlight, attempt_record, credited_agent, task_state
+from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
 from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
@@ -78,7 +78,7 @@ class TaskJournal:
 
     def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:
         assignment, task = flight.assignment, flight.assignment.task
-        agent_id = credited_agent(assignment)
+        agent_id = assignment.agent_id
         self.outputs[task.id] = output
         self.notes.done(
             task,

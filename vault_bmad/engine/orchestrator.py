@@ -17,7 +17,7 @@ from vault_bmad.config import Settings
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.journal import TaskJournal
-from vault_bmad.engine.ledger import InFlight, cache_samples, credited_agent, observations
+from vault_bmad.engine.ledger import InFlight, cache_samples, observations
 from vault_bmad.engine.requests import NoteBodies, build_request
 from vault_bmad.engine.scheduler import Assignment, SchedulerChange
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
@@ -238,7 +238,7 @@ class Orchestrator:
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""
         task = flight.assignment.task
-        keys = {"agent": credited_agent(flight.assignment), "task_id": task.id}
+        keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
         if task.updates in self.journal.outputs:  # the version it revises stays as it was
             keys["updates"] = wikilink(self.journal.outputs[task.updates])
         written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
