@@ -50,7 +50,6 @@ def chosen_route(step: StepDef, options: RunOptions) -> Route | None:
 def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> list[TaskDef]:
     """One task per step (per epic for a step that repeats), then the starting task,
     which ends when they all have."""
-    ids: dict[str, list[str]] = {}  # step id -> its tasks' ids
     turn: dict[str, list[str]] = {}  # step id -> the tasks a step after it waits for
     versions: dict[str, list[str]] = {}  # step id -> the tasks whose outputs stand for it
     ended_by: str | None = None  # a route taken that ends the workflow
@@ -64,9 +63,7 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
         reads = [i for s in step.requires for i in versions.get(s, ())]
         earlier = versions.get(step.updates or "", [])
         updates = earlier[-1] if earlier else None
-        ids[step.id] = []
-        # a revision the run skips leaves the version it would have revised
-        versions[step.id] = (earlier if step.updates else []) if reason else ids[step.id]
+        instances: list[str] = []
         for number, epic in enumerate(epics, start=1):
             step_id = f"{step.id}-{number}" if epic else step.id
             task_id = f"{task.id}/{step_id}"
@@ -101,9 +98,11 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
                     }
                 )
             )
-            ids[step.id].append(task_id)
+            instances.append(task_id)
             if not reason:
                 after = turn[step.id] = [task_id]  # the next epic's turn comes after this one's
+        # a revision the run skips leaves the version it would have revised
+        versions[step.id] = (earlier if step.updates else []) if reason else instances
         if route and route.ends_run:
             ended_by = f"route {route.name} of step {step.id} ends the workflow"
     step_ids = tuple(task.id for task in tasks)
