@@ -119,3 +119,24 @@ def test_same_named_tasks_in_two_folders_write_two_outputs(vault: Path, write: W
     tasks = frontmatter.load(vault / "Outputs/Tasks/Plan - result.md")
     work = frontmatter.load(vault / "Outputs/Work/Plan - result.md")
     assert "Plan the tasks." in tasks.content and "Plan the work." in work.content
+
+
+def test_runs_of_one_workflow_may_share_a_creates_but_a_task_may_not(
+    vault: Path, write: WriteNote
+) -> None:
+    write("Agents/A.md", AGENT)
+    write(
+        "Workflows/Flow.md",
+        "---\ntype: workflow\nsteps:\n  - id: prd\n    agent: a\n    creates: Docs/PRD.md\n---\n",
+    )
+    write("Tasks/One.md", "---\ntype: task\nworkflow: flow\n---\nOne.\n")
+    write("Tasks/Two.md", "---\ntype: task\nworkflow: flow\n---\nTwo.\n")
+    assert check_json(vault) == (0, [])  # the second run's PRD goes beside the first's
+    write("Tasks/Mine.md", "---\ntype: task\nagent: a\noutput: Docs/PRD.md\n---\nMine.\n")
+    code, problems = check_json(vault)
+    assert code == 1
+    assert {p["path"] for p in problems} == {"Tasks/One.md", "Tasks/Two.md", "Tasks/Mine.md"}
+    [mine] = [p for p in problems if p["path"] == "Tasks/Mine.md"]
+    assert "is also written by Tasks/One.md (step 'prd'), Tasks/Two.md (step 'prd')" in str(
+        mine["message"]
+    )

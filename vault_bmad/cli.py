@@ -22,7 +22,7 @@ from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, l
 from vault_bmad.errors import ConfigError, Problem, VaultBmadError
 from vault_bmad.metrics.report import parse_span
 from vault_bmad.metrics.store import invalid_marks, stored_tasks
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import ENDED_WELL, OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
@@ -152,7 +152,7 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
-    are problems.
+    are errors (warnings only say how something doubtful was read).
 
     The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
     with the notes' problems, and what it sets applies to the check."""
@@ -174,8 +174,11 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
         for problem in problems:
             click.echo(str(problem))
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
-    sys.exit(1 if problems else 0)
+        warnings = sum(not p.is_error for p in problems)
+        of_which = f" ({warnings} warning{'' if warnings == 1 else 's'})" if warnings else ""
+        plural = "" if len(problems) == 1 else "s"
+        click.echo(f"{summary}, {len(problems)} problem{plural}{of_which}")
+    sys.exit(1 if any(p.is_error for p in problems) else 0)
 
 
 def vault_settings(vault: Path, config_file: Path | None) -> tuple[Settings, list[Problem]]:
@@ -212,7 +215,8 @@ def run(
 ) -> None:
     """Run every `todo` task to an end state, write the results back, then exit.
 
-    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
+    Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
+    invalid.
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -237,7 +241,7 @@ def run(
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status != "done":
+            if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
         reasons: dict[str, list[str]] = {}
         for problem in result.problems:
@@ -249,7 +253,8 @@ def run(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
+    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
+    sys.exit(0 if ended_well and not result.invalid else 1)
 
 
 @main.command("report")

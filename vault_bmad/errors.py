@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
 
 
 def is_utf8(text: str) -> bool:
@@ -24,19 +27,38 @@ def printable(text: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """Something wrong with one note: shown by `check`, written into the note, served by the API."""
+    """Something wrong with one note: shown by `check`, written into the note, served by the API.
+
+    An error keeps what it names out of the run (`check` exits 1); a warning says how
+    vault-bmad read something doubtful, and changes nothing else.
+    """
 
     path: str  # vault-relative, with "/", as the file system gives it
     line: int | None
     message: str
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         path = printable(self.path)
         where = f"{path}:{self.line}" if self.line else path
-        return f"{where}: {self.message}"
+        label = "" if self.is_error else "warning: "
+        return f"{where}: {label}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": printable(self.path), "line": self.line, "message": self.message}
+        return {
+            "path": printable(self.path),
+            "line": self.line,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+def warning(path: str, line: int | None, message: str) -> Problem:
+    return Problem(path, line, message, "warning")
 
 
 class VaultBmadError(Exception):

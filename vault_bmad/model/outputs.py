@@ -1,8 +1,10 @@
 """Where tasks write: the problems of outputs that would land where they must not.
 
 An output never goes onto a task, agent, workflow or template note, never where another
-task's output goes (two tasks would overwrite each other), and never into a hidden folder
-or a file that is not a note (`writer.output_path_problem`, checked where paths are read).
+task's output goes (two tasks would overwrite each other; only steps of runs of the same
+workflow may share a `creates:`, and the writer puts the later beside the earlier), and
+never into a hidden folder or a file that is not a note (`writer.output_path_problem`,
+checked where paths are read).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def output_problems(index: VaultIndex, tasks: dict[str, TaskDef]) -> list[Proble
     writers: dict[str, list[TaskDef]] = {}
     problems: list[Problem] = []
     for task in tasks.values():
+        if task.status == "skipped":  # a step the run leaves out writes nothing
+            continue
         output = output_note_path(task.output, task.path)
         writers.setdefault(output.casefold(), []).append(task)
         if output.casefold() in roles:
@@ -34,8 +38,8 @@ def output_problems(index: VaultIndex, tasks: dict[str, TaskDef]) -> list[Proble
             message = f"{_subject(task, output)} is the {role} note {path}; "
             problems.append(_problem(index, task, message + "write it to a note of its own"))
     for sharing in writers.values():
-        if len(sharing) < 2:
-            continue
+        if len(sharing) < 2 or all(task.step for task in sharing):
+            continue  # runs of one workflow may create the same note: the next goes beside
         output = output_note_path(sharing[0].output, sharing[0].path)
         for task in sharing:
             others = ", ".join(_who(other) for other in sharing if other is not task)

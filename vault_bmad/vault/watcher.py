@@ -137,6 +137,12 @@ class VaultWatcher:
     def _watch_root(self) -> BaseObserver:
         """A started observer on the vault folder, whose identity it notes."""
         self._root_id = _folder_id(self.root)
+        # A folder made inside the vault (Outputs/<task>/) can be added to inotify twice, by
+        # its creation event and by the walk of its parent; watchdog warns, and the second
+        # add is harmless (it replaces the first), so the warning is noise.
+        warnings.filterwarnings(
+            "ignore", "Callback with id .* already exists for watch", RuntimeWarning
+        )
         observer = Observer()
         observer.schedule(
             _Handler(self._receive),
@@ -230,7 +236,9 @@ class VaultWatcher:
         if observer is None:
             return []
         alive = all(emitter.is_alive() for emitter in observer.emitters)
-        if alive and _folder_id(self.root) == self._root_id:
+        # Once gone, the stopped observer has no emitters (so `alive`), and the folder made
+        # again may get the old inode: only watching it again ends the problem.
+        if self._problem is None and alive and _folder_id(self.root) == self._root_id:
             return []
         if self._problem is None:
             self._problem = f"the vault folder {self.root} is gone; it is watched again once back"

@@ -218,8 +218,8 @@ class NoteWriter:
 
         `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
         is the task note's path (None for a note of vault-bmad's own, such as a report).
-        A note at that path that vault-bmad did not write, or whose body was edited
-        since, is left alone: the output goes to "Name (2).md".
+        A note at that path that vault-bmad did not write for this same task, or whose
+        body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
         wanted = output_note_path(rel_path, task_rel)
@@ -241,7 +241,7 @@ class NoteWriter:
                     existing = _read_text(path, candidate)
                 except WriteConflict:
                     continue  # not UTF-8: not a note vault-bmad wrote
-                if existing is not None and not _is_unedited_output(existing):
+                if existing is not None and not _is_unedited_output(existing, keys):
                     continue
                 new_text = _output_text(existing, keys, body)
                 if new_text == existing:
@@ -359,7 +359,8 @@ def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
     return {key: ("written", written[key]) if key in written else None for key in keys}
 
 
-def _is_unedited_output(text: str) -> bool:
+def _is_unedited_output(text: str, keys: Mapping[str, object | None]) -> bool:
+    """An output note vault-bmad wrote for the same source task, its body as written."""
     parts = split_note(text)
     if parts is None:
         return False
@@ -370,6 +371,7 @@ def _is_unedited_output(text: str) -> bool:
     return (
         isinstance(data, dict)
         and data.get("generated_by") == GENERATED_BY
+        and data.get("source_task") == keys.get("source_task")
         and data.get("content_sha") == _body_sha(parts.body)
     )
 
