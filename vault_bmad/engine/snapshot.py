@@ -28,6 +28,8 @@ class TaskView:
     workflow: str | None
     step: str | None
     depends_on: tuple[str, ...]
+    seconds: float | None = None  # its latest attempt's time, so far while it runs
+    waiting_for: str | None = None  # while waiting or queued: what it waits for
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 workflow=task.workflow,
                 step=task.step,
                 depends_on=task.depends_on,
+                seconds=outcome.seconds if outcome else None,
             )
         )
     agents = []
