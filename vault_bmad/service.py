@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
@@ -47,6 +47,15 @@ RERUN_ANSWER_S = 5.0  # how long the web thread waits for the engine to take a r
 ServiceEvent = Literal["serving", "stopping", "stopped"]  # what `Service.run` tells
 
 
+class QuietRequests(WSGIRequestHandler):
+    """Logs only requests that went wrong: the dashboard polls every two seconds, and a
+    line per poll would drown the task progress `serve` prints."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if str(code)[:1] in ("4", "5"):
+            super().log_request(code, size)
+
+
 class ServeError(VaultBmadError):
     """The service could not start: its port is taken, its state folder cannot be written..."""
 
@@ -63,7 +72,9 @@ def check_bind(host: str, token: str | None) -> None:
 class Service:
     """One vault, served: start() brings everything up, stop() takes it down in order."""
 
-    def __init__(self, vault: Path, settings: Settings) -> None:
+    def __init__(
+        self, vault: Path, settings: Settings, on_event: Callable[[Event], None] | None = None
+    ) -> None:
         check_bind(settings.host, settings.token)
         self.vault = vault.resolve()
         self.settings = settings
@@ -77,6 +88,7 @@ class Service:
         self._web_thread: threading.Thread | None = None
         self._server: BaseWSGIServer | None = None
         self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level)
+        self._listener = on_event or (lambda event: None)  # e.g. the progress lines
         self._next_sample = 0.0
         self._dirty = True  # the engine changed something the snapshot does not show yet
         self.unfinished: list[str] = []
@@ -107,7 +119,13 @@ class Service:
         )
         self._engine_thread.start()
         app = create_app(self, self.settings.token or None)
-        self._server = make_server(self.settings.host, self.settings.port, app, threaded=True)
+        self._server = make_server(
+            self.settings.host,
+            self.settings.port,
+            app,
+            threaded=True,
+            request_handler=QuietRequests,
+        )
         self._web_thread = threading.Thread(
             target=self._server.serve_forever, name="vault-bmad-web", daemon=True
         )
@@ -270,6 +288,7 @@ class Service:
     def _on_event(self, event: Event) -> None:
         self._dirty = True
         self.metrics.observe(event)
+        self._listener(event)
 
     # What the web app reads.
 

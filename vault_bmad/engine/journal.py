@@ -7,7 +7,7 @@ move or stop leaves behind is decided here, once; so is how a new run reads it b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import Literal
 
 from vault_bmad.engine.attempt import AttemptResult
@@ -36,6 +36,7 @@ class TaskJournal:
         self._on_event = on_event or (lambda event: None)
         self.outputs: dict[str, str] = {}  # task id -> output note written
         self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
+        self.started_at: dict[str, float] = {}  # task id -> its first attempt's start
 
     def recover(self) -> set[str]:
         """At start: the tasks an earlier run left unfinished (the store puts them back to
@@ -67,6 +68,7 @@ class TaskJournal:
 
     def running(self, assignment: Assignment, started: float) -> None:
         task, agent_id = assignment.task, assignment.agent_id
+        self.started_at.setdefault(task.id, started)
         self._event("started", task.id, f"{agent_id} (attempt {assignment.attempt})")
         self.notes.running(task, agent_id, started, assignment.attempt)
         self.store.save_task(task_state(assignment, "running", started, started=started))
@@ -101,6 +103,7 @@ class TaskJournal:
 
     def retrying(self, flight: InFlight, error: str, ended: float) -> None:
         assignment = flight.assignment
+        self.queued_at[assignment.task.id] = ended  # its next attempt waits from here
         seconds = ended - flight.started
         self._event("retry", assignment.task.id, error, assignment.agent_id, seconds)
         self.store.save_task(task_state(assignment, "queued", ended, error=error))
@@ -141,6 +144,17 @@ class TaskJournal:
         )
         self._event(status, task.id, output or error or "", assignment.agent_id, seconds)
 
+    def first_start(self, task_ids: Iterable[str], default: float) -> float:
+        """When the first of these tasks started (a workflow run's steps), as this run or
+        the store saw it; `default` if none did."""
+        starts = []
+        for task_id in task_ids:
+            if task_id in self.started_at:
+                starts.append(self.started_at[task_id])
+            elif (stored := self.store.task(task_id)) is not None and stored.started_at:
+                starts.append(stored.started_at)
+        return min(starts, default=default)
+
     def blocked(self, task: TaskDef, blocked: Blocked, now: float) -> None:
         """`task` can never run: something upstream failed."""
         reason = blocked.reason
@@ -159,6 +173,7 @@ class TaskJournal:
         """The user set an ended task back to `todo`: it runs again, from its edited note."""
         self.notes.forget(task.path)
         self.queued_at.pop(task.id, None)
+        self.started_at.pop(task.id, None)
         self.summary.outcomes.pop(task.id, None)
 
     def _event(

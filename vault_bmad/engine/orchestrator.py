@@ -24,7 +24,7 @@ from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, workflow_run_output
 from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary
-from vault_bmad.metrics.records import PoolSample
+from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import OUTCOMES
@@ -189,6 +189,7 @@ class Orchestrator:
             deadline=self._clock() + assignment.timeout + TIMEOUT_GRACE_S,
         )
         if task.steps:  # the task that started a workflow run: done when its steps are
+            flight = replace(flight, started=self.journal.first_start(task.steps, started))
             self._succeeded(
                 flight, AttemptResult(workflow_run_output(task, self.journal.outputs), "miss")
             )
@@ -296,6 +297,10 @@ class Orchestrator:
 
     def _apply(self, change: SchedulerChange) -> None:
         now = self._wall()
+        for moved in change.health:  # when agents were out, for the analysis of waits
+            self.store.record_agent_change(
+                AgentChange(moved.agent_id, str(moved.after), now, moved.reason)
+            )
         for task_id in change.queued:
             task = self.definitions.tasks.get(task_id)
             if task is not None:
@@ -319,3 +324,11 @@ class Orchestrator:
 
     def output_of(self, task_id: str) -> str | None:
         return self.journal.outputs.get(task_id)
+
+    def running_since(self) -> dict[str, float]:
+        """When each running task's attempt started (wall clock)."""
+        return {f.assignment.task.id: f.started for f in self._running.values()}
+
+    def wall_time(self, moment: float) -> float:
+        """A moment of the scheduler's clock (a retry's or a probe's), on the wall clock."""
+        return self._wall() + (moment - self._clock())

@@ -305,6 +305,22 @@ class Scheduler:
     def blocked(self, task_id: str) -> Blocked | None:
         return self._graph.blocked(task_id)
 
+    def retry_at(self, task_id: str) -> float | None:
+        """When a failed task's backoff ends (this scheduler's clock), while it waits it out."""
+        return self._backing_off.get(task_id)
+
+    def is_held(self, task_id: str) -> bool:
+        """Whether the task waits for an identical request's result (see `hold`)."""
+        return task_id in self._held
+
+    def lane(self, task_id: str) -> frozenset[str] | None:
+        """The agents that may take a queued task; None when it is not in the queue."""
+        return self._lanes.lane_of(task_id)
+
+    def capacity(self, agent_id: str) -> int:
+        agent = self._agents.get(agent_id)
+        return agent.capacity if agent is not None else 0
+
     @property
     def concurrency(self) -> int:
         return self._limit

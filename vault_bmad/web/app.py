@@ -5,7 +5,8 @@ service. With a token set, every request must carry it: `Authorization: Bearer <
 or `?token=` once, which then sets a cookie. Without one the service listens on loopback
 only, and requests must name a loopback host, so a page from elsewhere that rebinds its
 DNS name to 127.0.0.1 is refused. Every POST needs the CSRF token (see csrf.py), and a
-strict Content-Security-Policy lets only the dashboard's own scripts run.
+strict Content-Security-Policy lets only the dashboard's own scripts run. Answers go out
+compressed (Flask-Compress) when the browser accepts it.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, abort, render_template, request
+from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
+from vault_bmad.metrics import series
 from vault_bmad.web import csrf
 from vault_bmad.web.api import api, json_response
 from vault_bmad.web.pages import pages
-from vault_bmad.web.prometheus import CONTENT_TYPE
-from vault_bmad.web.state import Backend, Dashboard, install
+from vault_bmad.web.prometheus import CONTENT_TYPE, figures_exposition
+from vault_bmad.web.state import Backend, Dashboard, dashboard, install
 
 __all__ = ["LOOPBACK_NAMES", "TOKEN_COOKIE", "Backend", "create_app"]
 
 TOKEN_COOKIE = "vault_bmad_token"
+PROMETHEUS_RANGE = "1h"  # the figures /metrics shows cover the last hour
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 PACKAGE = Path(__file__).resolve().parent
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -54,6 +58,10 @@ def create_app(
         static_folder=str(PACKAGE / "static"),
     )
     app.config["VAULT_BMAD_TOKEN"] = token or None
+    # Pages, scripts, Plotly's bundle and the JSON go out compressed; a streamed file
+    # (the bundle) still answers a revalidation with 304.
+    app.config["COMPRESS_STREAMING_ENDPOINT_CONDITIONAL"] = ["static", "pages.plotly_js"]
+    Compress(app)
     if not token:
         app.config["TRUSTED_HOSTS"] = LOOPBACK_NAMES
     install(app, Dashboard(backend, wall=wall))
@@ -95,7 +103,13 @@ def create_app(
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(backend.metrics_text(), content_type=CONTENT_TYPE)
+        board = dashboard()
+        digest = board.digest(board.time_range(PROMETHEUS_RANGE))
+        agents = series.agent_figures(
+            digest, {agent.id: agent.capacity for agent in backend.snapshot().agents}
+        )
+        text = backend.metrics_text() + figures_exposition(series.overall(digest, agents), agents)
+        return Response(text, content_type=CONTENT_TYPE)
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
