@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 
+SAMPLE_BUCKET_S = 60.0  # the dashboard's finest bucket: a cache sample per level in each
+
+
 @dataclass(frozen=True)
 class Analysis:
     overall: Overall
@@ -96,7 +99,7 @@ def analyze(
     by_agent: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in period:
         by_agent[attempt.agent].append(attempt)
-    digest = digest_of(period, since, until, max(until - since, 1.0), cache_samples)
+    digest = digest_of(period, since, until, SAMPLE_BUCKET_S, cache_samples)
     agents = series.agent_figures(digest, capacities)
     overall = series.overall(digest, agents)
     levels = series.cache_levels(digest)

@@ -3,7 +3,8 @@
 Pure. Every threshold sits in one `Thresholds` value. Advice follows only from evidence:
 more capacity only for an agent busy near its capacity while its tasks queued, a larger
 cache only when the level's ghost list shows misses that more room would have hit, and a
-queue wait is told by its causes (an agent out, full agents, retry backoff, the rest).
+queue wait is told by its causes (an agent out, full agents, retry backoff), and is a
+finding of its own only when most of it was spent waiting for a worker.
 
 The kinds, checked in this order: `agent_out`, `saturated_agent`, `queue_wait`,
 `slow_agent`, `small_cache`, `rising_errors` and `critical_path`. The actions:
@@ -201,6 +202,8 @@ def _queue_wait(
         "retry_backoff_s": sum(w.backoff for w in waits.values()),
         "for_a_worker_s": sum(w.rest for name, w in waits.items() if name not in saturated),
     }
+    if causes["for_a_worker_s"] < sum(causes.values()) / 2:
+        return []  # mostly told by outages, full agents or backoff: their findings say it
     told = ", ".join(f"{s:.1f} s {k[:-2].replace('_', ' ')}" for k, s in causes.items() if s > 0)
     return [
         Bottleneck(
@@ -375,8 +378,7 @@ def advise(b: Bottleneck, figures: Mapping[str, AgentFigures]) -> list[Recommend
                 "while it had work.",
             )
         ]
-    causes = ("while_out_s", "at_full_agents_s", "retry_backoff_s", "for_a_worker_s")
-    if b.kind == "queue_wait" and max(causes, key=lambda k: _number(e[k])) == causes[-1]:
+    if b.kind == "queue_wait":
         waited = _number(e["for_a_worker_s"])
         return [
             Recommendation(
