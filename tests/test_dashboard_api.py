@@ -121,8 +121,8 @@ def test_metrics_agree_with_the_analyzer(service: Service, client: FlaskClient) 
     assert totals["error_rate"] == pytest.approx(expected.error_rate)
     assert totals["throughput_per_min"] == pytest.approx(expected.throughput_per_min)
     assert totals["hit_rate"] == pytest.approx(expected.hit_rate)
-    assert expected.latency_p95_s is not None
-    assert totals["latency_s"]["p95"] == pytest.approx(expected.latency_p95_s, rel=0.03)
+    assert totals["utilization"] == pytest.approx(expected.utilization)
+    assert totals["latency_s"] == expected.latency_s  # one histogram, one set of percentiles
     assert set(totals["latency_s"]) == {"p50", "p90", "p95", "p99"}
     assert body["now"]["tasks"] == service.snapshot().counts()
     assert body["now"]["pool_size"] == service.snapshot().pool_size
@@ -133,8 +133,10 @@ def test_metrics_agree_with_the_analyzer(service: Service, client: FlaskClient) 
     analysis = client.get("/api/analysis?since=1h").get_json()
     assert analysis["attempts"] == expected.attempts
     kinds = {b["kind"] for b in analysis["bottlenecks"]}
-    assert "low_hit_rate" in kinds  # L2 and L3 hit well under 80%
-    assert analysis["recommendations"]
+    assert [f["kind"] for f in analysis["findings"]] == list(
+        dict.fromkeys(b["kind"] for b in analysis["bottlenecks"])
+    )
+    assert "small_cache" not in kinds  # the levels miss, but no ghost list says room helps
 
 
 def test_bad_ranges_and_unknown_things_answer_json_errors(client: FlaskClient) -> None:
@@ -246,7 +248,7 @@ def test_cache_view_reads_levels_and_served_counts(service: Service, client: Fla
     body = client.get("/api/cache?since=1h").get_json()
     levels = {level["level"]: level for level in body["levels"]}
     l1 = [s for s in samples if s.level == "L1"]
-    assert levels["L1"]["hits"] == l1[-1].hits - l1[0].hits
+    assert levels["L1"]["hits"] == l1[-1].hits  # counted from zero: no sample came before
     assert levels["L1"]["size"] == l1[-1].size
     recorded = service.store.attempts(since=body["range"]["since"])
     assert sum(body["served"].values()) == sum(1 for a in recorded if a.runtime != "workflow")

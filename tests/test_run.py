@@ -61,11 +61,20 @@ def test_sample_vault_runs_in_dependency_order(sample_vault: Path) -> None:
             "tasks/write-the-test-strategy",
         ],
         "tasks/kick-off-greenfield/prd": ["tasks/kick-off-greenfield/brief"],
-        "tasks/kick-off-greenfield": ["tasks/kick-off-greenfield/architecture"],
     }
     for task_id, needs in deps.items():
         for need in needs:
             assert rows[task_id]["started_at"] >= rows[need]["ended_at"], (task_id, need)
+    run = rows["tasks/kick-off-greenfield"]  # the workflow run: its timings span its steps
+    steps = [
+        row for task_id, row in rows.items() if task_id.startswith("tasks/kick-off-greenfield/")
+    ]
+    assert run["started_at"] == min(step["started_at"] for step in steps)
+    assert run["ended_at"] >= max(step["ended_at"] for step in steps)
+    kick_off = meta(sample_vault, "Tasks/Kick off greenfield.md")
+    spanned = max(step["ended_at"] for step in steps) - min(step["started_at"] for step in steps)
+    assert isinstance(kick_off["duration_ms"], int)
+    assert kick_off["duration_ms"] >= round(spanned * 1000)
     note = meta(sample_vault, "Tasks/Design the architecture.md")
     assert note["status"] == "done"
     assert note["agent_used"] == "architect"  # chosen by expertise: the note names no agent
