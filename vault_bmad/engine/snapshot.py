@@ -13,6 +13,7 @@ from typing import Any
 
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
+from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import Phase, TaskStatus
 
 
@@ -94,7 +95,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         outcome = outcomes.get(task.id)
         assignment = running.get(task.id)
         blocked = scheduler.blocked(task.id) if scheduler.knows(task.id) else None
-        reason, until = wait_reason(orchestrator, task.id, task.depends_on, phases, at)
+        reason, until = wait_reason(orchestrator, task, phases)
         seconds = at - since[task.id] if task.id in since else None
         tasks.append(
             TaskView(
@@ -153,19 +154,16 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
 
 
 def wait_reason(
-    orchestrator: Orchestrator,
-    task_id: str,
-    depends_on: tuple[str, ...],
-    phases: dict[str, Phase | TaskStatus],
-    at: float,
+    orchestrator: Orchestrator, task: TaskDef, phases: dict[str, Phase | TaskStatus]
 ) -> tuple[str | None, float | None]:
     """What a waiting or queued task waits for, and until when if that is known: its
     dependencies, a retry's backoff, an identical request's result, its agents being out
     (until their probe), their capacity, or the pool's workers."""
+    task_id = task.id
     phase = phases.get(task_id)
     scheduler = orchestrator.scheduler
     if phase == "waiting":
-        pending = [dep for dep in depends_on if phases.get(dep) != "done"]
+        pending = [dep for dep in task.depends_on if phases.get(dep) != "done"]
         return f"dependency: waits for {_names(pending)}", None
     if phase != "queued":
         return None, None
@@ -174,17 +172,19 @@ def wait_reason(
         return f"retry backoff until {_clock(until)}", until
     if scheduler.is_held(task_id):
         return "an identical request running now: it takes its result", None
-    lane = sorted(scheduler.lane(task_id) or ())
-    if not lane:
-        return "no agent qualifies for it", None
     health = scheduler.health
+    lane = sorted(scheduler.lane(task_id) or ())
+    named = [task.agent] if task.agent and not health.in_service(task.agent) else []
     serving = [agent for agent in lane if health.in_service(agent)]
-    if not serving:
-        probes = [p for agent in lane if (p := health.probe_at(agent)) is not None]
+    if not serving:  # the task's own agent, or every agent that may take it, is out
+        out = named or lane
+        if not out:
+            return "no agent qualifies for it", None
+        probes = [p for agent in out if (p := health.probe_at(agent)) is not None]
         if not probes:
-            return f"agent out: {_names(lane)} probing", None
+            return f"agent out: {_names(out)}, probing", None
         until = orchestrator.wall_time(min(probes))
-        return f"agent out: {_names(lane)} until {_clock(until)}", until
+        return f"agent out: {_names(out)} until {_clock(until)}", until
     full = [a for a in serving if scheduler.in_flight(a) >= scheduler.capacity(a)]
     if len(full) == len(serving):
         counts = ", ".join(
