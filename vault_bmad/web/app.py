@@ -58,9 +58,9 @@ def create_app(
         static_folder=str(PACKAGE / "static"),
     )
     app.config["VAULT_BMAD_TOKEN"] = token or None
-    # Pages, scripts, Plotly's bundle and the JSON go out compressed; a streamed file
-    # (the bundle) still answers a revalidation with 304.
-    app.config["COMPRESS_STREAMING_ENDPOINT_CONDITIONAL"] = ["static", "pages.plotly_js"]
+    # Pages, Plotly's bundle and the JSON go out compressed. Streamed files (the small
+    # static ones) go as they are: Flask-Compress would leave their files open.
+    app.config["COMPRESS_STREAMS"] = False
     Compress(app)
     if not token:
         app.config["TRUSTED_HOSTS"] = LOOPBACK_NAMES

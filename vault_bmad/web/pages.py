@@ -7,13 +7,15 @@ with no internet connection.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from vault_bmad.metrics.figures import DEFINITIONS
@@ -192,11 +194,23 @@ def note(rel_path: str) -> str:
     )
 
 
+@functools.cache
+def _plotly_bundle() -> tuple[bytes, str]:
+    """Plotly's bundle and its ETag, read once."""
+    data = PLOTLY_JS.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:20]
+
+
 @pages.get("/assets/plotly.min.js")
 def plotly_js() -> Response:
-    """Plotly's bundle from the installed package, compressed by the app. Pages ask for it
-    with the package's version in the URL, so the browser keeps it for a year."""
-    response = send_file(PLOTLY_JS, mimetype="text/javascript", max_age=A_YEAR_S)
+    """Plotly's bundle from the installed package, held in memory so the app compresses it.
+    Pages ask for it with the package's version in the URL, so the browser keeps it a year."""
+    data, etag = _plotly_bundle()
+    response = Response(data, mimetype="text/javascript")
+    response.set_etag(etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = A_YEAR_S
     if request.args.get("v") == PLOTLY_VERSION:
-        response.headers["Cache-Control"] = f"public, max-age={A_YEAR_S}, immutable"
+        response.cache_control.immutable = True
+    response.make_conditional(request)
     return response
