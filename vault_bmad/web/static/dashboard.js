@@ -140,9 +140,22 @@
   }
 
   const drawn = new Map(); // chart element -> last figure, to redraw on a theme change
+  const waiting = new Map(); // chart element -> figure that came before Plotly did
+
+  // Plotly's bundle loads async, while the page fetches its data: draw what waited for it.
+  document.addEventListener("load", (event) => {
+    if (event.target.id !== "plotly") return;
+    for (const [node, figure] of waiting) draw(node, figure);
+    waiting.clear();
+  }, true);
 
   function draw(node, figure) {
-    if (!node || !window.Plotly) return;
+    if (!node) return;
+    if (!window.Plotly) {
+      if (figure) waiting.set(node, figure);
+      else waiting.delete(node);
+      return;
+    }
     if (!figure) {
       drawn.delete(node);
       window.Plotly.purge(node);
@@ -164,9 +177,9 @@
   }
 
   function openTaskOnClick(node) {
-    if (!node || node.dataset.clickable) return;
+    if (!node || node.dataset.clickable || !node.on) return; // once Plotly has drawn it
     node.dataset.clickable = "yes";
-    node.on?.("plotly_click", (event) => {
+    node.on("plotly_click", (event) => {
       const data = event.points && event.points[0] && event.points[0].customdata;
       const id = Array.isArray(data) ? data[0] : data;
       if (typeof id === "string") window.location.href = taskHref(id);
