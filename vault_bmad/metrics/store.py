@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -367,10 +367,18 @@ def _create_tables(db: Database) -> None:
         (AgentChange, "agent_changes"),
     ):
         samples = db.table(name)
-        samples.create({"id": int, **_columns(record)}, pk="id", if_not_exists=True)
-        for column, kind in _columns(record).items():  # a column newer than the database
-            if column not in samples.columns_dict:
-                samples.add_column(column, kind, not_null_default="" if kind is str else 0)
+        defaults = {
+            f.name: f.default for f in fields(record) if f.default is not MISSING
+        }  # columns added after the first schema: a row written without them reads well
+        samples.create(
+            {"id": int, **_columns(record)},
+            pk="id",
+            if_not_exists=True,
+            defaults=defaults,
+            not_null=set(defaults),
+        )
+        for column in defaults.keys() - samples.columns_dict.keys():  # an older database
+            samples.add_column(column, _columns(record)[column], not_null_default=defaults[column])
         samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
 
 
