@@ -299,6 +299,7 @@ def test_timeline_and_graph_of_a_workflow_run(service: Service, client: FlaskCli
     go.Figure(body["chart"])
     etag = everything.headers["ETag"]
     assert client.get("/api/timeline?since=1h", headers={"If-None-Match": etag}).status_code == 304
+    assert body["chart"]["layout"]["xaxis"]["tickformat"] == "%H:%M:%S.%L"  # ms: under 10 s
     run = client.get("/api/timeline?since=1h&run=tasks/start").get_json()
     assert run["shown"] == 2 and run["run"] == "tasks/start"
     graph = client.get("/api/graph").get_json()
