@@ -127,3 +127,13 @@ def test_critical_path_is_the_longest_chain(
     assert path.length == sum(durations[t] for t in path.tasks)
     for earlier, later in itertools.pairwise(path.tasks):
         assert earlier in deps[later]
+
+
+def test_a_skipped_task_ends_at_once_and_counts_as_ended() -> None:
+    graph = TaskGraph(DIAMOND, skipped=["b"])
+    assert graph.state("b") == "skipped"
+    assert graph.ready() == ("a",)
+    assert graph.mark_done("a") == ("c",)
+    assert graph.mark_done("c") == ("d",)  # b, skipped, does not hold d up
+    assert graph.reopen("b", ["a"]).ready == ("b",)  # run after all: d waits for it again
+    assert graph.state("d") == "waiting"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,14 +18,15 @@ from typing import Any, TypeVar
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, load_settings
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
+from vault_bmad.errors import ConfigError, Problem, VaultBmadError
 from vault_bmad.metrics.report import parse_span
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import ENDED_WELL, OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
 from vault_bmad.runner import run_vault
+from vault_bmad.runtimes.command import agent_problems
 from vault_bmad.service import Service, ServiceEvent
 from vault_bmad.vault.index import VaultIndex
 
@@ -149,11 +151,15 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
-    are problems."""
-    load_settings(vault, config_file)
+    are errors (warnings only say how something doubtful was read).
+
+    The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
+    with the notes' problems, and what it sets applies to the check."""
+    settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
-    problems = definitions.problems
+    problems += definitions.problems
+    problems += agent_problems(definitions.agents.values(), settings)
     counts = {
         "notes": len(index.notes),
         "agents": len(definitions.agents),
@@ -166,8 +172,27 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
         for problem in problems:
             click.echo(str(problem))
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
-    sys.exit(1 if problems else 0)
+        warnings = sum(not p.is_error for p in problems)
+        of_which = f" ({warnings} warning{'' if warnings == 1 else 's'})" if warnings else ""
+        plural = "" if len(problems) == 1 else "s"
+        click.echo(f"{summary}, {len(problems)} problem{plural}{of_which}")
+    sys.exit(1 if any(p.is_error for p in problems) else 0)
+
+
+def vault_settings(vault: Path, config_file: Path | None) -> tuple[Settings, list[Problem]]:
+    """The settings `check` validates with, and the problems of the vault's own file; a
+    problem of the user's config or environment stops the command as everywhere."""
+    try:
+        return load_settings(vault, config_file), []
+    except ConfigError as exc:
+        settings = load_settings(None, config_file)  # raises when the vault file is not to blame
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        return settings, [Problem(VAULT_FILE_NAME, _toml_line(line), line) for line in lines]
+
+
+def _toml_line(message: str) -> int | None:
+    found = re.search(r"at line (\d+)", message)
+    return int(found[1]) if found else None
 
 
 @main.command()
@@ -188,7 +213,8 @@ def run(
 ) -> None:
     """Run every `todo` task to an end state, write the results back, then exit.
 
-    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
+    Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
+    invalid.
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -212,7 +238,7 @@ def run(
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status != "done":
+            if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
         for path in result.invalid:
             click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
@@ -221,7 +247,8 @@ def run(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
+    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
+    sys.exit(0 if ended_well and not result.invalid else 1)
 
 
 @main.command("report")

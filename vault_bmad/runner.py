@@ -23,6 +23,7 @@ from vault_bmad.model.validate import build_definitions
 from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.leftovers import remove_leftovers
 
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
@@ -89,6 +90,7 @@ def open_orchestrator(
     runtimes, the cache and the index. `stack` closes them all, runtimes before the store."""
     folder = state_dir(vault, settings)
     stack.enter_context(vault_lock(folder))
+    remove_leftovers(vault.resolve())
     store = stack.enter_context(Store(folder / STATE_DB))
     runtimes = runtimes_for(settings, stack)
     for runtime in runtimes.values():

@@ -7,12 +7,12 @@ move or stop leaves behind is decided here, once; so is how a new run reads it b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 from typing import Literal
 
 from vault_bmad.engine.attempt import AttemptResult
 from vault_bmad.engine.graph import Blocked
-from vault_bmad.engine.ledger import InFlight, attempt_record, credited_agent, task_state
+from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
 from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
@@ -36,7 +36,8 @@ class TaskJournal:
         self._on_event = on_event or (lambda event: None)
         self.outputs: dict[str, str] = {}  # task id -> output note written
         self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
-        self.started_at: dict[str, float] = {}  # task id -> its first attempt's start
+        self.started_at: dict[str, float] = {}  # task id -> its first start (wall clock)
+        self._runs_started: dict[str, float] = {}  # a workflow run's note -> its first step's start
 
     def recover(self) -> set[str]:
         """At start: the tasks an earlier run left unfinished (the store puts them back to
@@ -51,6 +52,8 @@ class TaskJournal:
         """`task` with the status to schedule it with: an interrupted or blocked task runs
         again."""
         status = task.status
+        if status == "skipped":  # the run decided it, or the user did
+            return task
         if task.step:  # a step's own state lives in the store, its run's in the note
             stored = self.store.task(task.id)
             resuming = status in IN_PROGRESS and stored and stored.status == "done"
@@ -68,14 +71,14 @@ class TaskJournal:
 
     def running(self, assignment: Assignment, started: float) -> None:
         task, agent_id = assignment.task, assignment.agent_id
-        self.started_at.setdefault(task.id, started)
         self._event("started", task.id, f"{agent_id} (attempt {assignment.attempt})")
+        self._step_started(task, started)
         self.notes.running(task, agent_id, started, assignment.attempt)
         self.store.save_task(task_state(assignment, "running", started, started=started))
 
     def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:
         assignment, task = flight.assignment, flight.assignment.task
-        agent_id = credited_agent(assignment)
+        agent_id = assignment.agent_id
         self.outputs[task.id] = output
         self.notes.done(
             task,
@@ -140,24 +143,93 @@ class TaskJournal:
             )
         )
         self.summary.outcomes[task.id] = TaskOutcome(
-            task.id, task.path, status, agent_id, assignment.attempt, error, cache, output, seconds
+            task.id,
+            task.path,
+            status,
+            agent_id,
+            assignment.attempt,
+            error,
+            cache,
+            output,
+            seconds,
+            started_at=self.started_at.get(task.id, flight.started),
+            completed_at=ended,
         )
         self._event(status, task.id, output or error or "", assignment.agent_id, seconds)
 
-    def first_start(self, task_ids: Iterable[str], default: float) -> float:
-        """When the first of these tasks started (a workflow run's steps), as this run or
-        the store saw it; `default` if none did."""
-        starts = []
-        for task_id in task_ids:
-            if task_id in self.started_at:
-                starts.append(self.started_at[task_id])
-            elif (stored := self.store.task(task_id)) is not None and stored.started_at:
-                starts.append(stored.started_at)
-        return min(starts, default=default)
+    def ended_itself(
+        self,
+        task: TaskDef,
+        started: float,
+        ended: float,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """A task no agent runs ended: a workflow run, whose times span its steps, or a
+        guidance step. It has no attempts of its own."""
+        status: Literal["done", "failed"] = "failed" if error else "done"
+        if task.steps:
+            started = self._runs_started.pop(task.path, started)
+        else:
+            self._step_started(task, started)
+        if output:
+            self.outputs[task.id] = output
+            self.notes.done(
+                task,
+                agent_id=None,
+                started=started,
+                completed=ended,
+                attempts=None,
+                cache=None,
+                output=output,
+            )
+        else:
+            self.notes.failed(task, error or "", completed=ended, attempts=0)
+        self.store.save_task(
+            TaskState(
+                task.id,
+                task.path,
+                status,
+                error=error,
+                updated_at=ended,
+                started_at=started,
+                completed_at=ended,
+                output=output,
+            )
+        )
+        self.summary.outcomes[task.id] = TaskOutcome(
+            task.id,
+            task.path,
+            status,
+            error=error,
+            output=output,
+            seconds=ended - started,
+            started_at=started,
+            completed_at=ended,
+        )
+        self._event(status, task.id, output or error or "", None, ended - started)
+
+    def skipped(self, task: TaskDef, now: float) -> None:
+        """A step the run leaves out: it ends at once, with the reason."""
+        reason = task.skipped_because or "skipped"
+        self.outputs.pop(task.id, None)  # an earlier run's output is not this run's
+        self.store.save_task(TaskState(task.id, task.path, "skipped", error=reason, updated_at=now))
+        self.summary.outcomes[task.id] = TaskOutcome(task.id, task.path, "skipped", error=reason)
+        self._event("skipped", task.id, reason)
+
+    def _step_started(self, task: TaskDef, started: float) -> None:
+        """The first start of a task; of a run's first step, the run's start too."""
+        self.started_at.setdefault(task.id, started)
+        if task.step and task.path not in self._runs_started:
+            self._runs_started[task.path] = started
+            self.notes.run_started(task, started)
 
     def blocked(self, task: TaskDef, blocked: Blocked, now: float) -> None:
         """`task` can never run: something upstream failed."""
         reason = blocked.reason
+        if task.steps:
+            self._runs_started.pop(task.path, None)
         if not (task.steps and blocked.failed_task in task.steps):  # the step wrote why
             self.notes.blocked(task, reason)
         self.store.save_task(TaskState(task.id, task.path, "blocked", error=reason, updated_at=now))

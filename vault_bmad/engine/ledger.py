@@ -26,12 +26,6 @@ class InFlight:
     key: str | None = None  # the request's cache key, while identical requests wait for it
 
 
-def credited_agent(assignment: Assignment) -> str | None:
-    """The agent a task's result is credited to: none for a workflow run, whose steps did
-    the work."""
-    return None if assignment.task.steps else assignment.agent_id
-
-
 def attempt_record(
     flight: InFlight,
     status: str,

@@ -20,14 +20,16 @@ class TaskOutcome:
     error: str | None = None
     cache: str | None = None
     output: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # how long its last attempt took (a run: its steps' span)
+    started_at: float | None = None  # Unix seconds: its first start; None if it never ran
+    completed_at: float | None = None  # Unix seconds: when it ended, if it ran
 
 
 @dataclass(frozen=True)
 class Event:
     """Something the user may want to see as it happens (progress lines, the dashboard)."""
 
-    kind: str  # queued | started | retry | done | failed | blocked
+    kind: str  # queued | started | retry | done | failed | blocked | skipped
     task_id: str
     detail: str = ""
     agent: str | None = None
