@@ -109,7 +109,7 @@ def request_to(agent_id: str) -> RunRequest:
 def test_the_degrading_agent_slows_then_fails_then_recovers() -> None:
     plan = Degradation(agent_id="ed", after_calls=1, slow_calls=1, failing_calls=2)
     with FleetLLM(scale=0.001, degradation=plan) as server:
-        runtime = LlmRuntime(server.base_url, retries=0)
+        runtime = LlmRuntime(server.base_url)
         outcomes = []
         for _ in range(5):
             try:

@@ -27,7 +27,6 @@ from vault_bmad.runtimes.remote import NotPicklable, RemoteRuntime, RuntimeSpec
 FAST = {
     "backoff_base_s": 0.01,
     "backoff_max_s": 0.05,
-    "llm_retries": 0,
     "max_workers": 4,
     "health_cooldown_s": 0.2,
 }

@@ -32,6 +32,7 @@ EXPOSES_SERVICE = "it decides who can reach the dashboard"
 LEAVES_VAULT = "it can point the service's files outside the vault"
 
 SENDS_WORK_AWAY = "it decides which machines the vault's tasks and notes are sent to"
+STATES_COSTS = "it decides what LLM calls are reported to cost"
 
 # How the balancer picks an agent; engine/balancer.py says what each strategy does.
 Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
@@ -50,6 +51,54 @@ def check_executor_spec(spec: str) -> str:
         if host and port.isdigit() and 0 < int(port) < 65536:
             return spec
     raise ConfigError(f"executor {spec!r} is not `thread`, `dask` or `dask://HOST:PORT`")
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What each model's tokens cost, in your currency per million tokens: prompt and
+    completion. The `llm_prices` setting: a TOML table `model = [prompt, completion]`, or
+    in the environment `model=prompt/completion,model=...`."""
+
+    by_model: tuple[tuple[str, float, float], ...] = ()
+
+    def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float | None:
+        """The cost of these tokens on `model`; None when the model has no price."""
+        for name, prompt, completion in self.by_model:
+            if name == model:
+                return (tokens_in * prompt + tokens_out * completion) / 1_000_000
+        return None
+
+    @classmethod
+    def parse(cls, raw: object, from_text: bool) -> Prices:
+        """From a TOML table, or text; ValueError saying what was expected."""
+        if isinstance(raw, Prices):
+            return raw
+        expected = "a table of model = [prompt price, completion price]"
+        if from_text and isinstance(raw, str):
+            pairs: dict[str, object] = {}
+            for item in filter(None, (part.strip() for part in raw.split(","))):
+                model, _, prices = item.rpartition("=")
+                pairs[model.strip()] = prices.split("/")
+            raw = pairs
+        if not isinstance(raw, dict):
+            raise ValueError(expected)
+        entries = []
+        for model, prices in raw.items():
+            try:
+                prompt, completion = (_price(value) for value in prices)
+            except (TypeError, ValueError):
+                raise ValueError(f"{expected}; {model!r} has {prices!r}") from None
+            if not model:
+                raise ValueError(f"{expected}; a model name is empty")
+            entries.append((str(model), prompt, completion))
+        return cls(tuple(sorted(entries)))
+
+
+def _price(value: object) -> float:
+    number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise ValueError(value)
+    return number
 
 
 @dataclass(frozen=True)
@@ -136,10 +185,22 @@ class Settings:
     llm_timeout_s: Annotated[float, About("Seconds to wait for one LLM answer.", minimum=0.001)] = (
         60.0
     )
-    llm_retries: Annotated[
-        int,
-        About("Retries of an LLM request that timed out or got 5xx/429.", minimum=0, maximum=10),
-    ] = 3
+    llm_give_up_s: Annotated[
+        float,
+        About(
+            "Seconds an LLM server may stay unreachable (or ask to wait) before `run` fails the"
+            " tasks waiting for it; `serve` keeps them queued and shows the server down.",
+            minimum=1,
+        ),
+    ] = 60.0
+    llm_prices: Annotated[
+        Prices,
+        About(
+            "Price per million tokens of each model, prompt and completion, for the costs"
+            ' shown: `[llm_prices]` then `"gpt-4o-mini" = [0.15, 0.6]`.',
+            unsafe=STATES_COSTS,
+        ),
+    ] = Prices()
     command_enabled: Annotated[
         bool, About("Turn on the command runtime, which runs programs.", unsafe=RUNS_CODE)
     ] = False
@@ -327,6 +388,8 @@ def _convert(spec: SettingSpec, raw: object, source: str, *, from_text: bool) ->
 def _coerce(kind: Any, raw: object, from_text: bool) -> object:
     """Return raw as `kind`, or raise ValueError saying what was expected."""
     text = raw.strip() if from_text and isinstance(raw, str) else None
+    if kind is Prices:
+        return Prices.parse(raw, from_text)
     if get_origin(kind) is Literal:
         choices = get_args(kind)
         if raw in choices or text in choices:
@@ -411,6 +474,8 @@ def type_label(kind: Any) -> str:
     if get_origin(kind) is tuple:
         return "list of strings"
     names = {bool: "true/false", int: "integer", float: "number", str: "string"}
+    if kind is Prices:
+        return "table"
     return names[kind]
 
 
@@ -420,6 +485,8 @@ def _default_label(spec: SettingSpec) -> str:
         return f"`{str(default).lower()}`"
     if isinstance(default, tuple):
         return "`[]`" if not default else f"`{list(default)!r}`"
+    if isinstance(default, Prices):
+        return "`{}`"
     if isinstance(default, str):
         return f'`"{default}"`'
     return f"`{default!r}`"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from vault_bmad.config import Settings
-from vault_bmad.model.definitions import AgentDef, TaskDef
+from vault_bmad.model.definitions import AgentDef, TaskDef, generation_params
 from vault_bmad.runtimes.base import ContextDoc, RunRequest
 from vault_bmad.vault.index import VaultIndex
 
@@ -46,7 +46,7 @@ def build_request(
         template=_template_text(task, index),
         template_path=task.template,
         model=(agent.model or settings.llm_model) if agent.runtime == "llm" else agent.model,
-        params=(),
+        params=generation_params(agent, task) if agent.runtime == "llm" else (),
         timeout=task.timeout or settings.task_timeout_s,
         command=agent.command,
     )

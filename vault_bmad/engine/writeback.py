@@ -35,6 +35,7 @@ _CLEARED_ON_START: dict[str, object | None] = {
     "duration_ms": None,
     "result": None,
     "cache": None,
+    "truncated": None,
 }
 
 
@@ -121,6 +122,7 @@ class TaskNotes:
         attempts: int,
         cache: str,
         output: str,
+        truncated: bool = False,
     ) -> None:
         if task.step:
             return
@@ -136,6 +138,7 @@ class TaskNotes:
                 "attempts": attempts,
                 "cache": cache,
                 "result": wikilink(output),
+                "truncated": True if truncated else None,
             },
         )
 

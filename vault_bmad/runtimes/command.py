@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from vault_bmad.errors import RuntimeUnavailable, TaskTimeout
+from vault_bmad.errors import RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.runtimes.template import TemplateRuntime
 
@@ -67,20 +67,20 @@ class CommandRuntime:
         )
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
-        """The argv to run, or RuntimeUnavailable saying why it may not run."""
+        """The argv to run, or RuntimeRefused saying why it may not run."""
         if not self.enabled:
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"task {request.task_id} needs the command runtime, which is off; "
                 f"to turn it on, {HOW_TO_ENABLE}"
             )
         if not request.command:
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"task {request.task_id} uses the command runtime but names no command to run"
             )
         program = request.command[0]
         if self.allowlist and program not in self.allowlist:
             allowed = ", ".join(sorted(self.allowlist))
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"task {request.task_id} wants to run {program!r}, which is not in "
                 f"command_allowlist ({allowed}); add it there in your config file to allow it"
             )
@@ -97,7 +97,7 @@ class CommandRuntime:
                 start_new_session=True,  # its own process group, so a timeout kills all of it
             )
         except OSError as exc:
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"the command runtime could not start {argv[0]!r}: {exc.strerror or exc}"
             ) from None
         with process:

@@ -48,7 +48,7 @@ class RuntimeSpec:
     llm_base_url: str
     llm_model: str
     llm_timeout_s: float
-    llm_retries: int
+    llm_give_up_s: float
     backoff_base_s: float
     backoff_max_s: float
     command_enabled: bool
