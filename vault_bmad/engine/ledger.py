@@ -1,13 +1,15 @@
-"""The records the orchestrator keeps of each attempt in flight, and what it stores of them."""
+"""The records the orchestrator keeps of each attempt in flight, and what it stores of them
+(attempts, task states, cache samples)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from vault_bmad.engine.attempt import ResultCache
 from vault_bmad.engine.predictor import Observation
 from vault_bmad.engine.scheduler import Assignment
-from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, TaskState
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample, TaskState
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import TaskStatus
 from vault_bmad.runtimes.base import RuntimeOutput
@@ -22,6 +24,12 @@ class InFlight:
     started: float  # wall clock
     deadline: float  # monotonic: when the orchestrator gives up on it
     key: str | None = None  # the request's cache key, while identical requests wait for it
+
+
+def credited_agent(assignment: Assignment) -> str | None:
+    """The agent a task's result is credited to: none for a workflow run, whose steps did
+    the work."""
+    return None if assignment.task.steps else assignment.agent_id
 
 
 def attempt_record(
@@ -89,3 +97,21 @@ def observations(attempts: Iterable[Attempt], tasks: Mapping[str, TaskDef]) -> l
         seconds = max(0.0, attempt.ended_at - attempt.started_at)
         found.append(Observation(attempt.agent, kind, seconds, complexity))
     return found
+
+
+def cache_samples(cache: ResultCache | None, now: float) -> list[CacheSample]:
+    """Each cache level's counters, for hit rate over time; none without a cache."""
+    if cache is None:
+        return []
+    return [
+        CacheSample(
+            level,
+            figures["hits"],
+            figures["misses"],
+            figures["evictions"],
+            figures["expirations"],
+            figures["size"],
+            now,
+        )
+        for level, figures in cache.stats().by_level().items()
+    ]

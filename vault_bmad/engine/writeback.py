@@ -19,7 +19,9 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from vault_bmad.errors import Problem, VaultBmadError
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME
 from vault_bmad.model.definitions import TaskDef
+from vault_bmad.runtimes.base import RuntimeOutput
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
@@ -209,6 +211,18 @@ class TaskNotes:
             self._on_written(path)
         if outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+
+
+def workflow_run_output(task: TaskDef, outputs: Mapping[str, str]) -> RuntimeOutput:
+    """The output of a workflow run: a link to each step's output (`outputs`: task id ->
+    output note)."""
+    lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
+    lines += [
+        f"- {step.rsplit('/', 1)[-1]}: {wikilink(outputs[step])}"
+        for step in task.steps
+        if step in outputs
+    ]
+    return RuntimeOutput("\n".join(lines) + "\n", WORKFLOW_RUNTIME)
 
 
 def _says_task(index: VaultIndex, note: Note) -> bool:

@@ -1,0 +1,172 @@
+"""How each task moves and ends, recorded in one place: its note, the store, the run's
+summary, the events the user watches and the output notes written.
+
+Every task state change the orchestrator makes goes through `TaskJournal`, so what each
+move or stop leaves behind is decided here, once; so is how a new run reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container
+from typing import Literal
+
+from vault_bmad.engine.attempt import AttemptResult
+from vault_bmad.engine.graph import Blocked
+from vault_bmad.engine.ledger import InFlight, attempt_record, credited_agent, task_state
+from vault_bmad.engine.scheduler import Assignment
+from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
+from vault_bmad.metrics.records import TaskState
+from vault_bmad.metrics.store import Store
+from vault_bmad.model.definitions import TaskDef
+from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
+
+
+class TaskJournal:
+    """Writes each task's moves into its note, the store, `summary` and `on_event`."""
+
+    def __init__(
+        self,
+        notes: TaskNotes,
+        store: Store,
+        summary: RunSummary,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.notes, self.store, self.summary = notes, store, summary
+        self._on_event = on_event or (lambda event: None)
+        self.outputs: dict[str, str] = {}  # task id -> output note written
+        self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
+
+    def recover(self) -> set[str]:
+        """At start: the tasks an earlier run left unfinished (the store puts them back to
+        `todo`); the outputs of those it finished are remembered."""
+        interrupted = {state.task_id for state in self.store.recover()}
+        for state in self.store.tasks("done"):
+            if state.output:
+                self.outputs[state.task_id] = state.output
+        return interrupted
+
+    def resumed(self, task: TaskDef, interrupted: Container[str]) -> TaskDef:
+        """`task` with the status to schedule it with: an interrupted or blocked task runs
+        again."""
+        status = task.status
+        if task.step:  # a step's own state lives in the store, its run's in the note
+            stored = self.store.task(task.id)
+            resuming = status in IN_PROGRESS and stored and stored.status == "done"
+            status = "done" if resuming or status == "done" else "todo"
+        elif status in RESET_TO_TODO or task.id in interrupted:
+            status = "todo"
+        if status == "done" and task.output and task.id not in self.outputs:
+            self.outputs[task.id] = task.output
+        return task if status == task.status else task.model_copy(update={"status": status})
+
+    def queued(self, task: TaskDef, now: float) -> None:
+        self.queued_at.setdefault(task.id, now)
+        self.notes.queued(task)
+        self._event("queued", task.id)
+
+    def running(self, assignment: Assignment, started: float) -> None:
+        task, agent_id = assignment.task, assignment.agent_id
+        self._event("started", task.id, f"{agent_id} (attempt {assignment.attempt})")
+        self.notes.running(task, agent_id, started, assignment.attempt)
+        self.store.save_task(task_state(assignment, "running", started, started=started))
+
+    def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:
+        assignment, task = flight.assignment, flight.assignment.task
+        agent_id = credited_agent(assignment)
+        self.outputs[task.id] = output
+        self.notes.done(
+            task,
+            agent_id=agent_id,
+            started=flight.started,
+            completed=ended,
+            attempts=assignment.attempt,
+            cache=attempt.cache,
+            output=output,
+        )
+        self.store.record_attempt(
+            attempt_record(
+                flight, "done", ended, runtime="", result=attempt.result, cache=attempt.cache
+            )
+        )
+        self._ended(flight, "done", ended, agent_id, cache=attempt.cache, output=output)
+
+    def attempt_failed(
+        self, flight: InFlight, status: str, ended: float, *, runtime: str, error: str
+    ) -> None:
+        """An attempt that failed or timed out; the task then retries or fails."""
+        self.store.record_attempt(
+            attempt_record(flight, status, ended, runtime=runtime, error=error)
+        )
+
+    def retrying(self, flight: InFlight, error: str, ended: float) -> None:
+        assignment = flight.assignment
+        seconds = ended - flight.started
+        self._event("retry", assignment.task.id, error, assignment.agent_id, seconds)
+        self.store.save_task(task_state(assignment, "queued", ended, error=error))
+
+    def failed(self, flight: InFlight, error: str, ended: float) -> None:
+        """A task that ran out of attempts, or failed in a way no retry mends."""
+        assignment = flight.assignment
+        self.notes.failed(assignment.task, error, completed=ended, attempts=assignment.attempt)
+        self._ended(flight, "failed", ended, assignment.agent_id, error=error)
+
+    def _ended(
+        self,
+        flight: InFlight,
+        status: Literal["done", "failed"],
+        ended: float,
+        agent_id: str | None,
+        *,
+        error: str | None = None,
+        cache: str | None = None,
+        output: str | None = None,
+    ) -> None:
+        """What an attempt that ends its task leaves in the store, the summary and events."""
+        assignment, task = flight.assignment, flight.assignment.task
+        seconds = ended - flight.started
+        self.store.save_task(
+            task_state(
+                assignment,
+                status,
+                ended,
+                started=flight.started,
+                ended=ended,
+                error=error,
+                output=output,
+            )
+        )
+        self.summary.outcomes[task.id] = TaskOutcome(
+            task.id, task.path, status, agent_id, assignment.attempt, error, cache, output, seconds
+        )
+        self._event(status, task.id, output or error or "", assignment.agent_id, seconds)
+
+    def blocked(self, task: TaskDef, blocked: Blocked, now: float) -> None:
+        """`task` can never run: something upstream failed."""
+        reason = blocked.reason
+        if not (task.steps and blocked.failed_task in task.steps):  # the step wrote why
+            self.notes.blocked(task, reason)
+        self.store.save_task(TaskState(task.id, task.path, "blocked", error=reason, updated_at=now))
+        self.summary.outcomes[task.id] = TaskOutcome(task.id, task.path, "blocked", error=reason)
+        self._event("blocked", task.id, reason)
+
+    def requeued(self, assignment: Assignment, now: float) -> None:
+        """Back to `todo`: the service stopped before the attempt finished."""
+        self.notes.requeue(assignment.task)
+        self.store.save_task(task_state(assignment, "todo", now))
+
+    def reopened(self, task: TaskDef) -> None:
+        """The user set an ended task back to `todo`: it runs again, from its edited note."""
+        self.notes.forget(task.path)
+        self.queued_at.pop(task.id, None)
+        self.summary.outcomes.pop(task.id, None)
+
+    def _event(
+        self,
+        kind: str,
+        task_id: str,
+        detail: str = "",
+        agent: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self._on_event(Event(kind, task_id, detail, agent, seconds))
