@@ -98,7 +98,7 @@ def test_task_state_round_trips_and_saves_replace(fresh_db: Store) -> None:
 
 
 def test_attempts_round_trip_with_wait_and_duration(fresh_db: Store) -> None:
-    tried = attempt("t1", 110.0, cache="L2", tokens=321, error="boom", status="failed")
+    tried = attempt("t1", 110.0, cache="L2", tokens_in=321, error="boom", status="failed")
     fresh_db.record_attempt(tried)
     fresh_db.record_attempts([attempt("t2", 100.0), attempt("t1", 120.0, attempt=2)])
     fresh_db.flush()

@@ -55,6 +55,8 @@ class SchedulerChange:
     retry_at: float | None = None  # not before this time (backoff)
     health: tuple[HealthChange, ...] = ()
     reassigned: tuple[str, ...] = ()  # queued tasks whose agent changed lanes
+    released: tuple[str, ...] = ()  # blocked tasks waiting again: what blocked them reruns
+    failed: tuple[str, ...] = ()  # queued tasks that failed: no agent left can take them
 
 
 class Scheduler:
@@ -105,6 +107,7 @@ class Scheduler:
         self._attempts: Counter[str] = Counter()
         self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
         self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
+        self._retired: set[str] = set()  # agents given up on: out for good, never probed
 
     # The orchestrator's loop: submit, dispatch, finish.
 
@@ -138,7 +141,7 @@ class Scheduler:
         started: list[Assignment] = []
         out = self.health.out_of_service()
         for agent_id in out:
-            if agent_id not in self._agents:
+            if agent_id not in self._agents or agent_id in self._retired:
                 continue
             if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
                 task_id = self._lanes.best_for(agent_id)
@@ -168,18 +171,36 @@ class Scheduler:
         return started
 
     def finish(
-        self, task_id: str, *, ok: bool, seconds: float, retry: bool = True, measured: bool = True
+        self,
+        task_id: str,
+        *,
+        ok: bool,
+        seconds: float,
+        retry: bool = True,
+        measured: bool = True,
+        wait_at_least: float | None = None,
+        error: str | None = None,
     ) -> SchedulerChange:
-        """Record how an attempt ended; `retry=False` when trying again cannot help, and
-        `measured=False` when the agent did no work for it (a cache served it), so its
-        time says nothing of the agent's speed or health."""
+        """Record how an attempt ended. `retry=False` when trying again cannot help;
+        `measured=False` when the attempt says nothing about the agent (a cache served it,
+        or it failed for the task's own reasons), so health and the predictor ignore it;
+        `wait_at_least` is the least wait before a retry (a server's Retry-After)."""
         assignment = self._release(task_id)
         task, agent_id = assignment.task, assignment.agent_id
         change = None
-        if measured or assignment.probe:  # a probe ends however it was served
+        if measured:
             change = self.health.record(
-                agent_id, ok=ok, seconds=seconds, timeout=self.timeout(task), probe=assignment.probe
+                agent_id,
+                ok=ok,
+                seconds=seconds,
+                timeout=self.timeout(task),
+                probe=assignment.probe,
+                error=error,
             )
+        elif assignment.probe and ok:  # a probe ends however it was served
+            change = self.health.record(agent_id, ok=True, seconds=seconds, probe=True)
+        elif assignment.probe:
+            change = self.health.probe_inconclusive(agent_id)
         moved = self._apply_health(change)
         health = (change,) if change else ()
         if ok:
@@ -191,7 +212,8 @@ class Scheduler:
                 self._enqueue(child)
             return SchedulerChange(queued=ready, health=health, reassigned=moved)
         if retry and self._attempts[task_id] <= self.retries(task):
-            at = self._clock() + self._backoff(self._attempts[task_id])
+            delay = max(self._backoff(self._attempts[task_id]), wait_at_least or 0.0)
+            at = self._clock() + delay
             self._backing_off[task_id] = at
             heapq.heappush(self._releases, (at, task_id))
             return SchedulerChange(retry=True, retry_at=at, health=health, reassigned=moved)
@@ -240,7 +262,36 @@ class Scheduler:
         self._rerank()
         for task_id in change.ready:
             self._enqueue(task_id)
-        return SchedulerChange(queued=change.ready, blocked=change.blocked)
+        return SchedulerChange(
+            queued=change.ready, blocked=change.blocked, released=change.released
+        )
+
+    def give_up(self, agents: Iterable[str], reason: str) -> SchedulerChange:
+        """Take `agents` out for good (their endpoint is gone) and fail every queued task no
+        other agent may take, blocking its dependents. Call again as more work queues:
+        it fails only what is newly stranded."""
+        for agent_id in set(agents) - self._retired:
+            self._retired.add(agent_id)
+            self._apply_health(self.health.take_out(agent_id, reason))
+        if not self._retired:
+            return SchedulerChange()
+        stranded = [
+            task_id
+            for task_id in (*self._lanes.lanes(), *self._backing_off, *self._held)
+            if not self._takers(self._tasks[task_id])
+        ]
+        blocked: list[Blocked] = []
+        for task_id in stranded:
+            self._lanes.take(task_id)
+            self._lanes.forget(task_id)
+            self._backing_off.pop(task_id, None)
+            self._held.discard(task_id)
+            blocked.extend(self._graph.mark_failed(task_id))
+        return SchedulerChange(failed=tuple(stranded), blocked=tuple(blocked))
+
+    def queued_tasks(self) -> tuple[str, ...]:
+        """Every queued task: in line, waiting out a retry's backoff, or held."""
+        return (*self._lanes.lanes(), *self._backing_off, *self._held)
 
     def knows(self, task_id: str) -> bool:
         return task_id in self._tasks
@@ -403,6 +454,13 @@ class Scheduler:
 
     def _has_room(self, agent_id: str) -> bool:
         return self._in_flight[agent_id] < self._agents[agent_id].capacity
+
+    def _takers(self, task: TaskDef) -> set[str]:
+        """Agents not given up on that may take the task, now or once back in service."""
+        takers = set(self._lane_for(task))
+        if task.agent in self._agents:
+            takers.add(task.agent)
+        return takers - self._retired
 
     def _lane_for(self, task: TaskDef) -> Lane:
         if task.agent in self._agents and self.health.in_service(task.agent):

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from vault_bmad.errors import AttemptFailed
 from vault_bmad.runtimes import llm_errors
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.runtimes.llm_url import chat_url
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
@@ -47,16 +47,6 @@ def chat_messages(request: RunRequest) -> list[dict[str, str]]:
     return [*system, {"role": "user", "content": user_message(request)}]
 
 
-def shown_url(url: str) -> str:
-    """The URL without any user name or password in it, for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class LlmRuntime:
     """Asks an OpenAI-compatible server (Ollama, vLLM, llama.cpp, OpenAI) for one completion."""
 
@@ -75,7 +65,7 @@ class LlmRuntime:
         """`max_wait_s` is the longest wait a server may ask for (Retry-After) and still be
         tried again: as long as the engine waits for an endpoint before it gives up."""
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.endpoint = shown_url(self.url)
+        self.endpoint = chat_url(base_url)
         self._api_key = api_key
         self._default_model = default_model
         self._timeout_s = timeout_s
