@@ -16,8 +16,8 @@ from tests.llm_servers import always, every_fixture, recorded
 from vault_bmad.errors import AttemptFailed, Failure, FailureKind
 from vault_bmad.runtimes.base import ContextDoc, RunRequest
 from vault_bmad.runtimes.llm import LlmRuntime
-from vault_bmad.runtimes.llm_url import shown_url
 from vault_bmad.runtimes.llm_errors import classify_answer, retry_after_s
+from vault_bmad.runtimes.llm_url import shown_url
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM, digest_reply, free_port
 
 BASE = RunRequest(

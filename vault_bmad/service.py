@@ -7,18 +7,20 @@ web server's threads read only the engine's latest snapshot and the store.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import signal
+import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Literal
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
@@ -60,6 +62,23 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+@contextmanager
+def _bound(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket listening on the dashboard's address; ServeError when it cannot."""
+    family = select_address_family(host, port)
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(get_sockaddr(host, port, family))
+        listening.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        listening.close()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise ServeError(f"cannot serve the dashboard on {host}:{port}: {reason}") from None
+    with listening:
+        yield listening
+
+
 def _not_yet(environ: object, start_response: Callable[..., object]) -> list[bytes]:
     """The web server's app until the vault is open (never served: nothing listens yet)."""
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
@@ -96,15 +115,9 @@ class Service:
     def start(self) -> None:
         """Bind the dashboard's port first, so a port in use stops it before anything is
         written; then open the vault and start the watcher, the engine and the web threads."""
-        try:  # the app comes once the vault is open; the port is taken now
-            self._server = make_server(
-                self.settings.host, self.settings.port, _not_yet, threaded=True
-            )
-        except OSError as exc:
-            where = f"{self.settings.host}:{self.settings.port}"
-            raise ServeError(
-                f"cannot serve the dashboard on {where}: {exc.strerror or exc}"
-            ) from None
+        host, port = self.settings.host, self.settings.port
+        with _bound(host, port) as listening:  # the app comes once the vault is open
+            self._server = make_server(host, port, _not_yet, threaded=True, fd=listening.fileno())
         self.orchestrator = orchestrator = open_orchestrator(
             self.vault, self.settings, self._stack, self._on_event
         )
@@ -133,7 +146,7 @@ class Service:
 
     @property
     def url(self) -> str:
-        port = self._server.server_port if self._server else self.settings.port
+        port = self._server.port if self._server else self.settings.port
         host = self.settings.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
