@@ -132,9 +132,10 @@ class AttemptFailed(VaultBmadError):
 def classify(exc: BaseException) -> Failure:
     """The Failure behind any exception an attempt ended with.
 
-    A runtime that knows better raises AttemptFailed. Otherwise: a PermanentFailure is
-    deterministic; a timeout, a RuntimeUnavailable or an OSError may pass; anything else
-    is a bug in code, which trying again repeats, so it is deterministic.
+    A runtime that knows better raises AttemptFailed. Otherwise: a timeout, a
+    RuntimeUnavailable or an OSError may pass (an OSError is no fault of the agent's: a
+    note that could not be written); any other error, ours or a bug in code, repeats
+    when tried again, so it is deterministic.
     """
     if isinstance(exc, AttemptFailed):
         return exc.failure
@@ -147,4 +148,6 @@ def classify(exc: BaseException) -> Failure:
         return Failure(FailureKind.TRANSIENT, message)
     if isinstance(exc, OSError):
         return Failure(FailureKind.TRANSIENT, message, elsewhere=True)
+    if isinstance(exc, VaultBmadError):  # e.g. a WriteConflict: an output that cannot go
+        return Failure(FailureKind.DETERMINISTIC, message)
     return Failure(FailureKind.DETERMINISTIC, f"{type(exc).__name__}: {message}")
