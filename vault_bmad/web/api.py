@@ -22,6 +22,7 @@ from vault_bmad.metrics.records import Attempt
 from vault_bmad.model.status import PENDING
 from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import Run, run_graph, workflow_runs
+from vault_bmad.web.pages import RETRIED
 from vault_bmad.web.state import Dashboard, dashboard
 from vault_bmad.web.timeline import RunningTask, build_timeline
 from vault_bmad.web.vault_files import obsidian_url
@@ -207,9 +208,9 @@ def rerun(task_id: str) -> Response:
 def retry() -> Response:
     """Rerun every task that ended in the statuses asked (`?status=failed&status=blocked`;
     both when none is named); the tasks their failures blocked wait for them again."""
-    wanted = request.args.getlist("status") or ["failed", "blocked"]
-    if unknown := set(wanted) - {"failed", "blocked"}:
-        abort(400, description=f"status must be failed or blocked, not {sorted(unknown)}")
+    wanted = request.args.getlist("status") or list(RETRIED)
+    if unknown := set(wanted) - set(RETRIED):
+        abort(400, description=f"status must be one of {', '.join(RETRIED)}, not {sorted(unknown)}")
     return json_response({"retried": dashboard().backend.retry(wanted)})
 
 
