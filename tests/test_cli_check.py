@@ -32,7 +32,12 @@ def test_check_json_shape_and_exit_code(vault: Path, write: WriteNote) -> None:
         "tasks": 1,
     }
     assert report["problems"] == [
-        {"path": "Tasks/Sub/Bad.md", "line": 3, "message": "unknown agent nobody (known: a)"}
+        {
+            "path": "Tasks/Sub/Bad.md",
+            "line": 3,
+            "message": "unknown agent nobody (known: a)",
+            "severity": "error",
+        }
     ]
 
 

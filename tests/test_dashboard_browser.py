@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "overview.png"
 HOSTILE = "<img src=x onerror=alert(1)>"
 AGENTS = ("analyst", "architect", "dev", "pm", "qa", "ux-expert")
-SETTLED = {"done", "failed", "blocked"}
+SETTLED = {"done", "failed", "blocked", "skipped"}
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
@@ -66,6 +66,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     shutil.copytree(SAMPLE_VAULT, vault, ignore=shutil.ignore_patterns(".vault-bmad"))
     (vault / "Tasks" / f"{HOSTILE}.md").write_text(
         "---\ntype: task\npriority: low\n---\nSay <script>alert(2)</script> politely.\n"
+    )
+    (vault / "Agents" / "Gardener.md").write_text(  # a second Winston: a warning
+        "---\ntype: agent\nname: Winston\nexpertise: [gardening]\n---\nGrows things.\n"
     )
     isolated = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}  # no developer's config
     # No live result cache: its counters, starting at zero, would read as a restart after
@@ -326,3 +329,16 @@ def test_the_dashboard_shows_who_is_out_what_was_cut_off_and_retries_the_failed(
     watched.open(service.url.rstrip("/") + "/tasks/tasks/long")
     assert "cut off at its length limit" in page.locator(".notice.warn").inner_text()
     assert "prompt +" in page.locator("[data-field=usage]").inner_text()
+
+
+def test_warnings_and_skipped_steps_say_what_they_are(service: Service, watched: Watched) -> None:
+    page = watched.page
+    watched.open(service.url.rstrip("/") + "/problems")
+    page.wait_for_function("() => document.querySelectorAll('#problems tr').length === 1")
+    row = page.locator("#problems tr")
+    assert row.locator(".badge").inner_text() == "warning"
+    assert "share the name 'Winston'" in row.inner_text()
+    watched.open(service.url.rstrip("/") + "/tasks/tasks/kick-off-greenfield/review")
+    assert page.locator("[data-field=status]").inner_text() == "skipped"
+    why = page.locator("[data-field=error]").inner_text()
+    assert why == "optional step: `include_optional: true` runs it"

@@ -82,7 +82,7 @@ def test_dask_local_cluster_matches_the_thread_pool(vault_pair: tuple[Path, Path
         calls_by_threads = server.calls
         by_dask = run_vault(distributed, settings_for(distributed, server, "dask"))
         calls_by_dask = server.calls - calls_by_threads
-    assert by_dask.summary.count("done") == by_threads.summary.count("done") == 16
+    assert by_dask.summary.count("done") == by_threads.summary.count("done") == 17
     assert results(distributed) == results(threaded)
     # The cache lives in the service process, so Dask workers repeat no call.
     assert calls_by_dask == calls_by_threads == 4
@@ -204,7 +204,7 @@ def test_cli_runs_on_a_dask_scheduler_and_worker_processes(
                 process.wait()
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert (payload["done"], payload["failed"], payload["blocked"]) == (16, 0, 0)
+    assert (payload["done"], payload["failed"], payload["blocked"]) == (17, 0, 0)
     assert frontmatter.load(vault / "Tasks/Sum up.md")["status"] == "done"
 
 

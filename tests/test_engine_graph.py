@@ -150,3 +150,13 @@ def test_reopening_a_done_task_releases_nothing() -> None:
     graph = TaskGraph({"a": [], "b": ["a"]})
     graph.mark_done("a")
     assert graph.reopen("a", []).released == ()
+
+
+def test_a_skipped_task_ends_at_once_and_counts_as_ended() -> None:
+    graph = TaskGraph(DIAMOND, skipped=["b"])
+    assert graph.state("b") == "skipped"
+    assert graph.ready() == ("a",)
+    assert graph.mark_done("a") == ("c",)
+    assert graph.mark_done("c") == ("d",)  # b, skipped, does not hold d up
+    assert graph.reopen("b", ["a"]).ready == ("b",)  # run after all: d waits for it again
+    assert graph.state("d") == "waiting"

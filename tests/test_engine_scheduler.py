@@ -412,3 +412,32 @@ def test_giving_up_on_agents_fails_what_only_they_could_take() -> None:
     assert scheduler.phase("later") == "queued"  # ready now, yet only pm could take it
     assert scheduler.give_up(["pm"], "gave up on its server").failed == ("later",)
     assert not scheduler.pending()
+
+
+def test_tasks_no_agent_runs_take_no_slot_and_end_by_the_caller() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    guide = task("run/guide", guidance=True, depends_on=("run/skip",))
+    skipped = task("run/skip", status="skipped", skipped_because="its condition is not named")
+    work = task("run/work", agent="pm", depends_on=("run/guide",))
+    run = task("run", steps=("run/skip", "run/guide", "run/work"), depends_on=("run/work",))
+    change = scheduler.submit([skipped, guide, work, run])
+    assert change.skipped == ("run/skip",)
+    assert change.queued == ("run/guide",)
+    assert scheduler.dispatch() == []  # no agent takes a guidance step
+    assert [t.id for t in scheduler.take_agentless()] == ["run/guide"]
+    assert scheduler.phase("run/guide") == "running" and scheduler.take_agentless() == []
+    assert scheduler.end_agentless("run/guide", ok=True).queued == ("run/work",)
+    [assignment] = scheduler.dispatch()
+    assert (assignment.task.id, assignment.agent_id) == ("run/work", "pm")
+    assert scheduler.finish("run/work", ok=True, seconds=1.0).queued == ("run",)
+    assert [t.id for t in scheduler.take_agentless()] == ["run"]
+    scheduler.end_agentless("run", ok=True)
+    assert not scheduler.pending()
+
+
+def test_alternatives_go_only_to_the_agents_named() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit(
+        [task(f"t{n}", "architecture api design", alternatives=("pm", "dev")) for n in range(4)]
+    )
+    assert {a.agent_id for a in scheduler.dispatch()} <= {"pm", "dev"}

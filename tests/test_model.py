@@ -400,12 +400,15 @@ def test_bmad_v4_agent_and_workflow_file(vault: Path, write: WriteNote) -> None:
     assert analyst.commands == ("help", "create-brief")
     assert analyst.dependencies["templates"] == ("brief-tmpl.yaml",)
     workflow = defs.workflows["v4-greenfield"]
-    assert [s.id for s in workflow.steps] == ["project-brief", "prd", "architecture"]
+    ids = [s.id for s in workflow.steps]
+    assert ids == ["project-brief", "prd", "architecture", "workflow_end"]
     assert workflow.steps[1].requires == ("project-brief",)
     assert workflow.steps[2].requires == ("prd",)
+    assert [s.after for s in workflow.steps] == [(), *((i,) for i in ids[:-1])]
     assert workflow.steps[2].condition == "needs_architecture"
     assert workflow.steps[0].creates == "Docs/project-brief.md"
-    assert "brainstorming" in workflow.steps[0].notes
+    assert workflow.steps[0].optional_steps == ("brainstorming",)
+    assert workflow.steps[3].guidance and workflow.steps[3].agent is None
 
 
 def test_bmad_v4_workflow_in_a_fenced_block_with_bad_requires(
@@ -415,11 +418,12 @@ def test_bmad_v4_workflow_in_a_fenced_block_with_bad_requires(
     fenced = "# Flow\n\n```yaml\n" + textwrap.dedent(block) + "```\n"
     defs = define(vault, write, {"Flows/Flow.md": fenced})
     problems = problems_for(defs, "Flows/Flow.md")
-    assert [p.message for p in problems if "requires" in p.message] == [
-        "step 'prd' requires nothing.md, which no earlier step creates"
-    ]
-    assert any("unknown agent analyst" in p.message for p in problems)
-    assert {p.line for p in problems} == {4}
+    [requires] = [p for p in problems if "requires" in p.message]
+    assert requires.message.startswith("step 'prd' requires nothing.md, which no earlier step")
+    assert (requires.severity, requires.line) == ("warning", 16)  # the line of `requires:`
+    [unknown] = [p for p in problems if p.is_error]
+    assert "step 'project-brief': unknown agent analyst" in unknown.message
+    assert unknown.line == 10  # the line of its `agent:`
     assert defs.workflows == {}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -22,15 +23,16 @@ from typing import Any, TypeVar
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, Settings, load_settings
-from vault_bmad.errors import SetupError, VaultBmadError
+from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
+from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
 from vault_bmad.metrics.report import parse_span
 from vault_bmad.metrics.usage import NONE
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import ENDED_WELL, OUTCOMES
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
 from vault_bmad.runner import retry_tasks, run_vault
+from vault_bmad.runtimes.command import agent_problems
 from vault_bmad.service import Service, ServiceEvent
 from vault_bmad.vault.index import VaultIndex
 
@@ -190,11 +192,15 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
-    are problems."""
-    load_settings(vault, config_file)
+    are errors (warnings only say how something doubtful was read).
+
+    The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
+    with the notes' problems, and what it sets applies to the check."""
+    settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
-    problems = definitions.problems
+    problems += definitions.problems
+    problems += agent_problems(definitions.agents.values(), settings)
     counts = {
         "notes": len(index.notes),
         "agents": len(definitions.agents),
@@ -207,8 +213,27 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
         for problem in problems:
             click.echo(str(problem))
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
-    sys.exit(1 if problems else 0)
+        warnings = sum(not p.is_error for p in problems)
+        of_which = f" ({warnings} warning{'' if warnings == 1 else 's'})" if warnings else ""
+        plural = "" if len(problems) == 1 else "s"
+        click.echo(f"{summary}, {len(problems)} problem{plural}{of_which}")
+    sys.exit(1 if any(p.is_error for p in problems) else 0)
+
+
+def vault_settings(vault: Path, config_file: Path | None) -> tuple[Settings, list[Problem]]:
+    """The settings `check` validates with, and the problems of the vault's own file; a
+    problem of the user's config or environment stops the command as everywhere."""
+    try:
+        return load_settings(vault, config_file), []
+    except ConfigError as exc:
+        settings = load_settings(None, config_file)  # raises when the vault file is not to blame
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        return settings, [Problem(VAULT_FILE_NAME, _toml_line(line), line) for line in lines]
+
+
+def _toml_line(message: str) -> int | None:
+    found = re.search(r"at line (\d+)", message)
+    return int(found[1]) if found else None
 
 
 @main.command()
@@ -229,9 +254,9 @@ def run(
 ) -> None:
     """Run every `todo` task to an end state, write the results back, then exit.
 
-    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid, and
-    128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued tasks go back
-    to `todo`; the report says which).
+    Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
+    invalid, and 128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued
+    tasks go back to `todo`; the report says which).
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -272,7 +297,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status != "done":
+            if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
             elif outcome.truncated:
                 click.echo(f"truncated: {outcome.task_id}: cut off at its length limit")
@@ -287,7 +312,8 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         )
     if summary.stopped or stops.event.is_set():
         _exit_leaving_threads(stops.code)
-    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
+    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
+    sys.exit(0 if ended_well and not result.invalid else 1)
 
 
 @main.command()

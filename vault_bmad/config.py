@@ -464,6 +464,13 @@ def _inconsistencies(values: Mapping[str, Any], sources: Mapping[str, str]) -> l
         check_executor_spec(values["executor"])
     except ConfigError as exc:
         problems.append(f"{exc} (from {sources['executor']})")
+    folder = str(values["output_folder"]).replace("\\", "/")
+    parts = [part for part in folder.split("/") if part not in ("", ".")]
+    if not parts or folder.startswith("/") or any(p == ".." or p.startswith(".") for p in parts):
+        problems.append(
+            f"output_folder ({folder!r}, from {sources['output_folder']}) must be a folder "
+            "inside the vault that Obsidian shows: no leading '/', no '..', no hidden folder"
+        )
     return problems
 
 

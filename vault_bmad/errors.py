@@ -9,22 +9,62 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` is whole Unicode: a file name that was not UTF-8 on disk comes to
+    Python holding lone surrogates, which no UTF-8 output can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """`text` with each byte that was not UTF-8 in a file name shown as U+FFFD."""
+    if is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """Something wrong with one note: shown by `check`, written into the note, served by the API."""
+    """Something wrong with one note: shown by `check`, written into the note, served by the API.
 
-    path: str  # vault-relative, with "/"
+    An error keeps what it names out of the run (`check` exits 1); a warning says how
+    vault-bmad read something doubtful, and changes nothing else.
+    """
+
+    path: str  # vault-relative, with "/", as the file system gives it
     line: int | None
     message: str
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
+        path = printable(self.path)
+        where = f"{path}:{self.line}" if self.line else path
+        label = "" if self.is_error else "warning: "
+        return f"{where}: {label}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": self.path, "line": self.line, "message": self.message}
+        return {
+            "path": printable(self.path),
+            "line": self.line,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+def warning(path: str, line: int | None, message: str) -> Problem:
+    return Problem(path, line, message, "warning")
 
 
 class VaultBmadError(Exception):
@@ -33,6 +73,10 @@ class VaultBmadError(Exception):
 
 class ConfigError(VaultBmadError):
     """A setting is unknown, malformed, or not allowed where it was given."""
+
+
+class StoreDamaged(VaultBmadError):
+    """The state database cannot be read; the message names the file and how to recover."""
 
 
 class VaultPathError(VaultBmadError):

@@ -24,6 +24,7 @@ from vault_bmad.model.validate import build_definitions
 from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.leftovers import remove_leftovers
 from vault_bmad.vault.writer import NoteWriter
 
 LOCK_FILE = "lock"
@@ -101,6 +102,7 @@ def open_orchestrator(
             stack.callback(close)
     folder = state_dir(vault, settings)
     stack.enter_context(vault_lock(folder))
+    remove_leftovers(vault.resolve())
     store = stack.enter_context(Store(folder / STATE_DB))
     cache = make_cache(settings, folder)
     if cache is not None:

@@ -107,6 +107,7 @@ class Service:
         self._next_sample = 0.0
         self._dirty = True  # the engine changed something the snapshot does not show yet
         self.unfinished: list[str] = []
+        self._engine_error: str | None = None  # why the last engine step failed, if it did
         self.watcher: VaultWatcher | None = None
         self.orchestrator: Orchestrator | None = None
 
@@ -214,10 +215,12 @@ class Service:
                 if age >= REFRESH_EVERY_S or (self._dirty and age >= PUBLISH_EVERY_S):
                     self._publish()
                 self._housekeeping()
+                self._engine_error = None
                 if not self.orchestrator.scheduler.pending():  # step() waits only on work
                     self._stopping.wait(_ENGINE_WAIT_S)
-            except Exception:  # the service stays up whatever one step did
+            except Exception as exc:  # the service stays up whatever one step did
                 log.exception("engine step failed")
+                self._engine_error = f"a step failed: {type(exc).__name__}: {exc}"
                 time.sleep(_ENGINE_WAIT_S)
 
     def _answer_requests(self) -> None:
@@ -304,7 +307,7 @@ class Service:
                 period,
                 now=time.time(),
             )
-        except (VaultBmadError, OSError) as exc:
+        except Exception as exc:  # a damaged store, a vault gone: the service goes on
             log.warning("could not write the report for %s: %s", period, exc)
             return
         self.index.update(written.path)
@@ -326,6 +329,20 @@ class Service:
         self.metrics.observe(event)
 
     # What the web app reads.
+
+    def broken(self) -> dict[str, str]:
+        """Each part of the service that is not working now, with why."""
+        found: dict[str, str] = {}
+        if self.orchestrator is not None and (problem := self.store.check()) is not None:
+            found["store"] = problem
+        if self.watcher is not None and self.watcher.problem is not None:
+            found["watcher"] = self.watcher.problem
+        engine = self._engine_thread
+        if engine is not None and not engine.is_alive() and not self._stopping.is_set():
+            found["engine"] = "the engine thread has stopped"
+        elif self._engine_error is not None:
+            found["engine"] = self._engine_error
+        return found
 
     def snapshot(self) -> EngineSnapshot:
         return self._snapshot

@@ -13,13 +13,7 @@ from typing import Literal
 from vault_bmad.config import Prices
 from vault_bmad.engine.attempt import AttemptResult
 from vault_bmad.engine.graph import Blocked
-from vault_bmad.engine.ledger import (
-    NO_PRICES,
-    InFlight,
-    attempt_record,
-    credited_agent,
-    task_state,
-)
+from vault_bmad.engine.ledger import NO_PRICES, InFlight, attempt_record, task_state
 from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.metrics.outcomes import AgentEvent, Event, RunSummary, TaskOutcome
@@ -46,6 +40,8 @@ class TaskJournal:
         self.outputs: dict[str, str] = {}  # task id -> output note written
         self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
         self.truncated: set[str] = set()  # done tasks whose answer was cut off
+        self.started_at: dict[str, float] = {}  # task id -> its first start (wall clock)
+        self._runs_started: dict[str, float] = {}  # a workflow run's note -> its first step's start
 
     def recover(self) -> set[str]:
         """At start: the tasks an earlier run left unfinished (the store puts them back to
@@ -62,6 +58,8 @@ class TaskJournal:
         """`task` with the status to schedule it with: an interrupted or blocked task runs
         again."""
         status = task.status
+        if status == "skipped":  # the run decided it, or the user did
+            return task
         if task.step:  # a step's own state lives in the store, its run's in the note
             stored = self.store.task(task.id)
             resuming = status in IN_PROGRESS and stored and stored.status == "done"
@@ -80,12 +78,13 @@ class TaskJournal:
     def running(self, assignment: Assignment, started: float) -> None:
         task, agent_id = assignment.task, assignment.agent_id
         self._event("started", task.id, f"{agent_id} (attempt {assignment.attempt})")
+        self._step_started(task, started)
         self.notes.running(task, agent_id, started, assignment.attempt)
         self.store.save_task(task_state(assignment, "running", started, started=started))
 
     def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:
         assignment, task = flight.assignment, flight.assignment.task
-        agent_id = credited_agent(assignment)
+        agent_id = assignment.agent_id
         truncated = attempt.result.truncated
         self.outputs[task.id] = output
         self.truncated.discard(task.id)
@@ -173,13 +172,85 @@ class TaskJournal:
             cache,
             output,
             seconds,
-            truncated,
+            started_at=self.started_at.get(task.id, flight.started),
+            completed_at=ended,
+            truncated=truncated,
         )
         self._event(status, task.id, output or error or "", assignment.agent_id, seconds)
+
+    def ended_itself(
+        self,
+        task: TaskDef,
+        started: float,
+        ended: float,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """A task no agent runs ended: a workflow run, whose times span its steps, or a
+        guidance step. It has no attempts of its own."""
+        status: Literal["done", "failed"] = "failed" if error else "done"
+        if task.steps:
+            started = self._runs_started.pop(task.path, started)
+        else:
+            self._step_started(task, started)
+        if output:
+            self.outputs[task.id] = output
+            self.notes.done(
+                task,
+                agent_id=None,
+                started=started,
+                completed=ended,
+                attempts=None,
+                cache=None,
+                output=output,
+            )
+        else:
+            self.notes.failed(task, error or "", completed=ended, attempts=0)
+        self.store.save_task(
+            TaskState(
+                task.id,
+                task.path,
+                status,
+                error=error,
+                updated_at=ended,
+                started_at=started,
+                completed_at=ended,
+                output=output,
+            )
+        )
+        self.summary.outcomes[task.id] = TaskOutcome(
+            task.id,
+            task.path,
+            status,
+            error=error,
+            output=output,
+            seconds=ended - started,
+            started_at=started,
+            completed_at=ended,
+        )
+        self._event(status, task.id, output or error or "", None, ended - started)
+
+    def skipped(self, task: TaskDef, now: float) -> None:
+        """A step the run leaves out: it ends at once, with the reason."""
+        reason = task.skipped_because or "skipped"
+        self.outputs.pop(task.id, None)  # an earlier run's output is not this run's
+        self.store.save_task(TaskState(task.id, task.path, "skipped", error=reason, updated_at=now))
+        self.summary.outcomes[task.id] = TaskOutcome(task.id, task.path, "skipped", error=reason)
+        self._event("skipped", task.id, reason)
+
+    def _step_started(self, task: TaskDef, started: float) -> None:
+        """The first start of a task; of a run's first step, the run's start too."""
+        self.started_at.setdefault(task.id, started)
+        if task.step and task.path not in self._runs_started:
+            self._runs_started[task.path] = started
+            self.notes.run_started(task, started)
 
     def blocked(self, task: TaskDef, blocked: Blocked, now: float) -> None:
         """`task` can never run: something upstream failed."""
         reason = blocked.reason
+        if task.steps:
+            self._runs_started.pop(task.path, None)
         if not (task.steps and blocked.failed_task in task.steps):  # the step wrote why
             self.notes.blocked(task, reason)
         self.store.save_task(TaskState(task.id, task.path, "blocked", error=reason, updated_at=now))
@@ -216,6 +287,7 @@ class TaskJournal:
         """The user set an ended task back to `todo`: it runs again, from its edited note."""
         self.notes.forget(task.path)
         self.queued_at.pop(task.id, None)
+        self.started_at.pop(task.id, None)
         self.summary.outcomes.pop(task.id, None)
 
     def _event(

@@ -30,12 +30,6 @@ class InFlight:
     endpoint: str | None = None  # the server the agent's runtime talks to, if any
 
 
-def credited_agent(assignment: Assignment) -> str | None:
-    """The agent a task's result is credited to: none for a workflow run, whose steps did
-    the work."""
-    return None if assignment.task.steps else assignment.agent_id
-
-
 def attempt_record(
     flight: InFlight,
     status: str,

@@ -25,11 +25,11 @@ from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.endpoints import Endpoints
 from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
-from vault_bmad.engine.ledger import InFlight, cache_samples, credited_agent, observations
+from vault_bmad.engine.ledger import InFlight, cache_samples, observations
 from vault_bmad.engine.requests import NoteBodies, build_request
 from vault_bmad.engine.scheduler import Assignment, SchedulerChange
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
-from vault_bmad.engine.writeback import TaskNotes, workflow_run_output
+from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
 from vault_bmad.errors import Failure, RuntimeRefused, TaskTimeout, VaultBmadError, classify
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import PoolSample
@@ -38,7 +38,7 @@ from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import OUTCOMES
 from vault_bmad.runtimes.base import Runtime
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.writer import NoteWriter, iso_time
+from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class Orchestrator:
         self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
+        self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
         self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
         self._completions = Completions()  # attempts and output writes that end
         self._bodies = NoteBodies(index.root)
@@ -155,10 +156,12 @@ class Orchestrator:
                 wakeups.append(wakeup)
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
-        if self._running or self._writing:
+        if self._running or self._writing or self._writing_own:
             for future in self._completions.wait(wait_for):
                 if future in self._writing:
                     self._output_written(future)
+                elif future in self._writing_own:
+                    self._own_output_written(future)
                 elif future in self._running:  # not one given up on for its timeout
                     self._finish(future)
         elif wait_for > 0 and self.scheduler.pending():
@@ -176,12 +179,13 @@ class Orchestrator:
         deadline = self._clock() + grace_s
         while self._running and self._clock() < deadline:
             self.step(max_wait=min(0.1, max(0.0, deadline - self._clock())))
-        for future in self._completions.wait(0.0):  # attempts that ended meanwhile
-            if future in self._writing:
-                self._output_written(future)
-        for future in list(self._writing):
-            future.exception()  # an output note being written: its task ends done
+        self._completions.wait(0.0)  # what ended meanwhile is handled below
+        for future in list(self._writing):  # an output note being written: its task ends
+            future.exception()
             self._output_written(future)
+        for own in list(self._writing_own):
+            own.exception()
+            self._own_output_written(own)
         now = self._wall()
         unfinished = []
         for flight in self._running.values():
@@ -207,6 +211,8 @@ class Orchestrator:
     def _dispatch(self) -> None:
         """Start what may start. A task held for an identical request gives its slot back
         at once, so the scheduler is asked again until nothing more is held."""
+        for task in self.scheduler.take_agentless():
+            self._end_itself(task)
         held = True
         while held:
             started = [self._start(assignment) for assignment in self.scheduler.dispatch()]
@@ -222,11 +228,6 @@ class Orchestrator:
             started=started,
             deadline=self._clock() + assignment.timeout + TIMEOUT_GRACE_S,
         )
-        if task.steps:  # the task that started a workflow run: done when its steps are
-            self._succeeded(
-                flight, AttemptResult(workflow_run_output(task, self.journal.outputs), "miss")
-            )
-            return True
         agent = self.definitions.agents[assignment.agent_id]
         runtime = self.runtimes.get(agent.runtime)
         future: Future[AttemptResult]
@@ -273,10 +274,10 @@ class Orchestrator:
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""
         task = flight.assignment.task
-        agent_id = credited_agent(flight.assignment)
-        written = self.notes.submit_output(
-            task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
-        )
+        keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
+        if task.updates in self.journal.outputs:  # the version it revises stays as it was
+            keys["updates"] = wikilink(self.journal.outputs[task.updates])
+        written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
         self._writing[written] = (flight, attempt)
         self._completions.watch(written)
 
@@ -291,10 +292,37 @@ class Orchestrator:
             return
         self.journal.done(flight, attempt, output, ended)
         seconds = ended - flight.started
-        measured = attempt.cache == "miss" and not task.steps  # the agent's own work
+        measured = attempt.cache == "miss"  # the agent's own work
         if measured and flight.endpoint:
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
+
+    def _end_itself(self, task: TaskDef) -> None:
+        """End a task no agent runs, once its output note is written: a workflow run sums
+        up its steps, a guidance step shows its notes."""
+        if task.steps:
+            skipped = {o.task_id: o.error or "" for o in self.summary.outcomes.values()}
+            skipped = {
+                t: why for t, why in skipped.items() if self.summary.outcomes[t].status == "skipped"
+            }
+            text = workflow_run_output(task, self.journal.outputs, skipped)
+        else:
+            text = guidance_output(task)
+        written = self.notes.submit_output(task.output, text, task.path, {"task_id": task.id})
+        self._writing_own[written] = (task, self._wall())
+        self._completions.watch(written)
+
+    def _own_output_written(self, written: Future[str]) -> None:
+        task, started = self._writing_own.pop(written)
+        ended = self._wall()
+        try:
+            output = written.result()
+        except (VaultBmadError, OSError) as exc:
+            self.journal.ended_itself(task, started, ended, error=str(exc) or type(exc).__name__)
+            self._apply(self.scheduler.end_agentless(task.id, ok=False))
+            return
+        self.journal.ended_itself(task, started, ended, output=output)
+        self._apply(self.scheduler.end_agentless(task.id, ok=True))
 
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
         assignment = flight.assignment
@@ -368,6 +396,11 @@ class Orchestrator:
         for blocked in change.blocked:
             if blocked.task_id in tasks:
                 self.journal.blocked(tasks[blocked.task_id], blocked, now)
+        for task_id in change.skipped:  # news only in a run that runs, not one long done
+            task = tasks.get(task_id)
+            run = task.run_id if task is not None else None
+            if task and run and self.scheduler.knows(run) and self.scheduler.phase(run) != "done":
+                self.journal.skipped(task, now)
         for health in change.health:
             self._health_changed(health)
 

@@ -68,7 +68,7 @@ def build_request(
         context=tuple(_docs(task.context, read_body)),
         dependency_outputs=tuple(
             _docs(
-                [dependency_outputs[d] for d in task.depends_on if d in dependency_outputs],
+                [dependency_outputs[d] for d in _reads(task) if d in dependency_outputs],
                 read_body,
             )
         ),
@@ -79,6 +79,11 @@ def build_request(
         timeout=task.timeout or settings.task_timeout_s,
         command=agent.command,
     )
+
+
+def _reads(task: TaskDef) -> tuple[str, ...]:
+    """The tasks whose outputs the agent sees: what the task reads, else its dependencies."""
+    return task.depends_on if task.reads is None else task.reads
 
 
 def _docs(paths: list[str] | tuple[str, ...], read_body: ReadNoteBody) -> list[ContextDoc]:

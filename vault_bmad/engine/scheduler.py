@@ -10,6 +10,10 @@ Queued tasks sit in lanes (`engine.lanes`) keyed by the set of agents that may t
 task that names an agent in service has the lane of that agent alone; any other task has the
 lane of the agents that qualify for it. Serving the best head among lanes with a free agent
 never scans the queue, and a task that cannot run yet never holds up one that can.
+
+A task that needs no agent (the task that starts a workflow run, a guidance step) takes no
+slot: once ready, `take_agentless` hands it to the orchestrator, which ends it itself and
+says so with `end_agentless`. A skipped task ends at once, as if done.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class SchedulerChange:
 
     queued: tuple[str, ...] = ()  # became ready and wait in the queue
     blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
+    skipped: tuple[str, ...] = ()  # submitted skipped: ended without running
     retry: bool = False  # the failed attempt will be tried again
     retry_at: float | None = None  # not before this time (backoff)
     health: tuple[HealthChange, ...] = ()
@@ -105,6 +110,7 @@ class Scheduler:
         self._in_flight: Counter[str] = Counter()
         self._full: set[str] = set()  # agents whose every slot is taken
         self._attempts: Counter[str] = Counter()
+        self._agentless: dict[str, bool] = {}  # ready tasks no agent runs -> taken (running)
         self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
         self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
         self._retired: set[str] = set()  # agents given up on: out for good, never probed
@@ -120,7 +126,10 @@ class Scheduler:
         batch = [task for task in tasks if task.id not in self._tasks]
         finished = {t.id for t in batch if t.status == "done"} | set(done)
         failed = {t.id for t in batch if t.status in BLOCKS_DEPENDANTS}
-        change = self._graph.add({t.id: t.depends_on for t in batch}, done=finished, failed=failed)
+        skipped = {t.id for t in batch if t.status == "skipped"}
+        change = self._graph.add(
+            {t.id: t.depends_on for t in batch}, done=finished, failed=failed, skipped=skipped
+        )
         self._tasks.update((t.id, t) for t in batch)
         self._rerank()
         for task_id in self._lanes.lanes():  # new dependents raise queued work
@@ -130,7 +139,8 @@ class Scheduler:
                 self._enqueue(task_id)
         for task_id in change.ready:
             self._enqueue(task_id)
-        return SchedulerChange(queued=change.ready, blocked=change.blocked)
+        ended = tuple(t.id for t in batch if t.id in skipped)
+        return SchedulerChange(queued=change.ready, blocked=change.blocked, skipped=ended)
 
     def dispatch(self, limit: int | None = None) -> list[Assignment]:
         """Assignments to start now: probes first, then the best queued work that fits."""
@@ -221,6 +231,22 @@ class Scheduler:
         blocked = self._graph.mark_failed(task_id)
         return SchedulerChange(blocked=blocked, health=health, reassigned=moved)
 
+    def take_agentless(self) -> list[TaskDef]:
+        """The ready tasks that need no agent, each now running until `end_agentless`."""
+        taken = [task_id for task_id, running in self._agentless.items() if not running]
+        self._agentless.update(dict.fromkeys(taken, True))
+        return [self._tasks[task_id] for task_id in taken]
+
+    def end_agentless(self, task_id: str, *, ok: bool) -> SchedulerChange:
+        """A task from `take_agentless` ended; its dependents may be ready."""
+        del self._agentless[task_id]
+        if not ok:
+            return SchedulerChange(blocked=self._graph.mark_failed(task_id))
+        ready = self._graph.mark_done(task_id)
+        for child in ready:
+            self._enqueue(child)
+        return SchedulerChange(queued=ready)
+
     def hold(self, task_id: str) -> None:
         """Put a task just dispatched aside, as if it had not been: its slot is free and no
         attempt is spent. It waits outside the queue (an identical request is running, whose
@@ -247,6 +273,7 @@ class Scheduler:
         self._lanes.forget(task_id)
         self._backing_off.pop(task_id, None)
         self._held.discard(task_id)
+        self._agentless.pop(task_id, None)
         return SchedulerChange(blocked=self._graph.mark_failed(task_id))
 
     def reopen(self, task: TaskDef) -> SchedulerChange:
@@ -346,9 +373,14 @@ class Scheduler:
         return self.default_retries if task.retries is None else task.retries
 
     def phase(self, task_id: str) -> Phase:
-        if task_id in self._running:
+        if task_id in self._running or self._agentless.get(task_id):
             return "running"
-        if task_id in self._lanes or task_id in self._backing_off or task_id in self._held:
+        if (
+            task_id in self._agentless
+            or task_id in self._lanes
+            or task_id in self._backing_off
+            or task_id in self._held
+        ):
             return "queued"
         state = self._graph.state(task_id)
         return "waiting" if state == "ready" else state
@@ -383,6 +415,10 @@ class Scheduler:
     def pending(self) -> bool:
         """True while some task is running, queued or waiting on one that is."""
         return bool(self._running) or bool(self._graph.pending())
+
+    def has_agentless(self) -> bool:
+        """Whether a task that needs no agent waits for `take_agentless`."""
+        return not all(self._agentless.values())
 
     def next_wakeup(self) -> float | None:
         """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
@@ -469,13 +505,18 @@ class Scheduler:
 
     def _enqueue(self, task_id: str) -> None:
         task = self._tasks[task_id]
+        if not task.needs_agent:
+            self._agentless.setdefault(task_id, False)
+            return
         dependents = len(self._graph.dependents(task_id))
         rank = self._ranks.get(task_id, 0.0)
         self._lanes.put(task, self._lane_for(task), dependents=dependents, rank=rank)
 
     def _rerank(self) -> None:
         self._ranks = self._graph.upward_ranks(
-            lambda t: self.predictor.predict_task(self._tasks[t])
+            lambda t: (
+                self.predictor.predict_task(self._tasks[t]) if self._tasks[t].needs_agent else 0.0
+            )
         )
 
     def _start(self, task_id: str, agent_id: str, *, probe: bool) -> Assignment:

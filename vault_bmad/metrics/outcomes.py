@@ -21,7 +21,9 @@ class TaskOutcome:
     error: str | None = None
     cache: str | None = None
     output: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # how long its last attempt took (a run: its steps' span)
+    started_at: float | None = None  # Unix seconds: its first start; None if it never ran
+    completed_at: float | None = None  # Unix seconds: when it ended, if it ran
     truncated: bool = False  # the answer was cut off at its length limit
 
 
@@ -35,8 +37,8 @@ AGENT_EVENTS: tuple[AgentEvent, ...] = get_args(AgentEvent)
 class Event:
     """Something the user may want to see as it happens (progress lines, the dashboard)."""
 
-    kind: str  # queued | started | retry | done | failed | blocked; for agents: out | back
-    task_id: str  # "" for an event about an agent or an endpoint
+    kind: str  # queued | started | retry | done | failed | blocked | skipped; AGENT_EVENTS
+    task_id: str  # "" for an event about an agent or its endpoint
     detail: str = ""
     agent: str | None = None
     seconds: float | None = None  # how long the attempt took, when one ended

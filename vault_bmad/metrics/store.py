@@ -4,24 +4,31 @@ Every write goes through one writer thread fed by a queue, in WAL mode with
 synchronous=NORMAL, many queued writes to a commit. Reads use their own connection, so
 they never wait for the writer. A read sees what is committed: call `flush()` first to
 read your own writes. After a crash `recover()` puts interrupted tasks back to `todo`.
+
+A database that cannot be read stops the start with `StoreDamaged`: one line naming the
+file and how to start afresh. It is never moved aside by itself, since it holds the run
+history; task states come back from the notes. `check()` tells, while serving, whether
+the file still reads.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import shlex
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.errors import StoreDamaged, VaultBmadError
 from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.model.status import IN_PROGRESS
 
@@ -38,6 +45,13 @@ SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
+# What `check` reads on a fresh connection: the first page, the task table, both ends of
+# the attempts' time index and their newest row. Milliseconds, whatever the history.
+_CHECKS = (
+    "SELECT COUNT(*) FROM tasks",
+    "SELECT MIN(ended_at), MAX(ended_at) FROM attempts",
+    "SELECT * FROM attempts WHERE id = (SELECT MAX(id) FROM attempts)",
+)
 _Result = TypeVar("_Result")
 _Record = TypeVar("_Record")
 
@@ -83,11 +97,17 @@ class Store:
         self._writer.start()
         try:
             ready.result()
-        except BaseException:
+        except BaseException as error:
             self._writer.join()
             self._reader.close()
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreDamaged(damaged_message(path, error)) from None
             raise
         self._reader.execute("PRAGMA query_only = ON")
+        self._file_id = _file_id(path)
+        if (problem := self.check()) is not None:
+            self.close()
+            raise StoreDamaged(problem)
 
     def __enter__(self) -> Store:
         return self
@@ -139,7 +159,27 @@ class Store:
             moved = (_record(TaskState, row) for row in rows)
             return sorted((replace(s, status="todo", updated_at=now) for s in moved), key=_id)
 
-        return self._call(move)
+        try:
+            return self._call(move)
+        except sqlite3.DatabaseError as error:
+            raise StoreDamaged(damaged_message(self.path, error)) from None
+
+    def check(self) -> str | None:
+        """None when the database file reads, else why not, in one line naming the file.
+
+        A fresh read-only connection, so no page cached by the store's own hides damage."""
+        if _file_id(self.path) != self._file_id:
+            return (
+                f"the state database {self.path} was deleted or replaced while vault-bmad "
+                "ran; restart vault-bmad to make a new one (what it records until then is lost)"
+            )
+        try:
+            with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)) as db:
+                for sql in _CHECKS:
+                    db.execute(sql).fetchall()
+        except sqlite3.Error as error:
+            return damaged_message(self.path, error)
+        return None
 
     def flush(self) -> None:
         """Wait until every write queued so far is committed."""
@@ -295,6 +335,24 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def damaged_message(path: Path, error: Exception) -> str:
+    """How to recover from a state database that cannot be read, in one line."""
+    return (
+        f"the state database {path} cannot be read ({error}); to start afresh, move it aside "
+        f"(mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.damaged')}): task states "
+        "are read back from the notes, "
+        "and the run history it held is lost (sqlite3's .recover may save it)"
+    )
 
 
 def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:

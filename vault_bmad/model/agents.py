@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from vault_bmad.errors import Problem
+from vault_bmad.errors import Problem, warning
 from vault_bmad.model import bmad
 from vault_bmad.model.definitions import GENERATION_KEYS, AgentDef
 from vault_bmad.model.fields import build, known, text_list
@@ -39,6 +39,16 @@ class AgentRegistry:
             message = f"duplicate agent id '{agent.id}': {earlier.path} already uses it"
             problems.append(Problem(agent.path, None, message))
             return
+        namesake = next(
+            (a for a in self.by_id.values() if a.name.lower() == agent.name.lower()), None
+        )
+        if namesake is not None:
+            message = (
+                f"agents {namesake.id} ({namesake.path}) and {agent.id} share the name "
+                f"{agent.name!r}; `agent: {agent.name}` means {namesake.id}, "
+                f"so name {agent.id} by its id"
+            )
+            problems.append(warning(agent.path, None, message))
         self.by_id[agent.id] = agent
 
     def find(self, ref: object, source: str) -> AgentDef | None:

@@ -13,7 +13,8 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from vault_bmad.errors import RuntimeRefused, RuntimeUnavailable, TaskTimeout
+from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
+from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.runtimes.template import TemplateRuntime
 
@@ -68,22 +69,9 @@ class CommandRuntime:
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
         """The argv to run, or RuntimeRefused saying why it may not run."""
-        if not self.enabled:
-            raise RuntimeRefused(
-                f"task {request.task_id} needs the command runtime, which is off; "
-                f"to turn it on, {HOW_TO_ENABLE}"
-            )
-        if not request.command:
-            raise RuntimeRefused(
-                f"task {request.task_id} uses the command runtime but names no command to run"
-            )
-        program = request.command[0]
-        if self.allowlist and program not in self.allowlist:
-            allowed = ", ".join(sorted(self.allowlist))
-            raise RuntimeRefused(
-                f"task {request.task_id} wants to run {program!r}, which is not in "
-                f"command_allowlist ({allowed}); add it there in your config file to allow it"
-            )
+        refused = refusal(request.command, f"task {request.task_id}", self.enabled, self.allowlist)
+        if refused is not None:
+            raise RuntimeRefused(refused)
         return request.command
 
     def _execute(self, argv: tuple[str, ...], stdin_text: str, timeout: float) -> str:
@@ -119,6 +107,41 @@ class CommandRuntime:
                 + (f": {tail}" if tail else "")
             )
         return stdout.decode(errors="replace")
+
+
+def refusal(
+    command: tuple[str, ...], who: str, enabled: bool, allowlist: Iterable[str]
+) -> str | None:
+    """Why `who` ("task x", "agent y") may not run `command`, or None when it may."""
+    if not enabled:
+        return f"{who} needs the command runtime, which is off; to turn it on, {HOW_TO_ENABLE}"
+    if not command:
+        return f"{who} uses the command runtime but names no command to run"
+    program, allowed = command[0], sorted(allowlist)
+    if allowed and program not in allowed:
+        return (
+            f"{who} wants to run {program!r}, which is not in command_allowlist "
+            f"({', '.join(allowed)}); add it there in your config file to allow it"
+        )
+    return None
+
+
+def agent_problems(agents: Iterable[AgentDef], settings: Settings) -> list[Problem]:
+    """What `check` says of agents the command runtime settings will not let run."""
+    return [
+        Problem(agent.path, None, found)
+        for agent in agents
+        if agent.runtime == "command"
+        and (
+            found := refusal(
+                agent.command,
+                f"agent {agent.id}",
+                settings.command_enabled,
+                settings.command_allowlist,
+            )
+        )
+        is not None
+    ]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

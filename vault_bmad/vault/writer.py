@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import stat
 import threading
 from collections.abc import Iterator, Mapping
@@ -30,6 +29,7 @@ from vault_bmad.vault.frontmatter_edit import (
     split_note,
     yaml_value,
 )
+from vault_bmad.vault.leftovers import temporary_path
 from vault_bmad.vault.notes import SAFE_YAML_LOADER
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
@@ -43,6 +43,7 @@ __all__ = [
     "default_output_path",
     "iso_time",
     "set_frontmatter_keys",
+    "step_output_path",
     "wikilink",
 ]
 
@@ -102,6 +103,13 @@ def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -
     return normalize_vault_path(f"{folder}/{name} - result.md")
 
 
+def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+    """Where a workflow step without a note of its own to create puts its result:
+    "Outputs/<name of the task that started the run>/<step id>.md"."""
+    name = PurePosixPath(normalize_vault_path(source_task)).stem
+    return normalize_vault_path(f"{folder}/{name}/{step}.md")
+
+
 class NoteWriter:
     """Writes task state and output notes into the vault at `root`; safe across threads."""
 
@@ -153,8 +161,8 @@ class NoteWriter:
 
         `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
         is the task note's path (None for a note of vault-bmad's own, such as a report).
-        A note at that path that vault-bmad did not write, or whose body was edited
-        since, is left alone: the output goes to "Name (2).md".
+        A note at that path that vault-bmad did not write for this same task, or whose
+        body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
         if rel_path:
@@ -176,7 +184,7 @@ class NoteWriter:
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
                 existing = _read_text(path, candidate)
-                if existing is not None and not _is_unedited_output(existing):
+                if existing is not None and not _is_unedited_output(existing, keys):
                     continue
                 new_text = _output_text(existing, keys, body)
                 if new_text == existing:
@@ -200,7 +208,7 @@ class NoteWriter:
 
     def _replace(self, path: Path, rel: str, text: str, *, expected: str | None) -> bool:
         """Atomically put `text` at `path` if the file still holds `expected` (None: absent)."""
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        temporary = temporary_path(path)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(descriptor, "wb") as handle:
@@ -266,7 +274,8 @@ def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
     return {key: ("written", written[key]) if key in written else None for key in keys}
 
 
-def _is_unedited_output(text: str) -> bool:
+def _is_unedited_output(text: str, keys: Mapping[str, object | None]) -> bool:
+    """An output note vault-bmad wrote for the same source task, its body as written."""
     parts = split_note(text)
     if parts is None:
         return False
@@ -277,6 +286,7 @@ def _is_unedited_output(text: str) -> bool:
     return (
         isinstance(data, dict)
         and data.get("generated_by") == GENERATED_BY
+        and data.get("source_task") == keys.get("source_task")
         and data.get("content_sha") == _body_sha(parts.body)
     )
 

@@ -32,6 +32,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 MAX_BARS = 10_000  # attempts drawn on the timeline: the latest of the range
 MAX_TASKS = 5_000  # tasks in one answer of /api/tasks
 TASK_HISTORY = 1_000  # attempts of one task
+MAX_QUERY_WORDS = 20  # words searched for in /api/tasks?q=
 
 
 def json_response(payload: object, status: int = 200) -> Response:
@@ -45,12 +46,18 @@ def _range_arg() -> str | None:
 
 @api.get("/health")
 def health() -> Response:
+    """ "ok" (200) when every part works; else "degraded" (503), with each broken part
+    ("store", "watcher", "engine", "pages") and why."""
     board = dashboard()
     backend = board.backend
     snapshot = backend.snapshot()
+    broken = backend.broken()
+    if (failed := board.failures.problem()) is not None:
+        broken["pages"] = failed
     return json_response(
         {
-            "status": "ok",
+            "status": "degraded" if broken else "ok",
+            "broken": broken,
             "uptime_s": round(board.wall() - backend.started_at, 3),
             "tasks": snapshot.counts(),
             "queued": snapshot.queued,
@@ -59,7 +66,8 @@ def health() -> Response:
             "problems": len(snapshot.problems),
             "agents_out": snapshot.agents_out(),
             "endpoints": [asdict(endpoint) for endpoint in snapshot.endpoints],
-        }
+        },
+        503 if broken else 200,
     )
 
 
@@ -127,6 +135,8 @@ def tasks() -> Response:
     status, agent = request.args.get("status"), request.args.get("agent")
     workflow = request.args.get("workflow")
     words = request.args.get("q", "").lower().split()
+    if len(words) > MAX_QUERY_WORDS:
+        abort(400, description=f"q may hold at most {MAX_QUERY_WORDS} words, not {len(words)}")
     found = [
         task
         for task in snapshot.tasks

@@ -85,7 +85,8 @@
   }
 
   function statusChips(counts) {
-    const order = ["running", "queued", "waiting", "todo", "done", "failed", "blocked", "invalid"];
+    const order = [
+      "running", "queued", "waiting", "todo", "done", "skipped", "failed", "blocked", "invalid"];
     const names = Object.keys(counts).sort((a, b) => {
       const ia = order.indexOf(a), ib = order.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -427,7 +428,9 @@
       fill("problems", data.problems.map((p) => el("tr", {},
         el("td", {}, el("a", { href: noteHref(p.path) }, p.path)),
         el("td", { className: "num" }, p.line ?? "–"),
-        el("td", { className: "error-text" }, p.message))), "No problems: every note reads well.");
+        el("td", {}, badge(p.severity)),
+        el("td", { className: p.severity === "error" ? "error-text" : "" }, p.message))),
+        "No problems: every note reads well.");
       const count = field("problem-count");
       if (count) count.textContent = data.problems.length;
     }, every());
