@@ -12,7 +12,6 @@ from vault_bmad.config import (
     SPECS,
     SPECS_BY_NAME,
     VAULT_FILE_NAME,
-    Prices,
     Settings,
     SettingSpec,
     _coerce,
@@ -21,6 +20,7 @@ from vault_bmad.config import (
     user_config_path,
 )
 from vault_bmad.errors import ConfigError
+from vault_bmad.prices import Prices
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 UNSAFE = sorted(spec.name for spec in SPECS if spec.about.unsafe)

@@ -7,8 +7,9 @@ import random
 import pytest
 from engine_clock import FakeClock
 
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.health import AgentState, HealthMonitor
-from vault_bmad.engine.scheduler import Assignment, Scheduler
+from vault_bmad.engine.scheduler import Scheduler
 from vault_bmad.errors import DependencyCycle
 from vault_bmad.model.definitions import AgentDef, Priority, TaskDef
 

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from vault_bmad.errors import ConfigError
+from vault_bmad.prices import Prices
 
 ENV_PREFIX = "VAULT_BMAD_"
 VAULT_FILE_NAME = "vault-bmad.toml"
@@ -51,54 +52,6 @@ def check_executor_spec(spec: str) -> str:
         if host and port.isdigit() and 0 < int(port) < 65536:
             return spec
     raise ConfigError(f"executor {spec!r} is not `thread`, `dask` or `dask://HOST:PORT`")
-
-
-@dataclass(frozen=True)
-class Prices:
-    """What each model's tokens cost, in your currency per million tokens: prompt and
-    completion. The `llm_prices` setting: a TOML table `model = [prompt, completion]`, or
-    in the environment `model=prompt/completion,model=...`."""
-
-    by_model: tuple[tuple[str, float, float], ...] = ()
-
-    def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float | None:
-        """The cost of these tokens on `model`; None when the model has no price."""
-        for name, prompt, completion in self.by_model:
-            if name == model:
-                return (tokens_in * prompt + tokens_out * completion) / 1_000_000
-        return None
-
-    @classmethod
-    def parse(cls, raw: object, from_text: bool) -> Prices:
-        """From a TOML table, or text; ValueError saying what was expected."""
-        if isinstance(raw, Prices):
-            return raw
-        expected = "a table of model = [prompt price, completion price]"
-        if from_text and isinstance(raw, str):
-            pairs: dict[str, object] = {}
-            for item in filter(None, (part.strip() for part in raw.split(","))):
-                model, _, prices = item.rpartition("=")
-                pairs[model.strip()] = prices.split("/")
-            raw = pairs
-        if not isinstance(raw, dict):
-            raise ValueError(expected)
-        entries = []
-        for model, prices in raw.items():
-            try:
-                prompt, completion = (_price(value) for value in prices)
-            except (TypeError, ValueError):
-                raise ValueError(f"{expected}; {model!r} has {prices!r}") from None
-            if not model:
-                raise ValueError(f"{expected}; a model name is empty")
-            entries.append((str(model), prompt, completion))
-        return cls(tuple(sorted(entries)))
-
-
-def _price(value: object) -> float:
-    number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise ValueError(value)
-    return number
 
 
 @dataclass(frozen=True)
@@ -200,7 +153,7 @@ class Settings:
             ' shown: `[llm_prices]` then `"gpt-4o-mini" = [0.15, 0.6]`.',
             unsafe=STATES_COSTS,
         ),
-    ] = Prices()
+    ] = field(default_factory=Prices)
     command_enabled: Annotated[
         bool, About("Turn on the command runtime, which runs programs.", unsafe=RUNS_CODE)
     ] = False

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Container
 from typing import Literal
 
-from vault_bmad.config import Prices
 from vault_bmad.engine.attempt import AttemptResult
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.graph import Blocked
 from vault_bmad.engine.ledger import NO_PRICES, InFlight, attempt_record, task_state
-from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.metrics.outcomes import AgentEvent, Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
+from vault_bmad.prices import Prices
 
 
 class TaskJournal:

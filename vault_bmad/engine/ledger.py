@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from vault_bmad.config import Prices
 from vault_bmad.engine.attempt import ResultCache
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.predictor import Observation
-from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample, TaskState
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import TaskStatus
+from vault_bmad.prices import Prices
 from vault_bmad.runtimes.base import RuntimeOutput
 
 NO_PRICES = Prices()

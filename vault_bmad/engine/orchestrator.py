@@ -22,12 +22,12 @@ from dataclasses import replace
 from vault_bmad.config import Settings
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
+from vault_bmad.engine.decisions import Assignment, SchedulerChange
 from vault_bmad.engine.endpoints import Endpoints
 from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
 from vault_bmad.engine.ledger import InFlight, cache_samples, observations
 from vault_bmad.engine.requests import NoteBodies, build_request
-from vault_bmad.engine.scheduler import Assignment, SchedulerChange
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
 from vault_bmad.errors import Failure, RuntimeRefused, TaskTimeout, VaultBmadError, classify

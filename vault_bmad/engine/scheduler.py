@@ -18,14 +18,14 @@ says so with `end_agentless`. A skipped task ends at once, as if done.
 
 from __future__ import annotations
 
-import heapq
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from vault_bmad.engine.backoff import Backoffs
 from vault_bmad.engine.balancer import Balancer, Candidate
+from vault_bmad.engine.decisions import Assignment, SchedulerChange
 from vault_bmad.engine.graph import Blocked, TaskGraph
 from vault_bmad.engine.health import AgentState, HealthChange, HealthMonitor
 from vault_bmad.engine.lanes import Lane, Lanes
@@ -35,33 +35,6 @@ from vault_bmad.model.definitions import AgentDef, TaskDef
 from vault_bmad.model.status import BLOCKS_DEPENDANTS, OUTCOMES, Phase
 
 MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """Run this task on this agent now."""
-
-    task: TaskDef
-    agent_id: str
-    attempt: int  # 1 for the first attempt
-    probe: bool  # the agent is out and this is its probe
-    predicted_seconds: float
-    timeout: float  # seconds the attempt may take
-
-
-@dataclass(frozen=True)
-class SchedulerChange:
-    """What one scheduler call changed, for the orchestrator to write back to the vault."""
-
-    queued: tuple[str, ...] = ()  # became ready and wait in the queue
-    blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
-    skipped: tuple[str, ...] = ()  # submitted skipped: ended without running
-    retry: bool = False  # the failed attempt will be tried again
-    retry_at: float | None = None  # not before this time (backoff)
-    health: tuple[HealthChange, ...] = ()
-    reassigned: tuple[str, ...] = ()  # queued tasks whose agent changed lanes
-    released: tuple[str, ...] = ()  # blocked tasks waiting again: what blocked them reruns
-    failed: tuple[str, ...] = ()  # queued tasks that failed: no agent left can take them
 
 
 class Scheduler:
@@ -90,8 +63,6 @@ class Scheduler:
         self.max_concurrent_agents = max_concurrent_agents
         self.default_timeout = default_timeout  # for tasks whose note sets none
         self.default_retries = default_retries
-        self.backoff_base = backoff_base  # first retry delay; doubles per attempt, with jitter
-        self.backoff_max = backoff_max
         self._rng = rng or random.Random()
         self._limit = max_concurrent_agents
         self._clock = clock
@@ -111,8 +82,7 @@ class Scheduler:
         self._full: set[str] = set()  # agents whose every slot is taken
         self._attempts: Counter[str] = Counter()
         self._agentless: dict[str, bool] = {}  # ready tasks no agent runs -> taken (running)
-        self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
-        self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
+        self._backing_off = Backoffs(backoff_base, backoff_max, self._rng, clock)
         self._retired: set[str] = set()  # agents given up on: out for good, never probed
 
     # The orchestrator's loop: submit, dispatch, finish.
@@ -222,10 +192,7 @@ class Scheduler:
                 self._enqueue(child)
             return SchedulerChange(queued=ready, health=health, reassigned=moved)
         if retry and self._attempts[task_id] <= self.retries(task):
-            delay = max(self._backoff(self._attempts[task_id]), wait_at_least or 0.0)
-            at = self._clock() + delay
-            self._backing_off[task_id] = at
-            heapq.heappush(self._releases, (at, task_id))
+            at = self._backing_off.wait(task_id, self._attempts[task_id], wait_at_least)
             return SchedulerChange(retry=True, retry_at=at, health=health, reassigned=moved)
         self._lanes.forget(task_id)
         blocked = self._graph.mark_failed(task_id)
@@ -271,7 +238,7 @@ class Scheduler:
             return SchedulerChange()
         self._lanes.take(task_id)
         self._lanes.forget(task_id)
-        self._backing_off.pop(task_id, None)
+        self._backing_off.drop(task_id)
         self._held.discard(task_id)
         self._agentless.pop(task_id, None)
         return SchedulerChange(blocked=self._graph.mark_failed(task_id))
@@ -311,7 +278,7 @@ class Scheduler:
         for task_id in stranded:
             self._lanes.take(task_id)
             self._lanes.forget(task_id)
-            self._backing_off.pop(task_id, None)
+            self._backing_off.drop(task_id)
             self._held.discard(task_id)
             blocked.extend(self._graph.mark_failed(task_id))
         return SchedulerChange(failed=tuple(stranded), blocked=tuple(blocked))
@@ -423,7 +390,8 @@ class Scheduler:
     def next_wakeup(self) -> float | None:
         """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
         now = self._clock()
-        times = [at for at in self._backing_off.values() if at > now]
+        ends = self._backing_off.next_end()
+        times = [ends] if ends is not None else []
         if self._lanes or self._backing_off:
             probes = (self.health.probe_at(a) for a in self.health.out_of_service())
             times.extend(t for t in probes if t is not None and t > now)
@@ -461,18 +429,9 @@ class Scheduler:
             expected_seconds=expected,
         )
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with equal jitter: half the delay fixed, half random."""
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
-
     def _release_retries(self) -> None:
-        now = self._clock()
-        while self._releases and self._releases[0][0] <= now:
-            at, task_id = heapq.heappop(self._releases)
-            if self._backing_off.get(task_id) == at:
-                del self._backing_off[task_id]
-                self._enqueue(task_id)
+        for task_id in self._backing_off.due():
+            self._enqueue(task_id)
 
     def _release(self, task_id: str) -> Assignment:
         """Take a task out of running, freeing its agent's slot."""
