@@ -239,3 +239,24 @@ def test_broken_templates_do_not_stall_good_tasks_on_the_same_agent(
     assert (result.summary.count("done"), result.summary.count("failed")) == (8, 4)
     assert all(attempts_of(vault, f"tasks/broken-{n}") == ["failed"] for n in range(4))
     assert elapsed < 10, elapsed  # an agent taken out would wait out the 30 s cooldown
+
+
+def test_the_progress_line_says_which_agent_is_out_why_and_until_when(
+    vault: Path, write: WriteNote
+) -> None:
+    write("Agents/Sick.md", "---\ntype: agent\nruntime: llm\n---\n")
+    for n in range(3):
+        write(f"Tasks/S{n}.md", f"---\ntype: task\nagent: sick\nretries: 1\n---\nSICK {n}\n")
+    busy = recorded("ollama/server_busy")
+    with LoopbackLLM(script=lambda call, body: busy) as server:
+        env = {
+            "VAULT_BMAD_LLM_BASE_URL": server.base_url,
+            "VAULT_BMAD_HEALTH_COOLDOWN_S": "0.5",
+            "VAULT_BMAD_BACKOFF_BASE_S": "0.05",
+        }
+        result = CliRunner().invoke(main, ["run", str(vault)], env=env)
+    assert result.exit_code == 1
+    out = [line.strip() for line in result.stderr.splitlines() if line.lstrip().startswith("out ")]
+    assert out[0].startswith("out agent sick: health fell below 0.7; the last failure:")
+    assert "answered HTTP 503: server busy" in out[0] and "; next try at " in out[0]
+    assert all(line.startswith("out agent sick: ") for line in out)  # and its failed probes
