@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from vault_bmad.engine.endpoints import EndpointView
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
 from vault_bmad.model.definitions import TaskDef
@@ -34,6 +35,7 @@ class TaskView:
     seconds: float | None = None  # its latest attempt's time, so far while it runs
     waiting_for: str | None = None  # while waiting or queued: what it waits for
     waiting_until: float | None = None  # when that wait ends, if known (epoch seconds)
+    truncated: bool = False  # its answer was cut off at its length limit
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class AgentView:
     error_rate: float
     consecutive_failures: int
     running: tuple[str, ...]  # task ids it runs now
+    why: str | None  # while out: why
+    until: float | None  # while out: when it may take work again (wall clock)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ class EngineSnapshot:
     queued: int = 0
     running: int = 0
     pool_size: int = 0
+    endpoints: tuple[EndpointView, ...] = ()
+
+    def agents_out(self) -> list[dict[str, object]]:
+        """The agents that take no work now: which, why, and until when."""
+        return [
+            {"id": a.id, "state": a.state, "why": a.why, "until": a.until}
+            for a in self.agents
+            if a.state != "in_service"
+        ]
 
     def counts(self) -> dict[str, int]:
         """Tasks by status."""
@@ -118,6 +131,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 seconds=seconds if seconds is not None else (outcome.seconds if outcome else None),
                 waiting_for=reason,
                 waiting_until=until,
+                truncated=task.id in orchestrator.journal.truncated,
             )
         )
     agents = []
@@ -140,6 +154,8 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 error_rate=round(health.error_rate, 4),
                 consecutive_failures=health.consecutive_failures,
                 running=tuple(t for t, a in running.items() if a.agent_id == agent.id),
+                why=health.why,
+                until=scheduler.health.back_at(agent.id, at),
             )
         )
     return EngineSnapshot(
@@ -150,6 +166,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         queued=scheduler.queued_count,
         running=len(running),
         pool_size=scheduler.concurrency,
+        endpoints=orchestrator.endpoints.views(),
     )
 
 
@@ -167,13 +184,14 @@ def wait_reason(
         return f"dependency: waits for {_names(pending)}", None
     if phase != "queued":
         return None, None
-    if (retry := scheduler.retry_at(task_id)) is not None:
+    retry, held, agents = scheduler.queue_place(task_id)
+    if retry is not None:
         until = orchestrator.wall_time(retry)
         return f"retry backoff until {_clock(until)}", until
-    if scheduler.is_held(task_id):
+    if held:
         return "an identical request running now: it takes its result", None
     health = scheduler.health
-    lane = sorted(scheduler.lane(task_id) or ())
+    lane = sorted(agents or ())
     named = [task.agent] if task.agent and not health.in_service(task.agent) else []
     serving = [agent for agent in lane if health.in_service(agent)]
     if not serving:  # the task's own agent, or every agent that may take it, is out
@@ -185,11 +203,10 @@ def wait_reason(
             return f"agent out: {_names(out)}, probing", None
         until = orchestrator.wall_time(min(probes))
         return f"agent out: {_names(out)} until {_clock(until)}", until
-    full = [a for a in serving if scheduler.in_flight(a) >= scheduler.capacity(a)]
+    capacity = {a.id: a.capacity for a in orchestrator.definitions.agents.values()}
+    full = [a for a in serving if scheduler.in_flight(a) >= capacity.get(a, 0)]
     if len(full) == len(serving):
-        counts = ", ".join(
-            f"{a} {scheduler.in_flight(a)}/{scheduler.capacity(a)}" for a in full[:3]
-        )
+        counts = ", ".join(f"{a} {scheduler.in_flight(a)}/{capacity.get(a, 0)}" for a in full[:3])
         return f"capacity: its agents are full ({counts})", None
     if len(scheduler.running) >= scheduler.concurrency:
         return f"pool: all {scheduler.concurrency} workers busy", None

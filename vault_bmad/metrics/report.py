@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from vault_bmad.metrics.queries import cache_samples_from, earliest_attempt
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import Usage, cost_text, usage
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
@@ -159,8 +160,10 @@ def write_report(
     links: NoteLinks,
     *,
     notes: Sequence[str] = (),
+    spent: Mapping[str, Usage] | None = None,
 ) -> str:
-    """Write (or rewrite) the period's report note; return its vault-relative path."""
+    """Write (or rewrite) the period's report note; return its vault-relative path.
+    `spent` holds each agent's tokens and cost in the period (`metrics.usage`)."""
     frontmatter = {
         "type": "report",
         "tags": list(REPORT_TAGS),
@@ -171,7 +174,26 @@ def write_report(
         "findings": len(analysis.findings),
     }
     body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    if spent:
+        body += "\n" + "\n".join(usage_section(spent, links)) + "\n"
     return writer.write_output(period.note_path, body, None, frontmatter)
+
+
+def usage_section(by_agent: Mapping[str, Usage], links: NoteLinks) -> list[str]:
+    """Tokens and cost by agent: spent by its calls, and saved by the cache."""
+    lines = [
+        "## Tokens and cost",
+        "",
+        "| agent | prompt tokens | completion tokens | cost | calls | saved tokens | saved cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for agent, used in sorted(by_agent.items()):
+        lines.append(
+            f"| {links.agent(agent)} | {used.tokens_in} | {used.tokens_out} "
+            f"| {cost_text(used.cost)} | {used.calls} | {used.saved_tokens} "
+            f"| {cost_text(used.saved_cost)} |"
+        )
+    return lines
 
 
 def report_from_store(
@@ -232,5 +254,6 @@ def _report(
         notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
-    path = write_report(writer, analysis, period, links, notes=notes)
+    spent = usage(store, "agent", period.start, until)
+    path = write_report(writer, analysis, period, links, notes=notes, spent=spent)
     return WrittenReport(path, period, analysis)
