@@ -26,7 +26,7 @@ TASKS = 6
 
 def settings_for(vault: Path, server: LoopbackLLM) -> Settings:
     env = {**os.environ, "VAULT_BMAD_LLM_BASE_URL": server.base_url}
-    overrides = {"llm_retries": 0, "cache_l1_size": 0, "max_workers": TASKS}
+    overrides = {"cache_l1_size": 0, "max_workers": TASKS}
     return load_settings(vault, None, env=env, overrides=overrides)
 
 

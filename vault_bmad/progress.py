@@ -1,4 +1,5 @@
-"""Progress of a run on the terminal: a bar on a TTY, plain lines otherwise."""
+"""Progress on the terminal: for `run`, a bar on a TTY and plain lines otherwise; for
+`serve`, a line per task move."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, TextIO
 
 import click
 
-from vault_bmad.metrics.outcomes import Event
+from vault_bmad.metrics.outcomes import AGENT_EVENTS, Event
 from vault_bmad.model.status import OUTCOMES
 
 
@@ -32,14 +33,19 @@ class RunProgress:
     def event(self, event: Event) -> None:
         if not self.enabled:
             return
+        if event.kind in AGENT_EVENTS:  # which agent is out, why, until when: always shown
+            line = f"{event.kind:>8} agent {event.agent}: {event.detail}"
+            click.echo(("\n" if self._bar is not None else "") + line, file=self.stream)
+            return
         if self._bar is not None:
             if event.kind in OUTCOMES:
                 self._bar.label = f"{event.kind}: {event.task_id}"[:50]
                 self._bar.update(1)
             return
         if event.kind in (*OUTCOMES, "started", "retry"):
+            took = f" in {event.seconds:.2f} s" if event.seconds is not None else ""
             detail = f" ({event.detail})" if event.detail else ""
-            click.echo(f"{event.kind:>8} {event.task_id}{detail}", file=self.stream)
+            click.echo(f"{event.kind:>8} {event.task_id}{took}{detail}", file=self.stream)
 
     def close(self) -> None:
         if self._bar is not None:

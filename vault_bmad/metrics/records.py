@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 WORKFLOW_RUNTIME = "workflow"  # the runtime of a workflow run's own attempt: not agent work
@@ -23,6 +24,7 @@ class TaskState:
     started_at: float | None = None
     completed_at: float | None = None
     output: str | None = None  # vault-relative output note
+    truncated: bool = False  # its answer was cut off at its length limit
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,13 @@ class Attempt:
     ended_at: float
     error: str | None = None
     cache: str = "miss"  # the cache level that served it, or "miss"
-    tokens: int = 0
     run_id: str | None = None
+    # Tokens and cost of the answer: spent on a miss, saved when a cache level served it.
+    tokens_in: int = 0  # prompt tokens
+    tokens_out: int = 0  # completion tokens
+    cost: float | None = None  # by the user's `llm_prices`; None when the model has none
+    calls: int = 0  # runtime calls the attempt made (Dask may run one again)
+    truncated: bool = False
 
     @property
     def wait_ms(self) -> float:
@@ -60,6 +67,24 @@ class CacheSample:
     expirations: int
     size: int
     at: float
+    ghost_hits: int = 0  # misses on keys the level had dropped to make room: more room hits
+
+    @classmethod
+    def of(cls, by_level: Mapping[str, Mapping[str, int]], at: float) -> list[CacheSample]:
+        """A sample per level from a cache's counters (`TieredStats.by_level()`)."""
+        return [
+            cls(
+                level,
+                counts["hits"],
+                counts["misses"],
+                counts["evictions"],
+                counts["expirations"],
+                counts["size"],
+                at,
+                counts.get("ghost_hits", 0),
+            )
+            for level, counts in by_level.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -68,3 +93,13 @@ class PoolSample:
     busy: int
     queued: int
     at: float
+
+
+@dataclass(frozen=True)
+class AgentChange:
+    """An agent leaving service or coming back: `state` is in_service, out or probing."""
+
+    agent: str
+    state: str
+    at: float
+    reason: str = ""

@@ -13,15 +13,16 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
-from vault_bmad.metrics.queries import earliest_attempt
+from vault_bmad.metrics.queries import cache_samples_from, earliest_attempt
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import Usage, cost_text, usage
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
@@ -159,8 +160,10 @@ def write_report(
     links: NoteLinks,
     *,
     notes: Sequence[str] = (),
+    spent: Mapping[str, Usage] | None = None,
 ) -> str:
-    """Write (or rewrite) the period's report note; return its vault-relative path."""
+    """Write (or rewrite) the period's report note; return its vault-relative path.
+    `spent` holds each agent's tokens and cost in the period (`metrics.usage`)."""
     frontmatter = {
         "type": "report",
         "tags": list(REPORT_TAGS),
@@ -168,9 +171,29 @@ def write_report(
         "period_end": iso_time(period.end),
         "data_until": iso_time(analysis.overall.until),
         "bottlenecks": len(analysis.bottlenecks),
+        "findings": len(analysis.findings),
     }
     body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    if spent:
+        body += "\n" + "\n".join(usage_section(spent, links)) + "\n"
     return writer.write_output(period.note_path, body, None, frontmatter)
+
+
+def usage_section(by_agent: Mapping[str, Usage], links: NoteLinks) -> list[str]:
+    """Tokens and cost by agent: spent by its calls, and saved by the cache."""
+    lines = [
+        "## Tokens and cost",
+        "",
+        "| agent | prompt tokens | completion tokens | cost | calls | saved tokens | saved cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for agent, used in sorted(by_agent.items()):
+        lines.append(
+            f"| {links.agent(agent)} | {used.tokens_in} | {used.tokens_out} "
+            f"| {cost_text(used.cost)} | {used.calls} | {used.saved_tokens} "
+            f"| {cost_text(used.saved_cost)} |"
+        )
+    return lines
 
 
 def report_from_store(
@@ -201,7 +224,7 @@ def report_span(
         period = span_period(now, span_s, earliest_attempt(store))
         return report_from_store(store, definitions, writer, period, now=now, thresholds=thresholds)
     attempts = store.attempts(limit=MAX_ATTEMPTS)
-    earliest = min((a.started_at for a in attempts), default=None)
+    earliest = min((a.queued_at for a in attempts), default=None)
     period = span_period(now, None, earliest)
     return _report(store, definitions, writer, period, attempts, now, thresholds)
 
@@ -221,8 +244,9 @@ def _report(
         since=period.start,
         until=until,
         capacities={agent.id: agent.capacity for agent in definitions.agents.values()},
-        cache_samples=store.cache_samples(since=period.start),
+        cache_samples=cache_samples_from(store, period.start),
         dependencies={task.id: task.depends_on for task in definitions.tasks.values()},
+        agent_changes=store.agent_changes(),
         thresholds=thresholds,
     )
     notes = []
@@ -230,5 +254,6 @@ def _report(
         notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
-    path = write_report(writer, analysis, period, links, notes=notes)
+    spent = usage(store, "agent", period.start, until)
+    path = write_report(writer, analysis, period, links, notes=notes, spent=spent)
     return WrittenReport(path, period, analysis)

@@ -23,19 +23,20 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import closing
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.model.status import IN_PROGRESS
 from vault_bmad.model.validate import InvalidMark
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AgentChange",
     "Attempt",
     "CacheSample",
     "PoolSample",
@@ -43,7 +44,7 @@ __all__ = [
     "TaskState",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ class Store:
     def record_pool_sample(self, sample: PoolSample) -> None:
         self._put(_Rows("pool_samples", [_row(sample)], replace=False))
 
+    def record_agent_change(self, change: AgentChange) -> None:
+        self._put(_Rows("agent_changes", [_row(change)], replace=False))
+
     def recover(self) -> list[TaskState]:
         """Move every queued or running task back to todo; return them, as now stored.
 
@@ -158,7 +162,7 @@ class Store:
                 f"UPDATE tasks SET status = 'todo', updated_at = ? WHERE {where}",
                 [now, *IN_PROGRESS],
             )
-            moved = (TaskState(*row) for row in rows)
+            moved = (_record(TaskState, row) for row in rows)
             return sorted((replace(s, status="todo", updated_at=now) for s in moved), key=_id)
 
         try:
@@ -210,16 +214,28 @@ class Store:
         return self._select(TaskState, f"tasks{where} ORDER BY task_id", params)
 
     def attempts(
-        self, since: float | None = None, task_id: str | None = None, limit: int = 10_000
+        self,
+        since: float | None = None,
+        task_id: str | None = None,
+        limit: int = 10_000,
+        *,
+        until: float | None = None,
     ) -> list[Attempt]:
-        """The latest `limit` attempts that ended at or after `since`, oldest first."""
-        where, params = _filters(("ended_at >= ?", since), ("task_id = ?", task_id))
+        """The latest `limit` attempts that ended at or after `since` (and before `until`),
+        oldest first."""
+        where, params = _filters(
+            ("ended_at >= ?", since), ("ended_at < ?", until), ("task_id = ?", task_id)
+        )
         tail = f"attempts{where} ORDER BY ended_at DESC, id DESC LIMIT ?"
         return self._select(Attempt, tail, [*params, limit])[::-1]
 
     def cache_samples(self, since: float | None = None) -> list[CacheSample]:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
+
+    def agent_changes(self) -> list[AgentChange]:
+        """Every agent's leaving and coming back into service, in time order."""
+        return self._select(AgentChange, "agent_changes ORDER BY at, id", [])
 
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()
@@ -257,7 +273,7 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             sql = f"SELECT {_column_list(record)} FROM {source}"
             rows = self._reader.execute(sql, params).fetchall()
-        return [record(*row) for row in rows]
+        return [_record(record, row) for row in rows]
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
@@ -406,6 +422,7 @@ def _prepare(db: Database, now: float) -> None:
                 f"{db.conn} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
             )
         _create_tables(db)
+        _add_new_columns(db)
         if found < SCHEMA_VERSION:
             versions.insert({"version": SCHEMA_VERSION, "applied_at": now})
 
@@ -426,16 +443,39 @@ def _create_tables(db: Database) -> None:
     for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
         name = "attempts_" + "_".join(columns)
         attempts.create_index(columns, index_name=name, if_not_exists=True)
-    for record in (CacheSample, PoolSample):
-        name = "cache_samples" if record is CacheSample else "pool_samples"
+    for record, name in (
+        (CacheSample, "cache_samples"),
+        (PoolSample, "pool_samples"),
+        (AgentChange, "agent_changes"),
+    ):
         samples = db.table(name)
-        samples.create({"id": int, **_columns(record)}, pk="id", if_not_exists=True)
+        defaults = {
+            f.name: f.default for f in fields(record) if f.default is not MISSING
+        }  # columns added after the first schema: a row written without them reads well
+        samples.create(
+            {"id": int, **_columns(record)},
+            pk="id",
+            if_not_exists=True,
+            defaults=defaults,
+            not_null=set(defaults),
+        )
+        for column in defaults.keys() - samples.columns_dict.keys():  # an older database
+            samples.add_column(column, _columns(record)[column], not_null_default=defaults[column])
         samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
+
+
+def _add_new_columns(db: Database) -> None:
+    """Columns a newer record has that an older database lacks: NULL in old rows."""
+    for table, record in (("tasks", TaskState), ("attempts", Attempt)):
+        have = set(db.table(table).columns_dict)
+        for name, kind in _columns(record).items():
+            if name not in have:
+                db.table(table).add_column(name, kind)
 
 
 def _columns(record: type) -> dict[str, type]:
     """SQLite column types from a record's field annotations ("float | None" -> float)."""
-    kinds = {"str": str, "int": int, "float": float}
+    kinds = {"str": str, "int": int, "float": float, "bool": int}
     return {
         field.name: next(kind for name, kind in kinds.items() if str(field.type).startswith(name))
         for field in fields(record)
@@ -444,6 +484,17 @@ def _columns(record: type) -> dict[str, type]:
 
 def _attempt_row(attempt: Attempt) -> dict[str, object]:
     return {**_row(attempt), "wait_ms": attempt.wait_ms, "duration_ms": attempt.duration_ms}
+
+
+def _record(record: type[_Record], row: Sequence[object]) -> _Record:
+    """A record from a row: stored 0/1 read back as bool where the field is one, and NULL
+    as the field's default where an older row has no value."""
+    values = []
+    for field, value in zip(fields(record), row, strict=True):  # type: ignore[arg-type]
+        if value is None and field.default is not None and field.default is not MISSING:
+            value = field.default
+        values.append(bool(value) if str(field.type) == "bool" else value)
+    return record(*values)
 
 
 def _column_list(record: type) -> str:
@@ -463,6 +514,6 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | CacheSample | PoolSample) -> dict[str, object]:
+def _row(record: TaskState | Attempt | CacheSample | PoolSample | AgentChange) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))

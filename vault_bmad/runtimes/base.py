@@ -66,9 +66,10 @@ class RuntimeOutput:
     text: str
     runtime: str
     model: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    truncated: bool = False  # cut at the output cap
+    tokens_in: int | None = None  # prompt tokens
+    tokens_out: int | None = None  # completion tokens
+    truncated: bool = False  # cut off: at its length limit (finish_reason "length"), or the cap
+    calls: int = 1  # requests it took: more when Dask ran it again after losing a worker
 
 
 def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
@@ -89,7 +90,8 @@ def cap_output(output: RuntimeOutput, max_bytes: int) -> RuntimeOutput:
 
 
 class Runtime(Protocol):
-    """Does one task attempt. Raises RuntimeUnavailable, TaskTimeout or TemplateRenderError."""
+    """Does one task attempt. Raises AttemptFailed, or an exception `errors.classify` reads:
+    RuntimeUnavailable, TaskTimeout, a PermanentFailure such as TemplateRenderError."""
 
     name: str
 
