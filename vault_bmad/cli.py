@@ -25,8 +25,8 @@ import click
 from vault_bmad import __version__
 from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
 from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
+from vault_bmad.metrics.marks import stored_invalid_marks
 from vault_bmad.metrics.report import parse_span
-from vault_bmad.metrics.store import invalid_marks, stored_tasks
 from vault_bmad.metrics.usage import NONE
 from vault_bmad.model.status import ENDED_WELL, OUTCOMES
 from vault_bmad.model.validate import build_definitions
@@ -199,8 +199,8 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     with the notes' problems, and what it sets applies to the check."""
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
-    marked = stored_tasks(vault / settings.state_dir / STATE_DB, "invalid")
-    definitions = build_definitions(index, invalid_marks(marked))
+    marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
+    definitions = build_definitions(index, marks)
     problems += definitions.problems
     problems += agent_problems(definitions.agents.values(), settings)
     counts = {

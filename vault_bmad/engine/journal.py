@@ -16,9 +16,10 @@ from vault_bmad.engine.graph import Blocked
 from vault_bmad.engine.ledger import NO_PRICES, InFlight, attempt_record, task_state
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import Problem
+from vault_bmad.metrics.marks import invalid_marks
 from vault_bmad.metrics.outcomes import AgentEvent, Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import TaskState
-from vault_bmad.metrics.store import Store, invalid_marks
+from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
 from vault_bmad.model.tasks import task_id

@@ -13,7 +13,6 @@ the file still reads.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import shlex
@@ -32,7 +31,6 @@ from sqlite_utils import Database
 from vault_bmad.errors import StoreDamaged, VaultBmadError
 from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.model.status import IN_PROGRESS
-from vault_bmad.model.validate import InvalidMark
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -353,27 +351,6 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
-
-
-def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
-    """The latest invalid mark of each task note (by path), from stored `invalid` states."""
-    return {
-        state.path: InvalidMark(state.content_sha or "", state.error or "")
-        for state in sorted(states, key=lambda state: state.updated_at)
-    }
-
-
-def stored_tasks(path: Path, status: str) -> list[TaskState]:
-    """The task states with `status` in the store at `path`, read without opening the store
-    for writing (as `check` does, beside a running service); [] when there is none."""
-    if not path.is_file():
-        return []
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-            sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE status = ?"
-            return [TaskState(*row) for row in db.execute(sql, [status]).fetchall()]
-    except sqlite3.Error:
-        return []
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
