@@ -103,7 +103,9 @@ class Orchestrator:
     def read_vault(self, touched: Container[str] | None = None) -> tuple[Definitions, list[str]]:
         """The vault's definitions as the index holds it now, and its invalid task notes, each
         marked (`touched`: only those just changed)."""
-        definitions = build_definitions(self.index, self.journal.invalid_marks)
+        definitions = build_definitions(
+            self.index, self.journal.invalid_marks, self.settings.output_folder
+        )
         invalid = self.journal.invalid(self.index, definitions.problems, self._wall(), touched)
         return definitions, invalid
 

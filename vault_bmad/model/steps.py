@@ -74,7 +74,7 @@ class StepReader:
         if "/" not in text:
             text = f"{DEFAULT_DOCS_FOLDER}/{text}"
         try:
-            output = output_note_path(text, None)
+            output = output_note_path(text)
         except VaultPathError as exc:
             self.error(line, f"step '{step_id}': creates {exc}")
             return None
