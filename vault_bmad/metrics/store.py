@@ -4,6 +4,10 @@ Every write goes through one writer thread fed by a queue, in WAL mode with
 synchronous=NORMAL, many queued writes to a commit. Reads use their own connection, so
 they never wait for the writer. A read sees what is committed: call `flush()` first to
 read your own writes. After a crash `recover()` puts interrupted tasks back to `todo`.
+
+It speaks to SQLite through the standard library's `sqlite3`: its tables come from the
+record types, its writes are `executemany` of one INSERT per table, and `vault-bmad run`
+starts without a wrapper library's import (tests/test_start_imports.py).
 """
 
 from __future__ import annotations
@@ -13,13 +17,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
-
-from sqlite_utils import Database
 
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
@@ -55,7 +58,7 @@ class _Rows:
 class _Call:
     """A function the writer thread runs inside its transaction; resolved after commit."""
 
-    run: Callable[[Database], object]
+    run: Callable[[sqlite3.Connection], object]
     done: Future[object]
 
 
@@ -75,7 +78,7 @@ class Store:
         self._unanalyzed_rows = 0  # touched by the writer thread only
         self._read_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = Database(sqlite3.connect(path, check_same_thread=False))
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         ready: Future[None] = Future()
         self._writer = threading.Thread(
             target=self._run_writer, args=(ready,), name="vault-bmad-store-writer", daemon=True
@@ -128,7 +131,7 @@ class Store:
         now = self._clock()
         marks = ", ".join("?" for _ in IN_PROGRESS)
 
-        def move(db: Database) -> list[TaskState]:
+        def move(db: sqlite3.Connection) -> list[TaskState]:
             where = f"status IN ({marks})"
             sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE {where}"
             rows = db.execute(sql, IN_PROGRESS).fetchall()
@@ -200,7 +203,7 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             self._queue.put(item)
 
-    def _call(self, run: Callable[[Database], _Result]) -> _Result:
+    def _call(self, run: Callable[[sqlite3.Connection], _Result]) -> _Result:
         done: Future[object] = Future()
         self._put(_Call(run, done))
         result: Any = done.result()
@@ -219,12 +222,12 @@ class Store:
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
-            db = Database(sqlite3.connect(self.path))
+            db = sqlite3.connect(self.path, isolation_level=None)  # transactions: _atomic
         except BaseException as error:
             ready.set_exception(error)
             return
         try:
-            _prepare(db, self._clock())
+            _prepare(db, self.path, self._clock())
         except BaseException as error:
             db.close()
             ready.set_exception(error)
@@ -245,18 +248,18 @@ class Store:
         finally:
             db.close()
 
-    def _write_batch(self, db: Database, batch: list[_Rows | _Call]) -> None:
+    def _write_batch(self, db: sqlite3.Connection, batch: list[_Rows | _Call]) -> None:
         """One transaction, so one commit, for the whole batch; calls resolve after it."""
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
         try:
-            with db.atomic():
+            with _atomic(db):
                 for group in _group_rows(batch):
                     if isinstance(group, _Rows):
                         self._insert(db, group)
                         continue
                     try:
-                        with db.atomic():
+                        with _atomic(db):
                             results[id(group)] = group.run(db)
                     except Exception as error:
                         errors[id(group)] = error
@@ -273,7 +276,7 @@ class Store:
                 else:
                     item.done.set_result(results.get(id(item)))
 
-    def _analyze(self, db: Database) -> None:
+    def _analyze(self, db: sqlite3.Connection) -> None:
         """Refresh the statistics the query planner picks indexes by."""
         try:
             db.execute("ANALYZE")
@@ -281,11 +284,11 @@ class Store:
             _logger.exception("could not ANALYZE %s", self.path)
         self._unanalyzed_rows = 0
 
-    def _insert(self, db: Database, group: _Rows) -> None:
+    def _insert(self, db: sqlite3.Connection, group: _Rows) -> None:
         """Insert rows in a savepoint; if that fails, row by row, dropping only bad rows."""
         try:
-            with db.atomic():
-                db.table(group.table).insert_all(group.rows, replace=group.replace)
+            with _atomic(db):
+                _insert_rows(db, group)
             if group.table == "attempts":
                 self._unanalyzed_rows += len(group.rows)
         except Exception:
@@ -311,45 +314,91 @@ def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:
     return groups
 
 
-def _prepare(db: Database, now: float) -> None:
+@contextmanager
+def _atomic(db: sqlite3.Connection) -> Iterator[None]:
+    """A transaction, or a savepoint inside one: all of the block is written, or none.
+
+    Savepoints may share a name: SQLite releases and rolls back to the latest one."""
+    nested = db.in_transaction
+    db.execute("SAVEPOINT nested" if nested else "BEGIN")
+    try:
+        yield
+        db.execute("RELEASE nested" if nested else "COMMIT")
+    except BaseException:
+        if db.in_transaction:  # an error inside SQLite may have ended it already
+            db.execute("ROLLBACK TO nested" if nested else "ROLLBACK")
+            if nested:
+                db.execute("RELEASE nested")
+        raise
+
+
+def _insert_rows(db: sqlite3.Connection, group: _Rows) -> None:
+    """One INSERT for the group's rows, which share their keys (rows of one record type)."""
+    columns = list(group.rows[0])
+    verb = "INSERT OR REPLACE" if group.replace else "INSERT"
+    marks = ", ".join("?" for _ in columns)
+    sql = f"{verb} INTO {group.table} ({', '.join(columns)}) VALUES ({marks})"
+    db.executemany(sql, [[row[column] for column in columns] for row in group.rows])
+
+
+def _prepare(db: sqlite3.Connection, path: Path, now: float) -> None:
     """WAL, the tables and indexes, and the schema version; refuse a newer schema."""
-    db.enable_wal()
+    db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA analysis_limit = 1000")  # ANALYZE samples: milliseconds at 1M rows
-    with db.atomic():
-        versions = db.table("schema_version")
-        versions.create({"version": int, "applied_at": float}, pk="version", if_not_exists=True)
-        found = max((row["version"] for row in versions.rows), default=0)
+    with _atomic(db):
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        found = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
         if found > SCHEMA_VERSION:
             raise VaultBmadError(
-                f"{db.conn} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
+                f"{path} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
             )
         _create_tables(db)
         if found < SCHEMA_VERSION:
-            versions.insert({"version": SCHEMA_VERSION, "applied_at": now})
+            db.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, now])
 
 
-def _create_tables(db: Database) -> None:
-    tasks = db.table("tasks")
-    tasks.create(_columns(TaskState), pk="task_id", if_not_exists=True, not_null={"path", "status"})
-    tasks.create_index(["status"], index_name="tasks_status", if_not_exists=True)
-    attempts = db.table("attempts")
-    attempt_columns = {"id": int, **_columns(Attempt), "wait_ms": float, "duration_ms": float}
-    attempts.create(
+def _create_tables(db: sqlite3.Connection) -> None:
+    attempt_columns = {**_columns(Attempt), "wait_ms": float, "duration_ms": float}
+    _create_table(db, "tasks", _columns(TaskState), key="task_id", not_null={"path", "status"})
+    _create_index(db, "tasks", ["status"])
+    _create_table(
+        db,
+        "attempts",
         attempt_columns,
-        pk="id",
-        if_not_exists=True,
+        key="id",
         not_null={"task_id", "agent", "status", "ended_at"},
     )
     # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
     for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
-        name = "attempts_" + "_".join(columns)
-        attempts.create_index(columns, index_name=name, if_not_exists=True)
-    for record in (CacheSample, PoolSample):
-        name = "cache_samples" if record is CacheSample else "pool_samples"
-        samples = db.table(name)
-        samples.create({"id": int, **_columns(record)}, pk="id", if_not_exists=True)
-        samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
+        _create_index(db, "attempts", columns)
+    for name, record in (("cache_samples", CacheSample), ("pool_samples", PoolSample)):
+        _create_table(db, name, _columns(record), key="id")
+        _create_index(db, name, ["at"])
+
+
+def _create_table(
+    db: sqlite3.Connection,
+    table: str,
+    columns: dict[str, type],
+    key: str,
+    not_null: Collection[str] = (),
+) -> None:
+    """The table if missing; `key` is its primary key, an INTEGER one if not a column."""
+    sql_types = {str: "TEXT", int: "INTEGER", float: "REAL"}
+    declared = [] if key in columns else [f"{key} INTEGER PRIMARY KEY"]
+    for name, kind in columns.items():
+        extra = (" PRIMARY KEY" if name == key else "") + (" NOT NULL" if name in not_null else "")
+        declared.append(f"{name} {sql_types[kind]}{extra}")
+    db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(declared)})")
+
+
+def _create_index(db: sqlite3.Connection, table: str, columns: list[str]) -> None:
+    name = f"{table}_{'_'.join(columns)}"
+    db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
 
 
 def _columns(record: type) -> dict[str, type]:
