@@ -2,6 +2,8 @@
 
 Every command over a vault takes `--config` and `--format` (`vault_options`), and any
 VaultBmadError a command raises ends it with a one-line message (`VaultBmadCommands`).
+Each command imports what it uses inside its body, so `check` never pays for Flask,
+Plotly or the engine (tests/test_start_imports.py).
 """
 
 from __future__ import annotations
@@ -12,21 +14,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from vault_bmad import __version__
 from vault_bmad.config import STRATEGIES, load_settings
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.metrics.report import parse_span
-from vault_bmad.model.status import OUTCOMES
-from vault_bmad.model.validate import build_definitions
-from vault_bmad.progress import RunProgress
-from vault_bmad.reports import write_vault_report
-from vault_bmad.runner import run_vault
-from vault_bmad.service import Service, ServiceEvent
-from vault_bmad.vault.index import VaultIndex
+
+if TYPE_CHECKING:
+    from vault_bmad.service import ServiceEvent
 
 VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -129,6 +126,8 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 @vault_options
 def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
+    from vault_bmad.vault.index import VaultIndex
+
     load_settings(vault, config_file)  # a broken config is reported by every command
     notes = VaultIndex.load(vault).as_dict()["notes"]
     if output_format == "json":
@@ -150,6 +149,9 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
     are problems."""
+    from vault_bmad.model.validate import build_definitions
+    from vault_bmad.vault.index import VaultIndex
+
     load_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
@@ -190,6 +192,10 @@ def run(
 
     Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
     """
+    from vault_bmad.model.status import OUTCOMES
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.runner import run_vault
+
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
         overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
@@ -236,6 +242,9 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
     The same period (in whole minutes) rewrites the same note. `--format json` prints
     the analysis too.
     """
+    from vault_bmad.metrics.report import parse_span
+    from vault_bmad.reports import write_vault_report
+
     try:
         span = parse_span(since)
     except ValueError as exc:
@@ -270,6 +279,8 @@ def serve(
     the rest go back to `todo`. With `--format json`, it tells when it is serving,
     stopping and stopped as JSON lines on stdout.
     """
+    from vault_bmad.service import Service
+
     overrides = {"host": host, "port": port, "executor": executor}
     service = Service(vault, load_settings(vault, config_file, overrides=overrides))
 

@@ -36,7 +36,7 @@ def build_definitions(index: VaultIndex) -> Definitions:
             problems.append(Problem(path, None, f"dependency cycle: {names}"))
         for task_id in cycle:
             tasks.pop(task_id, None)
-    return Definitions(
+    return Definitions.model_construct(  # its parts are validated models already
         agents=agents.by_id,
         workflows=workflows,
         tasks=tasks,
