@@ -78,7 +78,9 @@ def bench() -> None:
 
 
 @bench.command("cache")
-@click.option("--trace", "trace_spec", required=True, help="Trace file (gzip) or zipf:ALPHA.")
+@click.option(
+    "--trace", "trace_spec", required=True, help="Trace file (gzip), zipf:ALPHA or loop:NOTES."
+)
 @click.option("--capacity", type=click.IntRange(min=1), required=True, help="Entries cached.")
 @format_option
 def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
@@ -90,7 +92,7 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
         trace = load_trace(trace_spec)
     except (OSError, ValueError, EOFError) as exc:
         raise click.ClickException(f"cannot read trace {trace_spec}: {exc}") from None
-    name = trace_spec if trace_spec.startswith("zipf:") else Path(trace_spec).name
+    name = trace_spec if trace_spec.startswith(("zipf:", "loop:")) else Path(trace_spec).name
     try:
         document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
     except ModuleNotFoundError as exc:  # a peer from the bench extra
