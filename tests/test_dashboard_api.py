@@ -36,7 +36,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def status_line(note: Path) -> str:
-    return next(line for line in note.read_text().splitlines() if line.startswith("status:"))
+    lines = note.read_text().splitlines()
+    return next((line for line in lines if line.startswith("status:")), "")  # not yet written
 
 
 @pytest.fixture

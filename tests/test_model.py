@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import WriteNote
 from vault_bmad.errors import Problem
-from vault_bmad.model.definitions import Definitions, Priority
+from vault_bmad.model.definitions import Definitions, Priority, generation_params
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.vault.index import VaultIndex
 
@@ -126,6 +126,11 @@ def test_task_fields(vault: Path, write: WriteNote) -> None:
         ("output: /etc/passwd", 3, "is absolute"),
         ("context: ['[[Missing]]']", 3, "context [[Missing]] is not a note in the vault"),
         ("workflow: '[[Nope]]'", 3, "workflow [[Nope]] is not a valid workflow"),
+        ("temperature: '0.2'", 3, "temperature: Input should be a valid number"),
+        ("temperature: 3", 3, "temperature: Input should be less than or equal to 2"),
+        ("max_tokens: 0", 3, "max_tokens: Input should be greater than or equal to 1"),
+        ("seed: true", 3, "seed: Input should be a valid integer"),
+        ("stop: [1, 2]", 3, "stop"),
     ],
 )
 def test_bad_task_fields_are_named_with_their_line(
@@ -144,6 +149,37 @@ def test_bad_task_fields_are_named_with_their_line(
     assert problem.line == line
     assert "tasks/bad" not in defs.tasks
     assert "tasks/good" in defs.tasks  # a bad note never hides the good ones
+
+
+def test_generation_parameters_of_agent_and_task_the_task_wins(
+    vault: Path, write: WriteNote
+) -> None:
+    defs = define(
+        vault,
+        write,
+        {
+            "Agents/Writer.md": "---\ntype: agent\nruntime: llm\nmax_tokens: 500\n"
+            "temperature: 0.7\nstop: '##'\n---\n",
+            "Tasks/Short.md": "---\ntype: task\nagent: writer\nmax_tokens: 64\nseed: 7\n"
+            "top_p: 0.9\n---\nBrief.\n",
+        },
+    )
+    assert defs.problems == ()
+    params = generation_params(defs.agents["writer"], defs.tasks["tasks/short"])
+    assert params == (
+        ("max_tokens", 64),
+        ("seed", 7),
+        ("stop", "##"),
+        ("temperature", 0.7),
+        ("top_p", 0.9),
+    )
+
+
+def test_an_unknown_runtime_is_a_problem_check_finds(vault: Path, write: WriteNote) -> None:
+    defs = define(vault, write, {"Agents/Py.md": "---\ntype: agent\nruntime: python\n---\n"})
+    [problem] = problems_for(defs, "Agents/Py.md")
+    assert problem.line == 3
+    assert "runtime: Input should be 'template', 'llm' or 'command'" in problem.message
 
 
 def test_bad_agent_capacity(vault: Path, write: WriteNote) -> None:
@@ -364,12 +400,15 @@ def test_bmad_v4_agent_and_workflow_file(vault: Path, write: WriteNote) -> None:
     assert analyst.commands == ("help", "create-brief")
     assert analyst.dependencies["templates"] == ("brief-tmpl.yaml",)
     workflow = defs.workflows["v4-greenfield"]
-    assert [s.id for s in workflow.steps] == ["project-brief", "prd", "architecture"]
+    ids = [s.id for s in workflow.steps]
+    assert ids == ["project-brief", "prd", "architecture", "workflow_end"]
     assert workflow.steps[1].requires == ("project-brief",)
     assert workflow.steps[2].requires == ("prd",)
+    assert [s.after for s in workflow.steps] == [(), *((i,) for i in ids[:-1])]
     assert workflow.steps[2].condition == "needs_architecture"
     assert workflow.steps[0].creates == "Docs/project-brief.md"
-    assert "brainstorming" in workflow.steps[0].notes
+    assert workflow.steps[0].optional_steps == ("brainstorming",)
+    assert workflow.steps[3].guidance and workflow.steps[3].agent is None
 
 
 def test_bmad_v4_workflow_in_a_fenced_block_with_bad_requires(
@@ -379,11 +418,12 @@ def test_bmad_v4_workflow_in_a_fenced_block_with_bad_requires(
     fenced = "# Flow\n\n```yaml\n" + textwrap.dedent(block) + "```\n"
     defs = define(vault, write, {"Flows/Flow.md": fenced})
     problems = problems_for(defs, "Flows/Flow.md")
-    assert [p.message for p in problems if "requires" in p.message] == [
-        "step 'prd' requires nothing.md, which no earlier step creates"
-    ]
-    assert any("unknown agent analyst" in p.message for p in problems)
-    assert {p.line for p in problems} == {4}
+    [requires] = [p for p in problems if "requires" in p.message]
+    assert requires.message.startswith("step 'prd' requires nothing.md, which no earlier step")
+    assert (requires.severity, requires.line) == ("warning", 16)  # the line of `requires:`
+    [unknown] = [p for p in problems if p.is_error]
+    assert "step 'project-brief': unknown agent analyst" in unknown.message
+    assert unknown.line == 10  # the line of its `agent:`
     assert defs.workflows == {}
 
 

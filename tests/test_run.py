@@ -26,7 +26,6 @@ from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 FAST = {
     "backoff_base_s": 0.01,
     "backoff_max_s": 0.05,
-    "llm_retries": 0,
     "llm_timeout_s": 5,
     "health_cooldown_s": 0.2,
 }
@@ -50,7 +49,7 @@ def attempts(vault: Path) -> list[dict[str, object]]:
 
 def test_sample_vault_runs_in_dependency_order(sample_vault: Path) -> None:
     result = run_vault(sample_vault, settings_for(sample_vault))
-    assert result.summary.count("done") == 11
+    assert result.summary.count("done") == 12
     assert result.invalid == ()
     rows = {row["task_id"]: row for row in attempts(sample_vault)}
     deps = {
@@ -61,11 +60,19 @@ def test_sample_vault_runs_in_dependency_order(sample_vault: Path) -> None:
             "tasks/write-the-test-strategy",
         ],
         "tasks/kick-off-greenfield/prd": ["tasks/kick-off-greenfield/brief"],
-        "tasks/kick-off-greenfield": ["tasks/kick-off-greenfield/architecture"],
     }
     for task_id, needs in deps.items():
         for need in needs:
             assert rows[task_id]["started_at"] >= rows[need]["ended_at"], (task_id, need)
+    # the run is its steps' work: it has no attempt of its own, and its times span theirs
+    run = result.summary.outcomes["tasks/kick-off-greenfield"]
+    assert "tasks/kick-off-greenfield" not in rows
+    steps = [
+        row for task_id, row in rows.items() if task_id.startswith("tasks/kick-off-greenfield/")
+    ]
+    assert run.started_at == min(row["started_at"] for row in steps)
+    assert run.completed_at is not None
+    assert run.completed_at >= max(row["ended_at"] for row in steps)
     note = meta(sample_vault, "Tasks/Design the architecture.md")
     assert note["status"] == "done"
     assert note["agent_used"] == "architect"  # chosen by expertise: the note names no agent
@@ -208,7 +215,7 @@ def test_invalid_note_is_marked_and_run_exits_1(vault: Path, write: WriteNote) -
 def test_cli_plain_lines_when_not_a_terminal(sample_vault: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(sample_vault), "--workers", "2"])
     assert result.exit_code == 0, result.output
-    assert "11 done, 0 failed, 0 blocked, 0 invalid" in result.output
+    assert "12 done, 0 failed, 0 blocked, 1 skipped, 0 invalid" in result.output
     assert "started tasks/research-the-market" in result.output
 
 

@@ -1,16 +1,22 @@
 """The `vault-bmad` command: thin shells over the library.
 
 Every command over a vault takes `--config` and `--format` (`vault_options`), and any
-VaultBmadError a command raises ends it with a one-line message (`VaultBmadCommands`).
-Each command imports what it uses inside its body, so `check` never pays for Flask,
-Plotly or the engine (tests/test_start_imports.py).
+VaultBmadError a command raises ends it with a one-line message and exit code 2
+(`VaultBmadCommands`): a setting, a missing vault, a port in use, a Dask scheduler out of
+reach. Exit 1 means the command ran and something in the vault failed or is invalid.
+`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`). Each command
+imports what it uses inside its body, so `check` never pays for Flask, Plotly or the
+engine (tests/test_start_imports.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,13 +25,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, load_settings
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
+from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
 
 if TYPE_CHECKING:
     from vault_bmad.service import ServiceEvent
 
-VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
+
+def _existing_vault(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    if not value.is_dir():
+        why = "it is a file" if value.exists() else "no such folder"
+        raise SetupError(f"no vault at {value}: {why}")
+    return value
+
+
+VAULT_ARGUMENT = click.argument("vault", type=click.Path(path_type=Path), callback=_existing_vault)
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 format_option = click.option(
@@ -50,9 +64,9 @@ def vault_options(command: _Command) -> _Command:
 
 
 class CommandFailed(click.ClickException):
-    """A VaultBmadError, shown as `Error: ` and one line; click's usage errors exit 2."""
+    """A VaultBmadError, shown as `Error: ` and one line, exiting 2 as click's usage errors."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class VaultBmadCommands(click.Group):
@@ -70,6 +84,33 @@ class VaultBmadCommands(click.Group):
 @click.version_option(__version__, prog_name="vault-bmad")
 def main() -> None:
     """Run AI agents, workflows and tasks written as notes in an Obsidian vault."""
+
+
+class StopSignals:
+    """SIGTERM and Ctrl-C ask the command to stop cleanly instead of killing it; `code` is
+    the exit code a stop should end with (128 + the signal)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self.event.set()
+
+    @property
+    def code(self) -> int:
+        return 128 + (self.signal or signal.SIGTERM)
+
+
+def _exit_leaving_threads(code: int) -> None:
+    """Exit now: worker threads may sit in a long agent call whose result is no longer
+    wanted, and everything is written, so do not wait for them at interpreter exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.group()
@@ -124,7 +165,7 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 
 
 @main.command("index")
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @vault_options
 def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
@@ -146,18 +187,23 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
-    are problems."""
+    are errors (warnings only say how something doubtful was read).
+
+    The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
+    with the notes' problems, and what it sets applies to the check."""
     from vault_bmad.model.validate import build_definitions
+    from vault_bmad.runtimes.command import agent_problems
     from vault_bmad.vault.index import VaultIndex
 
-    load_settings(vault, config_file)
+    settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     definitions = build_definitions(index)
-    problems = definitions.problems
+    problems += definitions.problems
+    problems += agent_problems(definitions.agents.values(), settings)
     counts = {
         "notes": len(index.notes),
         "agents": len(definitions.agents),
@@ -170,12 +216,31 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
         for problem in problems:
             click.echo(str(problem))
         summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        click.echo(f"{summary}, {len(problems)} problem{'' if len(problems) == 1 else 's'}")
-    sys.exit(1 if problems else 0)
+        warnings = sum(not p.is_error for p in problems)
+        of_which = f" ({warnings} warning{'' if warnings == 1 else 's'})" if warnings else ""
+        plural = "" if len(problems) == 1 else "s"
+        click.echo(f"{summary}, {len(problems)} problem{plural}{of_which}")
+    sys.exit(1 if any(p.is_error for p in problems) else 0)
+
+
+def vault_settings(vault: Path, config_file: Path | None) -> tuple[Settings, list[Problem]]:
+    """The settings `check` validates with, and the problems of the vault's own file; a
+    problem of the user's config or environment stops the command as everywhere."""
+    try:
+        return load_settings(vault, config_file), []
+    except ConfigError as exc:
+        settings = load_settings(None, config_file)  # raises when the vault file is not to blame
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        return settings, [Problem(VAULT_FILE_NAME, _toml_line(line), line) for line in lines]
+
+
+def _toml_line(message: str) -> int | None:
+    found = re.search(r"at line (\d+)", message)
+    return int(found[1]) if found else None
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option("--strategy", type=click.Choice(STRATEGIES), help="How to pick an agent.")
 @click.option("--workers", type=click.IntRange(1, 1000), help="Most tasks running at once.")
 @click.option(
@@ -192,48 +257,100 @@ def run(
 ) -> None:
     """Run every `todo` task to an end state, write the results back, then exit.
 
-    Exits 0 when every task ended done, 1 when any failed, was blocked or is invalid.
+    Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
+    invalid, and 128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued
+    tasks go back to `todo`; the report says which).
     """
-    from vault_bmad.model.status import OUTCOMES
-    from vault_bmad.progress import RunProgress
-    from vault_bmad.runner import run_vault
-
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
         overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
     settings = load_settings(vault, config_file, overrides=overrides)
+    _run_and_tell(vault, settings, output_format)
+
+
+def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
+    """`run_vault`, its progress on stderr, its outcome on stdout, and its exit code."""
+    from vault_bmad.metrics.usage import NONE
+    from vault_bmad.model.status import ENDED_WELL, OUTCOMES
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.runner import run_vault
+
+    stops = StopSignals()
     progress = RunProgress(enabled=output_format == "text")
     try:
-        result = run_vault(vault, settings, on_event=progress.event, on_start=progress.start)
+        result = run_vault(
+            vault,
+            settings,
+            on_event=progress.event,
+            on_start=progress.start,
+            stop=stops.event.is_set,
+        )
     finally:
         progress.close()
     summary = result.summary
     counts: dict[str, int] = {status: summary.count(status) for status in OUTCOMES}
     if output_format == "json":
-        tasks = {task_id: asdict(outcome) for task_id, outcome in sorted(summary.outcomes.items())}
+        tasks = {
+            task_id: {**asdict(outcome), **result.usage.get(task_id, NONE).as_dict()}
+            for task_id, outcome in sorted(summary.outcomes.items())
+        }
         payload = {
             **counts,
             "invalid": list(result.invalid),
+            "stopped": summary.stopped,
             "report": result.report,
+            "usage": result.spent.as_dict(),
             "tasks": tasks,
         }
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status != "done":
+            if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
+            elif outcome.truncated:
+                click.echo(f"truncated: {outcome.task_id}: cut off at its length limit")
         for path in result.invalid:
             click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
+        if summary.stopped:
+            click.echo(f"stopped: back to todo: {', '.join(summary.stopped)}")
         line = ", ".join(f"{n} {status}" for status, n in counts.items())
         click.echo(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    sys.exit(0 if counts["done"] == len(summary.outcomes) and not result.invalid else 1)
+    if summary.stopped or stops.event.is_set():
+        _exit_leaving_threads(stops.code)
+    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
+    sys.exit(0 if ended_well and not result.invalid else 1)
+
+
+@main.command()
+@VAULT_ARGUMENT
+@click.option("--failed", "failed", is_flag=True, help="Tasks that failed.")
+@click.option("--blocked", "blocked", is_flag=True, help="Tasks blocked by one that failed.")
+@vault_options
+def retry(
+    vault: Path, failed: bool, blocked: bool, config_file: Path | None, output_format: str
+) -> None:
+    """Set failed and blocked tasks (or only those the flags name) back to `todo` and run
+    them, as `run` does. While `serve` runs on the vault, it runs them instead."""
+    from vault_bmad.runner import retry_tasks
+
+    settings = load_settings(vault, config_file)
+    statuses = [s for s, wanted in (("failed", failed), ("blocked", blocked)) if wanted]
+    retried = retry_tasks(vault, settings, statuses or ["failed", "blocked"])
+    if not retried.paths:
+        click.echo("nothing to retry", err=True)
+        sys.exit(0)
+    click.echo(f"back to todo: {', '.join(retried.paths)}", err=True)
+    if retried.served:
+        click.echo("the running `serve` picks them up", err=True)
+        sys.exit(0)
+    _run_and_tell(vault, settings, output_format)
 
 
 @main.command("report")
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option(
     "--since", default="24h", show_default=True, help="How far back: 90m, 24h, 7d or all."
 )
@@ -260,7 +377,7 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option("--host", help="Address to bind; default 127.0.0.1. Elsewhere needs a token.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port; default 8765.")
 @click.option(
@@ -301,11 +418,7 @@ def serve(
 
     service.run(tell)
     if service.unfinished:
-        # Their worker threads may sit in a long agent call whose result is no longer
-        # wanted; everything is flushed, so do not wait for them at interpreter exit.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_leaving_threads(0)
 
 
 # Keep this last: `python -m vault_bmad.cli` must see every command defined above.

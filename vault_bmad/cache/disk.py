@@ -1,12 +1,26 @@
-"""L3: a bounded, persistent cache level on diskcache (SQLite plus files) in a given folder."""
+"""L3: a bounded, persistent cache level on diskcache (SQLite plus files) in a given folder.
+
+The cache is disposable: a folder diskcache cannot open or list (a damaged `cache.db`)
+is moved aside to `<folder>.damaged` (replacing an older one), with a warning, and the
+level starts empty. A failure while running (the folder deleted, the file damaged)
+never fails a caller: the operation reads as a miss, a warning tells once, and the level
+starts empty again as soon as its parent folder is there to hold it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import pickle
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Hashable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import diskcache
 
@@ -15,6 +29,10 @@ from vault_bmad.cache.policy import Entry
 from vault_bmad.cache.sketch import spread_hash
 
 _MISSING = object()
+_DAMAGED_SUFFIX = ".damaged"
+_FAILURES = (sqlite3.Error, OSError, pickle.UnpicklingError, diskcache.Timeout)
+_logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class DiskCache(CacheLevel):
@@ -37,14 +55,18 @@ class DiskCache(CacheLevel):
     ) -> None:
         super().__init__(name, capacity, ttl, clock)
         self.directory = Path(directory)
-        self._store = diskcache.Cache(str(self.directory), eviction_policy="none")
+        self._failed: BaseException | None = None  # why the disk failed, until set up again
+        try:
+            self._store, keys = _open(self.directory)
+        except (sqlite3.DatabaseError, pickle.UnpicklingError) as error:
+            self._store, keys = self._open_afresh(error)
         with self._lock:
-            for key in list(self._store.iterkeys()):
+            for key in keys:
                 self._track(key, math.nan)  # expiry unknown until read
 
     def get(self, key: Hashable, default: object = None) -> object:
         with self._lock:
-            value = self._read_live(key)
+            value = self._safely(lambda: self._read_live(key), _MISSING)
             if value is _MISSING:
                 self._misses += 1
                 self._policy.on_miss(spread_hash(key))
@@ -55,38 +77,45 @@ class DiskCache(CacheLevel):
 
     def peek(self, key: Hashable, default: object = None) -> object:
         with self._lock:
-            value = self._read_live(key)
+            value = self._safely(lambda: self._read_live(key), _MISSING)
             return default if value is _MISSING else value
 
     def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
         with self._lock:
-            expires_at = self._expires_at(ttl, self._clock())
-            self._store.set(key, (expires_at, value))
-            entry = self._entries.get(key)
-            if entry is None:
-                self._track(key, expires_at)
-            else:
-                entry.expires_at = expires_at
+            self._safely(lambda: self._set(key, value, ttl), None)
+
+    def _set(self, key: Hashable, value: object, ttl: float | None) -> None:
+        expires_at = self._expires_at(ttl, self._clock())
+        self._store.set(key, (expires_at, value))
+        entry = self._entries.get(key)
+        if entry is None:
+            self._track(key, expires_at)
+        else:
+            entry.expires_at = expires_at
 
     def delete(self, key: Hashable) -> bool:
         with self._lock:
-            live = self._read_live(key) is not _MISSING
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._forget(entry)
-            else:
-                self._store.delete(key)
-            return live
+            return self._safely(lambda: self._delete(key), False)
+
+    def _delete(self, key: Hashable) -> bool:
+        live = self._read_live(key) is not _MISSING
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._forget(entry)
+        else:
+            self._store.delete(key)
+        return live
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
-            return self._read_live(key) is not _MISSING
+            return self._safely(lambda: self._read_live(key) is not _MISSING, False)
 
     def expire(self) -> int:
         with self._lock:
             before = self._expirations
             for key in list(self._entries):
-                self._read_live(key)
+                if key in self._entries:  # a failure on the way empties the level
+                    self._safely(partial(self._read_live, key), _MISSING)
             return self._expirations - before
 
     def close(self) -> None:
@@ -132,7 +161,69 @@ class DiskCache(CacheLevel):
         return entry
 
     def _discard(self, key: Hashable) -> None:
-        self._store.delete(key)
+        try:
+            self._store.delete(key)
+        except _FAILURES as error:  # mid-way through the policy's work: mended later
+            self._failed = self._failed or error
 
     def _discard_all(self) -> None:
-        self._store.clear()
+        try:
+            self._store.clear()
+        except _FAILURES as error:
+            self._failed = self._failed or error
+
+    def _safely(self, operation: Callable[[], _T], fallback: _T) -> _T:
+        """`operation` on the disk; if the disk fails, `fallback`, and the level is set up
+        afresh once its folder's parent is there. Lock held."""
+        if self._failed is not None and not self._mend():
+            return fallback
+        try:
+            return operation()
+        except _FAILURES as error:
+            _logger.warning("the disk cache %s failed: %s", self.directory, error)
+            self._failed = error
+            self._mend()
+            return fallback
+
+    def _mend(self) -> bool:
+        """Set the level up afresh after a failure, if its folder's parent is there (a
+        vault folder deleted is not made again here); True when it is usable."""
+        if not self.directory.parent.is_dir():
+            return False
+        with contextlib.suppress(*_FAILURES):
+            self._store.close()
+        self._entries.clear()
+        self._policy.clear()
+        try:
+            self._store, _ = self._open_afresh(self._failed)
+        except _FAILURES:
+            return False
+        self._failed = None
+        return True
+
+    def _open_afresh(self, error: BaseException | None) -> tuple[diskcache.Cache, list[Hashable]]:
+        """An empty diskcache in the folder, what was there moved aside, with a warning."""
+        aside = self.directory.with_name(self.directory.name + _DAMAGED_SUFFIX)
+        if self.directory.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+            self.directory.rename(aside)
+            _logger.warning(
+                "the disk cache %s could not be read (%s); moved aside to %s, starting empty",
+                self.directory,
+                error,
+                aside,
+            )
+        else:
+            _logger.warning("the disk cache %s was gone; starting it empty", self.directory)
+        return _open(self.directory)
+
+
+def _open(directory: Path) -> tuple[diskcache.Cache, list[Hashable]]:
+    """The diskcache in `directory` and the keys it holds; closed again if they cannot be
+    listed."""
+    store = diskcache.Cache(str(directory), eviction_policy="none")
+    try:
+        return store, list(store.iterkeys())
+    except BaseException:
+        store.close()
+        raise

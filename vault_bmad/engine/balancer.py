@@ -22,7 +22,8 @@ at all). Among qualifying agents that are in service and have a free slot, the s
   capacity). With no history at all, it is the power of two choices (as Finagle and
   Linkerd): of two random candidates, the higher score wins.
 
-A task that names an agent goes to that agent while it is in service (waiting while it is
+A task naming alternatives goes to one of them, chosen as above. A task that names an agent
+goes to that agent while it is in service (waiting while it is
 full); when it is out, to the best-scoring other agent that qualifies, or it waits.
 """
 
@@ -151,7 +152,10 @@ class Balancer:
         self._current = {a: w for a, w in self._current.items() if a in self._order}
 
     def qualifying(self, task: TaskDef) -> frozenset[str]:
-        """Agents this task may go to, health and load aside."""
+        """Agents this task may go to, health and load aside: the alternatives it names
+        (BMAD's `analyst/pm`), else those whose expertise fits."""
+        if task.agent is None and task.alternatives:
+            return frozenset(a for a in task.alternatives if a in self._order)
         if task.agent is None:
             return self.matcher.qualifying(task, self.min_match)
         others = {a: s for a, s in self.matcher.relative(task).items() if a != task.agent}

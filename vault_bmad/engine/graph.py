@@ -1,9 +1,10 @@
 """The dependency DAG of tasks: readiness, blocked propagation, upward rank and critical path.
 
-A task is ready when every dependency is done. When a task fails, every task downstream of it
-becomes blocked, with a reason naming the failed task. The graph grows in batches (the vault
-changes while the service runs); a batch may only point at itself and at earlier tasks, so the
-whole graph stays acyclic and the order tasks were added in stays a topological order.
+A task is ready when every dependency is done or skipped. When a task fails, every task
+downstream of it becomes blocked, with a reason naming the failed task. The graph grows in
+batches (the vault changes while the service runs); a batch may only point at itself and at
+earlier tasks, so the whole graph stays acyclic and the order tasks were added in stays a
+topological order.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vault_bmad.errors import DependencyCycle
-from vault_bmad.model.status import BLOCKS_DEPENDANTS, OUTCOMES, Outcome, Waiting
+from vault_bmad.model.status import BLOCKS_DEPENDANTS, ENDED_WELL, OUTCOMES, Outcome, Waiting
 
-NodeState = Literal[Waiting, "ready", Outcome]  # ready: every dependency is done
+NodeState = Literal[Waiting, "ready", Outcome]  # ready: every dependency ended well
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,12 @@ class Blocked:
 
 @dataclass(frozen=True)
 class GraphChange:
-    """What adding a batch did: tasks that are ready at once, and tasks that are blocked."""
+    """What a change did: tasks that are ready at once, tasks that are blocked, and tasks
+    no longer blocked (they wait again for what had failed, now running again)."""
 
     ready: tuple[str, ...] = ()
     blocked: tuple[Blocked, ...] = ()
+    released: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class TaskGraph:
         *,
         done: Iterable[str] = (),
         failed: Iterable[str] = (),
+        skipped: Iterable[str] = (),
     ) -> None:
         self._deps: dict[str, tuple[str, ...]] = {}
         self._dependents: dict[str, list[str]] = {}
@@ -62,7 +66,7 @@ class TaskGraph:
         self._external_failed: set[str] = set()
         self._order: list[str] = []
         if dependencies is not None:
-            self.add(dependencies, done=done, failed=failed)
+            self.add(dependencies, done=done, failed=failed, skipped=skipped)
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._state
@@ -81,8 +85,10 @@ class TaskGraph:
         *,
         done: Iterable[str] = (),
         failed: Iterable[str] = (),
+        skipped: Iterable[str] = (),
     ) -> GraphChange:
-        """Add a batch of tasks. `done`/`failed` name tasks, here or outside, already finished.
+        """Add a batch of tasks. `done`/`failed` name tasks, here or outside, already finished;
+        `skipped` names tasks of the batch that end without running, as if done.
 
         A dependency that is neither in the graph nor named done blocks its dependent.
         Raises DependencyCycle, changing nothing, when the batch depends on itself in a loop.
@@ -97,21 +103,23 @@ class TaskGraph:
             order = list(sorter.static_order())
         except graphlib.CycleError as cycle:
             raise DependencyCycle(tuple(reversed(cycle.args[1]))) from None
-        done, failed = set(done), set(failed)
+        done, failed, skipped = set(done), set(failed), set(skipped)
         self._external_done |= {t for t in done if t not in batch}
         self._external_failed |= {t for t in failed if t not in batch}
         ready: list[str] = []
         blocked: list[Blocked] = []
         for task_id in order:
-            blocked.extend(
-                self._insert(task_id, batch[task_id], task_id in done, task_id in failed)
-            )
+            if task_id in skipped:
+                ended: NodeState | None = "skipped"
+            else:
+                ended = "done" if task_id in done else "failed" if task_id in failed else None
+            blocked.extend(self._insert(task_id, batch[task_id], ended))
             if self._state[task_id] == "ready":
                 ready.append(task_id)
         return GraphChange(tuple(ready), tuple(blocked))
 
     def _insert(
-        self, task_id: str, deps: tuple[str, ...], done: bool, failed: bool
+        self, task_id: str, deps: tuple[str, ...], ended: NodeState | None
     ) -> list[Blocked]:
         known = tuple(d for d in deps if d in self._state)
         self._deps[task_id] = known
@@ -119,9 +127,9 @@ class TaskGraph:
         self._order.append(task_id)
         for dep in known:
             self._dependents[dep].append(task_id)
-        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] != "done")
-        if done or failed:
-            self._state[task_id] = "done" if done else "failed"
+        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
+        if ended is not None:
+            self._state[task_id] = ended
             return []
         self._state[task_id] = "waiting"
         for dep in deps:
@@ -139,8 +147,8 @@ class TaskGraph:
     def reopen(self, task_id: str, deps: Iterable[str]) -> GraphChange:
         """Run a finished task again (its note was set back to todo), with these dependencies.
 
-        Dependents waiting on it wait again if it had been done; tasks it had blocked stay
-        blocked until they are reopened themselves.
+        Dependents waiting on it wait again if it had been done; the tasks its failure had
+        blocked wait for it again (`released`), unless something else still blocks them.
         """
         was = self._state[task_id]
         if was not in OUTCOMES:
@@ -152,25 +160,44 @@ class TaskGraph:
         for dep in known:
             self._dependents[dep].append(task_id)
         self._blocked.pop(task_id, None)
-        if was == "done":
+        if was in ENDED_WELL:
             for child in self._dependents[task_id]:
                 if self._state[child] in ("waiting", "ready"):
                     self._waiting_on[child] += 1
                     self._state[child] = "waiting"
-        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] != "done")
+        self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
         self._state[task_id] = "waiting"
+        released = self._release_blocked_by(task_id) if was == "failed" else ()
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
-                return GraphChange(blocked=(self._mark_blocked(task_id, dep),))
+                return GraphChange(blocked=(self._mark_blocked(task_id, dep),), released=released)
             if dep not in self._state and dep not in self._external_done:
                 reason = f"depends on {dep!r}, which is not a known task"
-                return GraphChange(
-                    blocked=(self._set_blocked(Blocked(task_id, dep, None, reason)),)
-                )
+                record = self._set_blocked(Blocked(task_id, dep, None, reason))
+                return GraphChange(blocked=(record,), released=released)
         if self._waiting_on[task_id] == 0:
             self._state[task_id] = "ready"
-            return GraphChange(ready=(task_id,))
-        return GraphChange()
+            return GraphChange(ready=(task_id,), released=released)
+        return GraphChange(released=released)
+
+    def _release_blocked_by(self, root: str) -> tuple[str, ...]:
+        """Unblock what `root`'s failure blocked, upstream first; each waits again unless
+        another dependency still blocks it."""
+        released = []
+        for task_id in self._order:
+            record = self._blocked.get(task_id)
+            if record is None or record.failed_task != root:
+                continue
+            del self._blocked[task_id]
+            deps = self._deps[task_id]
+            self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] != "done")
+            self._state[task_id] = "waiting"
+            still = next((d for d in deps if self._state[d] in BLOCKS_DEPENDANTS), None)
+            if still is not None:
+                self._mark_blocked(task_id, still)
+            else:
+                released.append(task_id)
+        return tuple(released)
 
     def state(self, task_id: str) -> NodeState:
         return self._state[task_id]

@@ -1,16 +1,21 @@
-"""The records the orchestrator keeps of each attempt in flight, and what it stores of them."""
+"""The records the orchestrator keeps of each attempt in flight, and what it stores of them
+(attempts, task states, cache samples)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from vault_bmad.engine.attempt import ResultCache
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.predictor import Observation
-from vault_bmad.engine.scheduler import Assignment
-from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, TaskState
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample, TaskState
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import TaskStatus
+from vault_bmad.prices import Prices
 from vault_bmad.runtimes.base import RuntimeOutput
+
+NO_PRICES = Prices()
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class InFlight:
     started: float  # wall clock
     deadline: float  # monotonic: when the orchestrator gives up on it
     key: str | None = None  # the request's cache key, while identical requests wait for it
+    endpoint: str | None = None  # the server the agent's runtime talks to, if any
 
 
 def attempt_record(
@@ -33,8 +39,14 @@ def attempt_record(
     result: RuntimeOutput | None = None,
     cache: str = "miss",
     error: str | None = None,
+    prices: Prices = NO_PRICES,
 ) -> Attempt:
-    tokens = (result.tokens_in or 0) + (result.tokens_out or 0) if result else 0
+    """The stored attempt. Its tokens and cost are what the answer took: spent on a miss,
+    saved when a cache level served it. A failed attempt made one call and reports none."""
+    tokens_in = (result.tokens_in or 0) if result else 0
+    tokens_out = (result.tokens_out or 0) if result else 0
+    cost = prices.cost(result.model, tokens_in, tokens_out) if result else None
+    calls = 0 if cache != "miss" else (result.calls if result else 1)
     return Attempt(
         task_id=flight.assignment.task.id,
         agent=flight.assignment.agent_id,
@@ -46,7 +58,11 @@ def attempt_record(
         ended_at=ended,
         error=error,
         cache=cache,
-        tokens=tokens,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost=cost,
+        calls=calls,
+        truncated=bool(result and result.truncated),
     )
 
 
@@ -59,6 +75,7 @@ def task_state(
     ended: float | None = None,
     error: str | None = None,
     output: str | None = None,
+    truncated: bool = False,
 ) -> TaskState:
     task = assignment.task
     return TaskState(
@@ -72,6 +89,7 @@ def task_state(
         started_at=started,
         completed_at=ended,
         output=output,
+        truncated=truncated,
     )
 
 
@@ -89,3 +107,21 @@ def observations(attempts: Iterable[Attempt], tasks: Mapping[str, TaskDef]) -> l
         seconds = max(0.0, attempt.ended_at - attempt.started_at)
         found.append(Observation(attempt.agent, kind, seconds, complexity))
     return found
+
+
+def cache_samples(cache: ResultCache | None, now: float) -> list[CacheSample]:
+    """Each cache level's counters, for hit rate over time; none without a cache."""
+    if cache is None:
+        return []
+    return [
+        CacheSample(
+            level,
+            figures["hits"],
+            figures["misses"],
+            figures["evictions"],
+            figures["expirations"],
+            figures["size"],
+            now,
+        )
+        for level, figures in cache.stats().by_level().items()
+    ]

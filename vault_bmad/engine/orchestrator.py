@@ -3,44 +3,48 @@
 One thread (the caller's) owns the scheduler, the vault writes and the store's queue; the
 executor's workers only run `attempt.perform` on plain data. So the vault is written from
 one place, whatever executor runs the work.
+
+A failed attempt is classified once (`errors.classify`): a deterministic failure fails
+its task at once and says nothing of the agent; a transient one is retried after a
+backoff (at least what the server asked) and counts toward the agent's health, unless the
+fault lay elsewhere. Endpoints that cannot be reached are watched (`engine/endpoints.py`);
+with `give_up`, as in `run`, the tasks waiting for one that stays down fail.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
 
-from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
-from vault_bmad.engine.autoscale import AutoScaler
-from vault_bmad.engine.health import HealthMonitor
-from vault_bmad.engine.ledger import InFlight, attempt_record, observations, task_state
-from vault_bmad.engine.requests import build_request
-from vault_bmad.engine.scheduler import Assignment, Scheduler, SchedulerChange
-from vault_bmad.engine.writeback import TaskNotes
-from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
-from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
-from vault_bmad.metrics.records import WORKFLOW_RUNTIME, CacheSample, PoolSample, TaskState
+from vault_bmad.engine.completions import Completions
+from vault_bmad.engine.decisions import Assignment, SchedulerChange
+from vault_bmad.engine.endpoints import Endpoints
+from vault_bmad.engine.health import AgentState, HealthChange
+from vault_bmad.engine.journal import TaskJournal
+from vault_bmad.engine.ledger import InFlight, cache_samples, observations
+from vault_bmad.engine.requests import NoteBodies, build_request
+from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
+from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
+from vault_bmad.errors import Failure, RuntimeRefused, TaskTimeout, VaultBmadError, classify
+from vault_bmad.metrics.outcomes import Event, RunSummary
+from vault_bmad.metrics.records import PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.status import IN_PROGRESS, OUTCOMES, RESET_TO_TODO
-from vault_bmad.runtimes.base import Runtime, RuntimeOutput
+from vault_bmad.model.status import OUTCOMES
+from vault_bmad.runtimes.base import Runtime
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.notes import parse_note
-from vault_bmad.vault.paths import resolve_in_vault
-from vault_bmad.vault.writer import NoteWriter, wikilink
+from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
 log = logging.getLogger(__name__)
 
-PARSED_NOTES_KEPT = 1_000  # context and dependency notes, by (path, mtime, size)
 HISTORY_ATTEMPTS = 5_000  # the latest attempts the duration predictor learns from at start
 TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
+STOP_GRACE_S = 1.0  # on a stop, attempts about to end may; the rest are dropped
 _IDLE_WAIT_S = 0.5
 
 
@@ -57,9 +61,12 @@ class Orchestrator:
         executor: Executor | None = None,
         cache: ResultCache | None = None,
         on_event: Callable[[Event], None] | None = None,
+        give_up: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """`give_up`: fail the tasks waiting for an endpoint unreachable for
+        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
         self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
@@ -67,43 +74,23 @@ class Orchestrator:
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
         )
-        self._on_event = on_event or (lambda event: None)
         self._clock, self._wall = clock, wall
-        self.scheduler = Scheduler(
-            (),
-            max_concurrent_agents=settings.max_concurrent_agents,
-            strategy=settings.strategy,
-            aging_step=settings.aging_step_s,
-            default_timeout=settings.task_timeout_s,
-            default_retries=settings.retries,
-            backoff_base=settings.backoff_base_s,
-            backoff_max=settings.backoff_max_s,
-            health=HealthMonitor(
-                threshold=settings.health_threshold,
-                cooldown=settings.health_cooldown_s,
-                clock=clock,
-            ),
-            clock=clock,
-        )
-        self.autoscaler = AutoScaler(
-            min_workers=settings.min_workers,
-            max_workers=settings.max_workers,
-            initial=settings.max_workers,
-            scale_up_at=settings.scale_up_utilization,
-            scale_down_at=settings.scale_down_utilization,
-            clock=clock,
-        )
+        self.scheduler = tuned_scheduler(settings, clock)
+        self.autoscaler = tuned_autoscaler(settings, clock)
         self.scheduler.set_concurrency(self.autoscaler.workers)
         self.accepting = True  # False once draining for shutdown
         self.definitions = Definitions()
         self.summary = RunSummary(started=wall())
+        self.journal = TaskJournal(self.notes, store, self.summary, on_event, settings.llm_prices)
+        self.endpoints = Endpoints(settings.llm_give_up_s, clock=clock, wall=wall)
+        self._give_up = give_up
+        self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
+        self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
         self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
-        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # what ended, in order
-        self._queued_at: dict[str, float] = {}
-        self._outputs: dict[str, str] = {}  # task id -> output note written
-        self._parsed = named_cache("parsed-notes", PARSED_NOTES_KEPT)
+        self._completions = Completions()  # attempts and output writes that end
+        self._bodies = NoteBodies(index.root)
 
     # Feeding work in.
 
@@ -114,26 +101,10 @@ class Orchestrator:
         self.scheduler.set_agents(definitions.agents.values())
         history = self.store.attempts(limit=HISTORY_ATTEMPTS)
         self.scheduler.predictor.learn(observations(history, definitions.tasks))
-        interrupted = {state.task_id: state for state in self.store.recover()}
-        for state in self.store.tasks("done"):
-            if state.output:
-                self._outputs[state.task_id] = state.output
-        tasks = [self._effective(task, interrupted) for task in definitions.tasks.values()]
+        interrupted = self.journal.recover()
+        tasks = [self.journal.resumed(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
         return sum(1 for task in tasks if task.status == "todo")
-
-    def _effective(self, task: TaskDef, interrupted: dict[str, TaskState]) -> TaskDef:
-        """The status to schedule with: an interrupted or blocked task runs again."""
-        status = task.status
-        if task.step:  # a step's own state lives in the store, its run's in the note
-            stored = self.store.task(task.id)
-            resuming = status in IN_PROGRESS and stored and stored.status == "done"
-            status = "done" if resuming or status == "done" else "todo"
-        elif status in RESET_TO_TODO or task.id in interrupted:
-            status = "todo"
-        if status == "done" and task.output and task.id not in self._outputs:
-            self._outputs[task.id] = task.output
-        return task if status == task.status else task.model_copy(update={"status": status})
 
     def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
         """Take a new reading of the vault while running: new `todo` tasks queue, tasks whose
@@ -145,14 +116,12 @@ class Orchestrator:
         new: list[TaskDef] = []
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
-                new.append(self._effective(task, {}))
+                new.append(self.journal.resumed(task, ()))
                 continue
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
             if rerun and phase in OUTCOMES:
-                self.notes.forget(task.path)
-                self._queued_at.pop(task.id, None)
-                self.summary.outcomes.pop(task.id, None)
+                self.journal.reopened(task)
                 self._apply(self.scheduler.reopen(task))
             elif phase == "queued" and task != before.tasks.get(task.id):
                 self.scheduler.update(task)
@@ -164,10 +133,13 @@ class Orchestrator:
 
     # The loop.
 
-    def run_until_idle(self) -> RunSummary:
-        """Run everything submitted to an end state."""
-        while self.scheduler.pending():
+    def run_until_idle(self, stop: Callable[[], bool] = lambda: False) -> RunSummary:
+        """Run everything submitted to an end state, or until `stop()` says to stop: then
+        what is running or queued goes back to `todo` (`summary.stopped`)."""
+        while self.scheduler.pending() and not stop():
             self.step()
+        if self.scheduler.pending():
+            self.summary.stopped = self.drain(STOP_GRACE_S)
         self.notes.flush()
         self.summary.ended = self._wall()
         return self.summary
@@ -179,53 +151,54 @@ class Orchestrator:
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]
-        if (wakeup := self.scheduler.next_wakeup()) is not None:
-            wakeups.append(wakeup)
+        for wakeup in (self.scheduler.next_wakeup(), self.endpoints.next_check()):
+            if wakeup is not None:
+                wakeups.append(wakeup)
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
-        if self._running or self._writing:
-            for future in self._completed(wait_for):
+        if self._running or self._writing or self._writing_own:
+            for future in self._completions.wait(wait_for):
                 if future in self._writing:
                     self._output_written(future)
+                elif future in self._writing_own:
+                    self._own_output_written(future)
                 elif future in self._running:  # not one given up on for its timeout
                     self._finish(future)
         elif wait_for > 0 and self.scheduler.pending():
             time.sleep(min(wait_for, 0.05))
         self._expire_overdue()
+        if self._give_up:
+            self._give_up_on_dead_endpoints()
         self._scale()
 
-    def _completed(self, timeout: float) -> list[Future[Any]]:
-        """The attempts and output writes that ended, waiting up to `timeout` for one."""
-        try:
-            ended = [self._done.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                ended.append(self._done.get_nowait())
-            except queue.Empty:
-                return ended
-
-    def _watch(self, future: Future[Any]) -> None:
-        """Have `future` report to the loop when it ends (at once, if it has)."""
-        future.add_done_callback(self._done.put)
-
     def drain(self, grace_s: float) -> list[str]:
-        """Start nothing more, let running attempts finish for up to `grace_s`, and put the
-        ones still running back to `todo`; returns their ids."""
+        """Start nothing more, let running attempts finish for up to `grace_s`, give up on
+        the rest (their results are dropped), and put every task still running or queued
+        back to `todo`; returns their ids. Outputs being written are waited for."""
         self.accepting = False
         deadline = self._clock() + grace_s
-        while (self._running or self._writing) and self._clock() < deadline:
+        while self._running and self._clock() < deadline:
             self.step(max_wait=min(0.1, max(0.0, deadline - self._clock())))
+        self._completions.wait(0.0)  # what ended meanwhile is handled below
+        for future in list(self._writing):  # an output note being written: its task ends
+            future.exception()
+            self._output_written(future)
+        for own in list(self._writing_own):
+            own.exception()
+            self._own_output_written(own)
+        now = self._wall()
         unfinished = []
         for flight in self._running.values():
-            task = flight.assignment.task
-            self.notes.requeue(task)
-            self.store.save_task(task_state(flight.assignment, "todo", self._wall()))
-            unfinished.append(task.id)
+            self.journal.requeued(flight.assignment, now)
+            unfinished.append(flight.assignment.task.id)
+        for task_id in self.scheduler.queued_tasks():
+            task = self.definitions.tasks.get(task_id)
+            if task is not None:
+                self.journal.back_to_todo(task, now)
+                unfinished.append(task_id)
         self._running.clear()
-        self._twins.clear()  # tasks held for them stay queued
-        return unfinished
+        self._twins.clear()
+        return sorted(unfinished)
 
     def close(self) -> None:
         if self._owns_executor:  # after a drain, attempts left behind are not waited for
@@ -238,6 +211,8 @@ class Orchestrator:
     def _dispatch(self) -> None:
         """Start what may start. A task held for an identical request gives its slot back
         at once, so the scheduler is asked again until nothing more is held."""
+        for task in self.scheduler.take_agentless():
+            self._end_itself(task)
         held = True
         while held:
             started = [self._start(assignment) for assignment in self.scheduler.dispatch()]
@@ -249,24 +224,22 @@ class Orchestrator:
         started = self._wall()
         flight = InFlight(
             assignment,
-            queued_at=self._queued_at.get(task.id, started),
+            queued_at=self.journal.queued_at.get(task.id, started),
             started=started,
             deadline=self._clock() + assignment.timeout + TIMEOUT_GRACE_S,
         )
-        if task.steps:  # the task that started a workflow run: done when its steps are
-            self._succeeded(flight, AttemptResult(self._run_summary(task), "miss"))
-            return True
         agent = self.definitions.agents[assignment.agent_id]
         runtime = self.runtimes.get(agent.runtime)
         future: Future[AttemptResult]
         if runtime is None:
             future = Future()
             future.set_exception(
-                VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
+                RuntimeRefused(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )
         else:
+            flight = replace(flight, endpoint=getattr(runtime, "endpoint", None))
             request = build_request(
-                task, agent, self.index, self.settings, self._outputs, self._read_body
+                task, agent, self.index, self.settings, self.journal.outputs, self._bodies.read
             )
             if self.cache is not None:
                 key = request_key(request)
@@ -277,11 +250,9 @@ class Orchestrator:
                 self._twins[key] = []
                 flight = replace(flight, key=key)
             future = self.executor.submit(perform, runtime, request, self.cache, flight.key)
-        self._event("started", task.id, f"{agent.id} (attempt {assignment.attempt})")
-        self.notes.running(task, agent.id, started, assignment.attempt)
-        self.store.save_task(task_state(assignment, "running", started, started=started))
+        self.journal.running(assignment, started)
         self._running[future] = flight
-        self._watch(future)
+        self._completions.watch(future)
         return True
 
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
@@ -303,102 +274,94 @@ class Orchestrator:
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""
         task = flight.assignment.task
-        agent_id = None if task.steps else flight.assignment.agent_id  # a run is done by its steps
-        written = self.notes.submit_output(
-            task.output, attempt.result.text, task.path, {"agent": agent_id, "task_id": task.id}
-        )
+        keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
+        if task.updates in self.journal.outputs:  # the version it revises stays as it was
+            keys["updates"] = wikilink(self.journal.outputs[task.updates])
+        written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
         self._writing[written] = (flight, attempt)
-        self._watch(written)
+        self._completions.watch(written)
 
     def _output_written(self, written: Future[str]) -> None:
         flight, attempt = self._writing.pop(written)
-        assignment, task = flight.assignment, flight.assignment.task
+        task = flight.assignment.task
         ended = self._wall()
-        agent_id = None if task.steps else assignment.agent_id
         try:
             output = written.result()
         except (VaultBmadError, OSError) as exc:
             self._failed(flight, exc)
             return
-        self._outputs[task.id] = output
+        self.journal.done(flight, attempt, output, ended)
         seconds = ended - flight.started
-        self.notes.done(
-            task,
-            agent_id=agent_id,
-            started=flight.started,
-            completed=ended,
-            attempts=assignment.attempt,
-            cache=attempt.cache,
-            output=output,
-        )
-        self.store.record_attempt(
-            attempt_record(
-                flight, "done", ended, runtime="", result=attempt.result, cache=attempt.cache
-            )
-        )
-        self.store.save_task(
-            task_state(
-                assignment, "done", ended, started=flight.started, ended=ended, output=output
-            )
-        )
-        self.summary.outcomes[task.id] = TaskOutcome(
-            task.id,
-            task.path,
-            "done",
-            agent_id,
-            assignment.attempt,
-            cache=attempt.cache,
-            output=output,
-            seconds=seconds,
-        )
-        self._event("done", task.id, output, assignment.agent_id, seconds)
-        measured = attempt.cache == "miss" and not task.steps  # the agent's own work
+        measured = attempt.cache == "miss"  # the agent's own work
+        if measured and flight.endpoint:
+            self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
 
-    def _failed(self, flight: InFlight, exc: BaseException) -> None:
-        assignment, task = flight.assignment, flight.assignment.task
-        ended = self._wall()
-        error = str(exc) or type(exc).__name__
-        agent = self.definitions.agents.get(assignment.agent_id)
-        status = "timeout" if isinstance(exc, TaskTimeout) else "failed"
-        runtime = agent.runtime if agent else "?"
-        self.store.record_attempt(
-            attempt_record(flight, status, ended, runtime=runtime, error=error)
-        )
-        retry = not isinstance(exc, PermanentFailure)  # e.g. a broken template stays broken
-        seconds = ended - flight.started
-        change = self.scheduler.finish(task.id, ok=False, seconds=seconds, retry=retry)
-        if change.retry:
-            self._event("retry", task.id, error, assignment.agent_id, seconds)
-            self.store.save_task(task_state(assignment, "queued", ended, error=error))
+    def _end_itself(self, task: TaskDef) -> None:
+        """End a task no agent runs, once its output note is written: a workflow run sums
+        up its steps, a guidance step shows its notes."""
+        if task.steps:
+            skipped = {o.task_id: o.error or "" for o in self.summary.outcomes.values()}
+            skipped = {
+                t: why for t, why in skipped.items() if self.summary.outcomes[t].status == "skipped"
+            }
+            text = workflow_run_output(task, self.journal.outputs, skipped)
         else:
-            self.notes.failed(task, error, completed=ended, attempts=assignment.attempt)
-            self.store.save_task(
-                task_state(
-                    assignment, "failed", ended, started=flight.started, ended=ended, error=error
-                )
-            )
-            self.summary.outcomes[task.id] = TaskOutcome(
-                task.id,
-                task.path,
-                "failed",
-                assignment.agent_id,
-                assignment.attempt,
-                error,
-                seconds=seconds,
-            )
-            self._event("failed", task.id, error, assignment.agent_id, seconds)
+            text = guidance_output(task)
+        written = self.notes.submit_output(task.output, text, task.path, {"task_id": task.id})
+        self._writing_own[written] = (task, self._wall())
+        self._completions.watch(written)
+
+    def _own_output_written(self, written: Future[str]) -> None:
+        task, started = self._writing_own.pop(written)
+        ended = self._wall()
+        try:
+            output = written.result()
+        except (VaultBmadError, OSError) as exc:
+            self.journal.ended_itself(task, started, ended, error=str(exc) or type(exc).__name__)
+            self._apply(self.scheduler.end_agentless(task.id, ok=False))
+            return
+        self.journal.ended_itself(task, started, ended, output=output)
+        self._apply(self.scheduler.end_agentless(task.id, ok=True))
+
+    def _failed(self, flight: InFlight, exc: BaseException) -> None:
+        assignment = flight.assignment
+        ended = self._wall()
+        failure = classify(exc)
+        agent = self.definitions.agents.get(assignment.agent_id)
+        status = "timeout" if failure.timed_out else "failed"
+        runtime = agent.runtime if agent else "?"
+        error = failure.message
+        self.journal.attempt_failed(flight, status, ended, runtime=runtime, error=error)
+        if flight.endpoint:
+            self.endpoints.observe(flight.endpoint, assignment.agent_id, failure)
+        change = self.scheduler.finish(
+            assignment.task.id,
+            ok=False,
+            seconds=ended - flight.started,
+            retry=failure.retryable and not self._gone(failure),
+            measured=failure.counts_toward_health,
+            wait_at_least=failure.retry_after_s,
+            error=error,
+        )
+        if change.retry:
+            self.journal.retrying(flight, error, ended)
+        else:
+            self.journal.failed(flight, error, ended)
         self._apply(change)
 
-    def _run_summary(self, task: TaskDef) -> RuntimeOutput:
-        """The output of a workflow run: a link to each step's output."""
-        lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
-        lines += [
-            f"- {step.rsplit('/', 1)[-1]}: {wikilink(self._outputs[step])}"
-            for step in task.steps
-            if step in self._outputs
-        ]
-        return RuntimeOutput("\n".join(lines) + "\n", WORKFLOW_RUNTIME)
+    def _gone(self, failure: Failure) -> bool:
+        """Whether the failure is at an endpoint given up on: no retry can reach it."""
+        return failure.unreachable and failure.endpoint in self._given_up
+
+    def _give_up_on_dead_endpoints(self) -> None:
+        for url, agents in self.endpoints.dead().items():
+            message = self.endpoints.give_up_message(url)
+            if url not in self._given_up:
+                self._given_up.add(url)
+                for agent_id in agents:
+                    self.journal.agent_event("gave-up", agent_id, message)
+            self._apply(self.scheduler.give_up(agents, message), reason=message)
 
     def _expire_overdue(self) -> None:
         now = self._clock()
@@ -414,87 +377,57 @@ class Orchestrator:
         if decision is not None:
             log.info(decision.reason)
             self.scheduler.set_concurrency(decision.workers)
-            self.store.record_pool_sample(
-                PoolSample(
-                    decision.workers, len(self._running), self.scheduler.queued_count, self._wall()
-                )
-            )
+            self.sample_pool(decision.workers)
 
     # Bookkeeping.
 
-    def _apply(self, change: SchedulerChange) -> None:
+    def _apply(self, change: SchedulerChange, reason: str = "") -> None:
         now = self._wall()
+        tasks = self.definitions.tasks
+        for task_id in change.released:
+            if task_id in tasks:
+                self.journal.back_to_todo(tasks[task_id], now)
+        for task_id in change.failed:
+            if task_id in tasks:
+                self.journal.gave_up(tasks[task_id], reason, now)
         for task_id in change.queued:
-            task = self.definitions.tasks.get(task_id)
-            if task is not None:
-                self._queued_at.setdefault(task_id, now)
-                self.notes.queued(task)
-                self._event("queued", task_id)
+            if task_id in tasks:
+                self.journal.queued(tasks[task_id], now)
         for blocked in change.blocked:
-            task = self.definitions.tasks.get(blocked.task_id)
-            if task is None:
-                continue
-            if not (task.steps and blocked.failed_task in task.steps):  # the step wrote why
-                self.notes.blocked(task, blocked.reason)
-            self.store.save_task(
-                TaskState(task.id, task.path, "blocked", error=blocked.reason, updated_at=now)
-            )
-            self.summary.outcomes[task.id] = TaskOutcome(
-                task.id, task.path, "blocked", error=blocked.reason
-            )
-            self._event("blocked", task.id, blocked.reason)
+            if blocked.task_id in tasks:
+                self.journal.blocked(tasks[blocked.task_id], blocked, now)
+        for task_id in change.skipped:  # news only in a run that runs, not one long done
+            task = tasks.get(task_id)
+            run = task.run_id if task is not None else None
+            if task and run and self.scheduler.knows(run) and self.scheduler.phase(run) != "done":
+                self.journal.skipped(task, now)
+        for health in change.health:
+            self._health_changed(health)
 
-    def _read_body(self, rel_path: str) -> str | None:
-        """A note's body as it is on disk now, so edits since the index was built count;
-        parsed notes are cached by (path, mtime, size)."""
-        try:
-            path = resolve_in_vault(self.index.root, rel_path)
-            key = file_key(path)
-            body = self._parsed.get(key)
-            if not isinstance(body, str):
-                body = parse_note(rel_path, path.read_text(encoding="utf-8-sig")).body
-                self._parsed.set(key, body)
-        except (OSError, VaultBmadError, UnicodeDecodeError):
-            return None
-        return body
+    def _health_changed(self, change: HealthChange) -> None:
+        """Tell when an agent goes out (why, and until when) and when it is back."""
+        if change.after is AgentState.IN_SERVICE:
+            self.journal.agent_event("back", change.agent_id, change.reason)
+        elif change.after is AgentState.OUT and change.agent_id not in self._retired_agents():
+            back_at = self.scheduler.health.back_at(change.agent_id, self._wall())
+            until = f"; next try at {iso_time(back_at)}" if back_at is not None else ""
+            self.journal.agent_event("out", change.agent_id, change.reason + until)
 
-    def _event(
-        self,
-        kind: str,
-        task_id: str,
-        detail: str = "",
-        agent: str | None = None,
-        seconds: float | None = None,
-    ) -> None:
-        self._on_event(Event(kind, task_id, detail, agent, seconds))
+    def _retired_agents(self) -> set[str]:
+        dead = self.endpoints.dead()
+        return {agent for url in self._given_up for agent in dead.get(url, ())}
 
     def sample_cache(self) -> None:
         """Record each cache level's counters, for hit rate over time."""
-        if self.cache is None:
-            return
-        now = self._wall()
-        for level, figures in self.cache.stats().by_level().items():
-            self.store.record_cache_sample(
-                CacheSample(
-                    level,
-                    figures["hits"],
-                    figures["misses"],
-                    figures["evictions"],
-                    figures["expirations"],
-                    figures["size"],
-                    now,
-                )
-            )
+        for sample in cache_samples(self.cache, self._wall()):
+            self.store.record_cache_sample(sample)
 
-    def sample_pool(self) -> None:
-        self.store.record_pool_sample(
-            PoolSample(
-                self.scheduler.concurrency,
-                len(self._running),
-                self.scheduler.queued_count,
-                self._wall(),
-            )
-        )
+    def sample_pool(self, workers: int | None = None) -> None:
+        """Record the pool's size (`workers`, or the scheduler's concurrency) and load."""
+        workers = self.scheduler.concurrency if workers is None else workers
+        queued = self.scheduler.queued_count
+        sample = PoolSample(workers, len(self._running), queued, self._wall())
+        self.store.record_pool_sample(sample)
 
     def output_of(self, task_id: str) -> str | None:
-        return self._outputs.get(task_id)
+        return self.journal.outputs.get(task_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vault_bmad.engine.endpoints import EndpointView
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
 from vault_bmad.model.status import Phase, TaskStatus
@@ -28,6 +29,7 @@ class TaskView:
     workflow: str | None
     step: str | None
     depends_on: tuple[str, ...]
+    truncated: bool = False  # its answer was cut off at its length limit
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class AgentView:
     error_rate: float
     consecutive_failures: int
     running: tuple[str, ...]  # task ids it runs now
+    why: str | None  # while out: why
+    until: float | None  # while out: when it may take work again (wall clock)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,15 @@ class EngineSnapshot:
     queued: int = 0
     running: int = 0
     pool_size: int = 0
+    endpoints: tuple[EndpointView, ...] = ()
+
+    def agents_out(self) -> list[dict[str, object]]:
+        """The agents that take no work now: which, why, and until when."""
+        return [
+            {"id": a.id, "state": a.state, "why": a.why, "until": a.until}
+            for a in self.agents
+            if a.state != "in_service"
+        ]
 
     def counts(self) -> dict[str, int]:
         """Tasks by status."""
@@ -102,6 +115,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 workflow=task.workflow,
                 step=task.step,
                 depends_on=task.depends_on,
+                truncated=task.id in orchestrator.journal.truncated,
             )
         )
     agents = []
@@ -124,6 +138,8 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 error_rate=round(health.error_rate, 4),
                 consecutive_failures=health.consecutive_failures,
                 running=tuple(t for t, a in running.items() if a.agent_id == agent.id),
+                why=health.why,
+                until=scheduler.health.back_at(agent.id, at),
             )
         )
     return EngineSnapshot(
@@ -134,4 +150,5 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         queued=scheduler.queued_count,
         running=len(running),
         pool_size=scheduler.concurrency,
+        endpoints=orchestrator.endpoints.views(),
     )

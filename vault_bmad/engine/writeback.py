@@ -35,6 +35,7 @@ _CLEARED_ON_START: dict[str, object | None] = {
     "duration_ms": None,
     "result": None,
     "cache": None,
+    "truncated": None,
 }
 
 
@@ -111,6 +112,12 @@ class TaskNotes:
             },
         )
 
+    def run_started(self, task: TaskDef, started: float) -> None:
+        """The first step of a workflow run started: the run's note says so, and when."""
+        self._write(
+            task.path, {"status": "running", **_CLEARED_ON_START, "started": iso_time(started)}
+        )
+
     def done(
         self,
         task: TaskDef,
@@ -118,10 +125,12 @@ class TaskNotes:
         agent_id: str | None,
         started: float,
         completed: float,
-        attempts: int,
-        cache: str,
+        attempts: int | None,
+        cache: str | None,
         output: str,
+        truncated: bool = False,
     ) -> None:
+        """Done; a workflow run's own task has no attempts or cache of its own (None)."""
         if task.step:
             return
         self._write(
@@ -136,6 +145,7 @@ class TaskNotes:
                 "attempts": attempts,
                 "cache": cache,
                 "result": wikilink(output),
+                "truncated": True if truncated else None,
             },
         )
 
@@ -167,6 +177,8 @@ class TaskNotes:
         """
         by_path: dict[str, list[str]] = {}
         for problem in problems:
+            if not problem.is_error:
+                continue  # a warning says how a note was read; the note still runs
             if (paths is None or problem.path in paths) and not is_conflict_copy(problem.path):
                 by_path.setdefault(problem.path, []).append(problem.message)
         marked = []
@@ -206,6 +218,26 @@ class TaskNotes:
             self._on_written(path)
         if outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+
+
+def workflow_run_output(
+    task: TaskDef, outputs: Mapping[str, str], skipped: Mapping[str, str]
+) -> str:
+    """The output of a workflow run: each step's output note, or why the run skipped it
+    (`outputs`: task id -> output note; `skipped`: task id -> reason)."""
+    lines = [f"# {task.title}", "", f"Workflow run of `{task.workflow}`.", ""]
+    for step in task.steps:
+        name = step.rsplit("/", 1)[-1]
+        if step in outputs:
+            lines.append(f"- {name}: {wikilink(outputs[step])}")
+        elif step in skipped:
+            lines.append(f"- {name}: skipped, {skipped[step]}")
+    return "\n".join(lines) + "\n"
+
+
+def guidance_output(task: TaskDef) -> str:
+    """What a guidance step shows in the run: its notes, under its name."""
+    return f"# {task.step}\n\n{task.body}\n"
 
 
 def _says_task(index: VaultIndex, note: Note) -> bool:

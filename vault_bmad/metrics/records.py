@@ -23,6 +23,7 @@ class TaskState:
     started_at: float | None = None
     completed_at: float | None = None
     output: str | None = None  # vault-relative output note
+    truncated: bool = False  # its answer was cut off at its length limit
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,13 @@ class Attempt:
     ended_at: float
     error: str | None = None
     cache: str = "miss"  # the cache level that served it, or "miss"
-    tokens: int = 0
     run_id: str | None = None
+    # Tokens and cost of the answer: spent on a miss, saved when a cache level served it.
+    tokens_in: int = 0  # prompt tokens
+    tokens_out: int = 0  # completion tokens
+    cost: float | None = None  # by the user's `llm_prices`; None when the model has none
+    calls: int = 0  # runtime calls the attempt made (Dask may run one again)
+    truncated: bool = False
 
     @property
     def wait_ms(self) -> float:

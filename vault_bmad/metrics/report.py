@@ -13,14 +13,16 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
+from vault_bmad.metrics.queries import earliest_attempt
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import Usage, cost_text, usage
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
@@ -31,6 +33,7 @@ __all__ = [
     "Period",
     "ReportSchedule",
     "WrittenReport",
+    "bounded_span",
     "interval_period",
     "parse_span",
     "report_from_store",
@@ -43,7 +46,9 @@ REPORTS_FOLDER = "Reports"
 REPORT_TAGS = ("vault-bmad/report", "vault-bmad/performance")
 MAX_ATTEMPTS = 1_000_000  # analyzed per report at most: the latest of the period
 _DAY_S = 86_400.0
+UNCUT_SPAN_S = 7 * _DAY_S  # spans up to this are taken as asked; longer ones meet history
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": _DAY_S, "w": 7 * _DAY_S}
+_LONGEST_SPAN_TEXT = 24  # "99999999999999999999d" is longer than any history
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
 
@@ -75,15 +80,29 @@ def parse_span(text: str) -> float | None:
     cleaned = text.strip().lower()
     if cleaned == "all":
         return None
-    found = _SPAN.fullmatch(cleaned)
+    found = _SPAN.fullmatch(cleaned) if len(cleaned) <= _LONGEST_SPAN_TEXT else None
     if found is None or float(found[1]) <= 0:
-        raise ValueError(f"{text!r} is not a span of time such as 90m, 24h, 7d or all")
+        shown = text if len(text) <= _LONGEST_SPAN_TEXT else text[:_LONGEST_SPAN_TEXT] + "…"
+        raise ValueError(f"{shown!r} is not a span of time such as 90m, 24h, 7d or all")
     return float(found[1]) * _UNIT_S[found[2]]
 
 
+def bounded_span(span_s: float, now: float, earliest: float | None) -> float:
+    """`span_s` cut to the recorded history: a span reaching before `earliest` (the first
+    record) starts there instead, but no span up to UNCUT_SPAN_S is cut. Whatever number
+    is typed ("99999999999d"), the period, and the work on it, stays within what the
+    store holds."""
+    history = now - earliest if earliest is not None else 0.0
+    return min(span_s, max(history, UNCUT_SPAN_S))
+
+
 def span_period(now: float, span_s: float | None, earliest: float | None = None) -> Period:
-    """The last `span_s` seconds up to `now` (None: since `earliest`), in whole minutes."""
-    start = now - span_s if span_s is not None else (earliest if earliest is not None else now)
+    """The last `span_s` seconds up to `now` (None: since `earliest`), in whole minutes;
+    a span is cut to the history since `earliest` (`bounded_span`)."""
+    if span_s is not None:
+        start = now - bounded_span(span_s, now, earliest)
+    else:
+        start = earliest if earliest is not None else now
     end = math.ceil(now / 60) * 60.0
     return Period(min(math.floor(start / 60) * 60.0, end), end)
 
@@ -141,8 +160,10 @@ def write_report(
     links: NoteLinks,
     *,
     notes: Sequence[str] = (),
+    spent: Mapping[str, Usage] | None = None,
 ) -> str:
-    """Write (or rewrite) the period's report note; return its vault-relative path."""
+    """Write (or rewrite) the period's report note; return its vault-relative path.
+    `spent` holds each agent's tokens and cost in the period (`metrics.usage`)."""
     frontmatter = {
         "type": "report",
         "tags": list(REPORT_TAGS),
@@ -152,7 +173,26 @@ def write_report(
         "bottlenecks": len(analysis.bottlenecks),
     }
     body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    if spent:
+        body += "\n" + "\n".join(usage_section(spent, links)) + "\n"
     return writer.write_output(period.note_path, body, None, frontmatter)
+
+
+def usage_section(by_agent: Mapping[str, Usage], links: NoteLinks) -> list[str]:
+    """Tokens and cost by agent: spent by its calls, and saved by the cache."""
+    lines = [
+        "## Tokens and cost",
+        "",
+        "| agent | prompt tokens | completion tokens | cost | calls | saved tokens | saved cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for agent, used in sorted(by_agent.items()):
+        lines.append(
+            f"| {links.agent(agent)} | {used.tokens_in} | {used.tokens_out} "
+            f"| {cost_text(used.cost)} | {used.calls} | {used.saved_tokens} "
+            f"| {cost_text(used.saved_cost)} |"
+        )
+    return lines
 
 
 def report_from_store(
@@ -180,9 +220,8 @@ def report_span(
 ) -> WrittenReport:
     """The report on the last `span_s` seconds up to `now` (None: all `store` recorded)."""
     if span_s is not None:
-        return report_from_store(
-            store, definitions, writer, span_period(now, span_s), now=now, thresholds=thresholds
-        )
+        period = span_period(now, span_s, earliest_attempt(store))
+        return report_from_store(store, definitions, writer, period, now=now, thresholds=thresholds)
     attempts = store.attempts(limit=MAX_ATTEMPTS)
     earliest = min((a.started_at for a in attempts), default=None)
     period = span_period(now, None, earliest)
@@ -213,5 +252,6 @@ def _report(
         notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
-    path = write_report(writer, analysis, period, links, notes=notes)
+    spent = usage(store, "agent", period.start, until)
+    path = write_report(writer, analysis, period, links, notes=notes, spent=spent)
     return WrittenReport(path, period, analysis)

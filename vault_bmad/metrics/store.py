@@ -5,27 +5,33 @@ synchronous=NORMAL, many queued writes to a commit. Reads use their own connecti
 they never wait for the writer. A read sees what is committed: call `flush()` first to
 read your own writes. After a crash `recover()` puts interrupted tasks back to `todo`.
 
-It speaks to SQLite through the standard library's `sqlite3`: its tables come from the
-record types, its writes are `executemany` of one INSERT per table, and `vault-bmad run`
-starts without a wrapper library's import (tests/test_start_imports.py).
+A database that cannot be read stops the start with `StoreDamaged`: one line naming the
+file and how to start afresh. It is never moved aside by itself, since it holds the run
+history; task states come back from the notes. `check()` tells, while serving, whether
+the file still reads.
+
+It speaks to SQLite through the standard library's `sqlite3` (tables and transactions:
+`schema.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import shlex
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from contextlib import closing
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.errors import StoreDamaged, VaultBmadError
 from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.schema import SCHEMA_VERSION, atomic, insert_rows, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
@@ -37,10 +43,16 @@ __all__ = [
     "TaskState",
 ]
 
-SCHEMA_VERSION = 1
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
+# What `check` reads on a fresh connection: the first page, the task table, both ends of
+# the attempts' time index and their newest row. Milliseconds, whatever the history.
+_CHECKS = (
+    "SELECT COUNT(*) FROM tasks",
+    "SELECT MIN(ended_at), MAX(ended_at) FROM attempts",
+    "SELECT * FROM attempts WHERE id = (SELECT MAX(id) FROM attempts)",
+)
 _Result = TypeVar("_Result")
 _Record = TypeVar("_Record")
 
@@ -86,11 +98,17 @@ class Store:
         self._writer.start()
         try:
             ready.result()
-        except BaseException:
+        except BaseException as error:
             self._writer.join()
             self._reader.close()
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreDamaged(damaged_message(path, error)) from None
             raise
         self._reader.execute("PRAGMA query_only = ON")
+        self._file_id = _file_id(path)
+        if (problem := self.check()) is not None:
+            self.close()
+            raise StoreDamaged(problem)
 
     def __enter__(self) -> Store:
         return self
@@ -139,10 +157,30 @@ class Store:
                 f"UPDATE tasks SET status = 'todo', updated_at = ? WHERE {where}",
                 [now, *IN_PROGRESS],
             )
-            moved = (TaskState(*row) for row in rows)
+            moved = (_record(TaskState, row) for row in rows)
             return sorted((replace(s, status="todo", updated_at=now) for s in moved), key=_id)
 
-        return self._call(move)
+        try:
+            return self._call(move)
+        except sqlite3.DatabaseError as error:
+            raise StoreDamaged(damaged_message(self.path, error)) from None
+
+    def check(self) -> str | None:
+        """None when the database file reads, else why not, in one line naming the file.
+
+        A fresh read-only connection, so no page cached by the store's own hides damage."""
+        if _file_id(self.path) != self._file_id:
+            return (
+                f"the state database {self.path} was deleted or replaced while vault-bmad "
+                "ran; restart vault-bmad to make a new one (what it records until then is lost)"
+            )
+        try:
+            with closing(sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)) as db:
+                for sql in _CHECKS:
+                    db.execute(sql).fetchall()
+        except sqlite3.Error as error:
+            return damaged_message(self.path, error)
+        return None
 
     def flush(self) -> None:
         """Wait until every write queued so far is committed."""
@@ -218,16 +256,16 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             sql = f"SELECT {_column_list(record)} FROM {source}"
             rows = self._reader.execute(sql, params).fetchall()
-        return [record(*row) for row in rows]
+        return [_record(record, row) for row in rows]
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None)  # transactions: _atomic
+            db = sqlite3.connect(self.path, isolation_level=None)  # transactions: atomic
         except BaseException as error:
             ready.set_exception(error)
             return
         try:
-            _prepare(db, self.path, self._clock())
+            prepare(db, self.path, self._clock())
         except BaseException as error:
             db.close()
             ready.set_exception(error)
@@ -253,13 +291,13 @@ class Store:
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
         try:
-            with _atomic(db):
+            with atomic(db):
                 for group in _group_rows(batch):
                     if isinstance(group, _Rows):
                         self._insert(db, group)
                         continue
                     try:
-                        with _atomic(db):
+                        with atomic(db):
                             results[id(group)] = group.run(db)
                     except Exception as error:
                         errors[id(group)] = error
@@ -287,8 +325,8 @@ class Store:
     def _insert(self, db: sqlite3.Connection, group: _Rows) -> None:
         """Insert rows in a savepoint; if that fails, row by row, dropping only bad rows."""
         try:
-            with _atomic(db):
-                _insert_rows(db, group)
+            with atomic(db):
+                insert_rows(db, group.table, group.rows, replace=group.replace)
             if group.table == "attempts":
                 self._unanalyzed_rows += len(group.rows)
         except Exception:
@@ -298,6 +336,24 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def damaged_message(path: Path, error: Exception) -> str:
+    """How to recover from a state database that cannot be read, in one line."""
+    return (
+        f"the state database {path} cannot be read ({error}); to start afresh, move it aside "
+        f"(mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.damaged')}): task states "
+        "are read back from the notes, "
+        "and the run history it held is lost (sqlite3's .recover may save it)"
+    )
 
 
 def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:
@@ -314,104 +370,19 @@ def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:
     return groups
 
 
-@contextmanager
-def _atomic(db: sqlite3.Connection) -> Iterator[None]:
-    """A transaction, or a savepoint inside one: all of the block is written, or none.
-
-    Savepoints may share a name: SQLite releases and rolls back to the latest one."""
-    nested = db.in_transaction
-    db.execute("SAVEPOINT nested" if nested else "BEGIN")
-    try:
-        yield
-        db.execute("RELEASE nested" if nested else "COMMIT")
-    except BaseException:
-        if db.in_transaction:  # an error inside SQLite may have ended it already
-            db.execute("ROLLBACK TO nested" if nested else "ROLLBACK")
-            if nested:
-                db.execute("RELEASE nested")
-        raise
-
-
-def _insert_rows(db: sqlite3.Connection, group: _Rows) -> None:
-    """One INSERT for the group's rows, which share their keys (rows of one record type)."""
-    columns = list(group.rows[0])
-    verb = "INSERT OR REPLACE" if group.replace else "INSERT"
-    marks = ", ".join("?" for _ in columns)
-    sql = f"{verb} INTO {group.table} ({', '.join(columns)}) VALUES ({marks})"
-    db.executemany(sql, [[row[column] for column in columns] for row in group.rows])
-
-
-def _prepare(db: sqlite3.Connection, path: Path, now: float) -> None:
-    """WAL, the tables and indexes, and the schema version; refuse a newer schema."""
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA analysis_limit = 1000")  # ANALYZE samples: milliseconds at 1M rows
-    with _atomic(db):
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL)"
-        )
-        found = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        if found > SCHEMA_VERSION:
-            raise VaultBmadError(
-                f"{path} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
-            )
-        _create_tables(db)
-        if found < SCHEMA_VERSION:
-            db.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, now])
-
-
-def _create_tables(db: sqlite3.Connection) -> None:
-    attempt_columns = {**_columns(Attempt), "wait_ms": float, "duration_ms": float}
-    _create_table(db, "tasks", _columns(TaskState), key="task_id", not_null={"path", "status"})
-    _create_index(db, "tasks", ["status"])
-    _create_table(
-        db,
-        "attempts",
-        attempt_columns,
-        key="id",
-        not_null={"task_id", "agent", "status", "ended_at"},
-    )
-    # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
-    for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
-        _create_index(db, "attempts", columns)
-    for name, record in (("cache_samples", CacheSample), ("pool_samples", PoolSample)):
-        _create_table(db, name, _columns(record), key="id")
-        _create_index(db, name, ["at"])
-
-
-def _create_table(
-    db: sqlite3.Connection,
-    table: str,
-    columns: dict[str, type],
-    key: str,
-    not_null: Collection[str] = (),
-) -> None:
-    """The table if missing; `key` is its primary key, an INTEGER one if not a column."""
-    sql_types = {str: "TEXT", int: "INTEGER", float: "REAL"}
-    declared = [] if key in columns else [f"{key} INTEGER PRIMARY KEY"]
-    for name, kind in columns.items():
-        extra = (" PRIMARY KEY" if name == key else "") + (" NOT NULL" if name in not_null else "")
-        declared.append(f"{name} {sql_types[kind]}{extra}")
-    db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(declared)})")
-
-
-def _create_index(db: sqlite3.Connection, table: str, columns: list[str]) -> None:
-    name = f"{table}_{'_'.join(columns)}"
-    db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
-
-
-def _columns(record: type) -> dict[str, type]:
-    """SQLite column types from a record's field annotations ("float | None" -> float)."""
-    kinds = {"str": str, "int": int, "float": float}
-    return {
-        field.name: next(kind for name, kind in kinds.items() if str(field.type).startswith(name))
-        for field in fields(record)
-    }
-
-
 def _attempt_row(attempt: Attempt) -> dict[str, object]:
     return {**_row(attempt), "wait_ms": attempt.wait_ms, "duration_ms": attempt.duration_ms}
+
+
+def _record(record: type[_Record], row: Sequence[object]) -> _Record:
+    """A record from a row: stored 0/1 read back as bool where the field is one, and NULL
+    as the field's default where an older row has no value."""
+    values = []
+    for field, value in zip(fields(record), row, strict=True):  # type: ignore[arg-type]
+        if value is None and field.default is not None and field.default is not MISSING:
+            value = field.default
+        values.append(bool(value) if str(field.type) == "bool" else value)
+    return record(*values)
 
 
 def _column_list(record: type) -> str:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import shlex
 
-from vault_bmad.errors import Problem
+from vault_bmad.errors import Problem, warning
 from vault_bmad.model import bmad
-from vault_bmad.model.definitions import AgentDef
+from vault_bmad.model.definitions import GENERATION_KEYS, AgentDef
 from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import link_path, resolve_ref, slug
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 
-_AGENT_KEYS = ("id", "name", "title", "icon", "runtime", "model", "weight", "capacity")
+_AGENT_KEYS = (
+    "id",
+    "name",
+    "title",
+    "icon",
+    "runtime",
+    "model",
+    "weight",
+    "capacity",
+    *GENERATION_KEYS,
+)
 
 
 class AgentRegistry:
@@ -29,6 +39,16 @@ class AgentRegistry:
             message = f"duplicate agent id '{agent.id}': {earlier.path} already uses it"
             problems.append(Problem(agent.path, None, message))
             return
+        namesake = next(
+            (a for a in self.by_id.values() if a.name.lower() == agent.name.lower()), None
+        )
+        if namesake is not None:
+            message = (
+                f"agents {namesake.id} ({namesake.path}) and {agent.id} share the name "
+                f"{agent.name!r}; `agent: {agent.name}` means {namesake.id}, "
+                f"so name {agent.id} by its id"
+            )
+            problems.append(warning(agent.path, None, message))
         self.by_id[agent.id] = agent
 
     def find(self, ref: object, source: str) -> AgentDef | None:

@@ -2,13 +2,15 @@
 
 A task note's `status:` is a `TaskStatus`. While a run has the task, it also has a `Phase`:
 `waiting` for its dependencies (never written to a note), then in progress, then an outcome.
+A workflow step whose condition the run does not meet ends `skipped` without running; a
+user may also write `skipped` on a task to leave it out. Either way it counts as ended.
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-Outcome = Literal["done", "failed", "blocked"]  # how a run ends a task
+Outcome = Literal["done", "failed", "blocked", "skipped"]  # how a run ends a task
 InProgress = Literal["queued", "running"]  # a run has taken the task and not ended it
 TaskStatus = Literal["todo", "invalid", InProgress, Outcome]  # what a task note can say
 Waiting = Literal["waiting"]  # in a run, waiting for its dependencies
@@ -17,6 +19,8 @@ Phase = Literal[Waiting, InProgress, Outcome]  # where a task stands in a run
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)  # in the order reports list them
 IN_PROGRESS: tuple[InProgress, ...] = get_args(InProgress)  # found at start: interrupted
 PENDING: tuple[Phase, ...] = (*get_args(Waiting), *IN_PROGRESS)  # a run has it, not ended
+# Ended without a fault: its dependants may start, and a run of only these exits 0.
+ENDED_WELL: frozenset[Outcome] = frozenset({"done", "skipped"})
 BLOCKS_DEPENDANTS: frozenset[TaskStatus] = frozenset({"failed", "blocked", "invalid"})
 # Statuses a run starting over the vault puts back to todo: stopped part way, blocked by a
 # failure that may be fixed now, or invalid in a note that may read well now.

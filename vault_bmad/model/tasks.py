@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from vault_bmad.errors import Problem, VaultPathError
+from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
-from vault_bmad.model.definitions import TaskDef, WorkflowDef
-from vault_bmad.model.fields import build, known
+from vault_bmad.model.definitions import GENERATION_KEYS, TaskDef, WorkflowDef
+from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
+from vault_bmad.model.runs import RunOptions, expand_run
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.paths import normalize_vault_path
 
-_SCALAR_KEYS = ("status", "priority", "criticality", "complexity", "timeout", "retries")
+_SCALAR_KEYS = (
+    "status",
+    "priority",
+    "criticality",
+    "complexity",
+    "timeout",
+    "retries",
+    *GENERATION_KEYS,
+)
+MAX_EPICS = 100  # turns of a repeated step one run may take
 
 
 def task_id(note: Note) -> str:
@@ -92,10 +102,42 @@ class _TaskReader:
             note,
             found,
         )
+        options = self._run_options(note, workflow, found) if workflow else RunOptions()
         problems += found
-        if task is None or found:
+        if task is None or any(p.is_error for p in found):
             return []
-        return expand_run(task, workflow) if workflow else [task]
+        return expand_run(task, workflow, options) if workflow else [task]
+
+    def _run_options(self, note: Note, workflow: WorkflowDef, found: list[Problem]) -> RunOptions:
+        """How the starting task asks the workflow to run; see `model.runs`."""
+        fm, lines = note.frontmatter, note.property_lines
+        conditions = text_list(fm.get("conditions"))
+        known_words = workflow.conditions()
+        unknown = [c for c in conditions if c not in known_words]
+        if unknown:
+            known_text = ", ".join(known_words) or "none"
+            found.append(
+                warning(
+                    note.path,
+                    lines.get("conditions"),
+                    f"conditions {', '.join(unknown)}: workflow {workflow.id} asks for none "
+                    f"of them (its conditions: {known_text})",
+                )
+            )
+        include_optional = fm.get("include_optional", False)
+        if not isinstance(include_optional, bool):
+            message = f"include_optional must be true or false, not {include_optional!r}"
+            found.append(Problem(note.path, lines.get("include_optional"), message))
+        epics = fm.get("epics")
+        if isinstance(epics, int) and not isinstance(epics, bool) and 0 <= epics <= MAX_EPICS:
+            names = tuple(f"Epic {number}" for number in range(1, epics + 1))
+        elif isinstance(epics, list | str | type(None)) and len(text_list(epics)) <= MAX_EPICS:
+            names = text_list(epics)
+        else:
+            message = f"epics must be a list of epic names or a count up to {MAX_EPICS}"
+            found.append(Problem(note.path, lines.get("epics"), message))
+            names = ()
+        return RunOptions(frozenset(conditions), include_optional is True, names)
 
     def _workflow(self, ref: Any, note: Note, problem: Any) -> WorkflowDef | None:
         if not ref:
@@ -106,35 +148,6 @@ class _TaskReader:
                 return workflow
         problem("workflow", f"workflow {describe(ref)} is not a valid workflow in the vault")
         return None
-
-
-def expand_run(task: TaskDef, workflow: WorkflowDef) -> list[TaskDef]:
-    """A workflow run: one task per step, then the starting task, which waits for them all."""
-    step_ids = {step.id: f"{task.id}/{step.id}" for step in workflow.steps}
-    steps = [
-        task.model_copy(
-            update={
-                "id": step_ids[step.id],
-                "title": f"{task.title}: {step.id}",
-                "agent": step.agent,
-                "template": step.template or task.template,
-                "output": step.creates,
-                "depends_on": task.depends_on + tuple(step_ids[r] for r in step.requires),
-                "body": "\n\n".join(part for part in (task.body, step.notes) if part),
-                "workflow": workflow.id,
-                "step": step.id,
-            }
-        )
-        for step in workflow.steps
-    ]
-    run = task.model_copy(
-        update={
-            "workflow": workflow.id,
-            "steps": tuple(step_ids.values()),
-            "depends_on": task.depends_on + tuple(step_ids.values()),
-        }
-    )
-    return [*steps, run]
 
 
 def load_tasks(

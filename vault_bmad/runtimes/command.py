@@ -13,12 +13,13 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from vault_bmad.errors import RuntimeUnavailable, TaskTimeout
+from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
+from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
-from vault_bmad.runtimes.template import TemplateRuntime
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
+    from vault_bmad.runtimes.template import TemplateRuntime
 
 HOW_TO_ENABLE = (
     "set `command_enabled = true` in your config file "
@@ -45,7 +46,11 @@ class CommandRuntime:
     ) -> None:
         self.enabled = enabled
         self.allowlist = frozenset(allowlist)
-        self._renderer = renderer or TemplateRuntime()
+        if renderer is None:  # imported here: `check` reads agent_problems without Jinja2
+            from vault_bmad.runtimes.template import TemplateRuntime
+
+            renderer = TemplateRuntime()
+        self._renderer = renderer
         source = os.environ if environ is None else environ
         self._env = {k: v for k, v in source.items() if not k.startswith(_HIDDEN_ENV_PREFIX)}
 
@@ -67,23 +72,10 @@ class CommandRuntime:
         )
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
-        """The argv to run, or RuntimeUnavailable saying why it may not run."""
-        if not self.enabled:
-            raise RuntimeUnavailable(
-                f"task {request.task_id} needs the command runtime, which is off; "
-                f"to turn it on, {HOW_TO_ENABLE}"
-            )
-        if not request.command:
-            raise RuntimeUnavailable(
-                f"task {request.task_id} uses the command runtime but names no command to run"
-            )
-        program = request.command[0]
-        if self.allowlist and program not in self.allowlist:
-            allowed = ", ".join(sorted(self.allowlist))
-            raise RuntimeUnavailable(
-                f"task {request.task_id} wants to run {program!r}, which is not in "
-                f"command_allowlist ({allowed}); add it there in your config file to allow it"
-            )
+        """The argv to run, or RuntimeRefused saying why it may not run."""
+        refused = refusal(request.command, f"task {request.task_id}", self.enabled, self.allowlist)
+        if refused is not None:
+            raise RuntimeRefused(refused)
         return request.command
 
     def _execute(self, argv: tuple[str, ...], stdin_text: str, timeout: float) -> str:
@@ -97,7 +89,7 @@ class CommandRuntime:
                 start_new_session=True,  # its own process group, so a timeout kills all of it
             )
         except OSError as exc:
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"the command runtime could not start {argv[0]!r}: {exc.strerror or exc}"
             ) from None
         with process:
@@ -119,6 +111,41 @@ class CommandRuntime:
                 + (f": {tail}" if tail else "")
             )
         return stdout.decode(errors="replace")
+
+
+def refusal(
+    command: tuple[str, ...], who: str, enabled: bool, allowlist: Iterable[str]
+) -> str | None:
+    """Why `who` ("task x", "agent y") may not run `command`, or None when it may."""
+    if not enabled:
+        return f"{who} needs the command runtime, which is off; to turn it on, {HOW_TO_ENABLE}"
+    if not command:
+        return f"{who} uses the command runtime but names no command to run"
+    program, allowed = command[0], sorted(allowlist)
+    if allowed and program not in allowed:
+        return (
+            f"{who} wants to run {program!r}, which is not in command_allowlist "
+            f"({', '.join(allowed)}); add it there in your config file to allow it"
+        )
+    return None
+
+
+def agent_problems(agents: Iterable[AgentDef], settings: Settings) -> list[Problem]:
+    """What `check` says of agents the command runtime settings will not let run."""
+    return [
+        Problem(agent.path, None, found)
+        for agent in agents
+        if agent.runtime == "command"
+        and (
+            found := refusal(
+                agent.command,
+                f"agent {agent.id}",
+                settings.command_enabled,
+                settings.command_allowlist,
+            )
+        )
+        is not None
+    ]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

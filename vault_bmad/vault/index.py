@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vault_bmad.errors import ConfigError, VaultPathError
+from vault_bmad.errors import ConfigError, VaultPathError, is_utf8
 from vault_bmad.vault.links import LinkResolver
 from vault_bmad.vault.notes import MAX_NOTE_BYTES, Note, decode_note, json_safe
 from vault_bmad.vault.syntax import Link
@@ -87,11 +87,17 @@ class VaultIndex:
 
     def update(self, rel_path: str) -> Note | None:
         """Follow a file or folder that was added or changed; a vanished one is removed.
+        "" is the vault folder itself: all of it is brought up to date, if it is there.
 
         Returns the note at `rel_path`, or None for folders, other files and ignored paths.
         """
         rel_path = clean_path(rel_path)
-        if not rel_path or is_ignored(rel_path):
+        if not rel_path:
+            if self.root.is_dir():
+                with self._lock, _cycle_collector_paused():
+                    self._sync_folder("")
+            return None
+        if is_ignored(rel_path):
             return None
         with self._lock:
             status = self._stat(rel_path)
@@ -196,6 +202,8 @@ class VaultIndex:
             self.notes[rel_path] = self._read_note(rel_path, status.st_size)
 
     def _read_note(self, rel_path: str, size: int) -> Note:
+        if not rel_path.isascii() and not is_utf8(rel_path):
+            return Note(rel_path, error="the file name is not UTF-8 text: rename the file")
         if size > self.max_note_bytes:
             return decode_note(rel_path, b"", self.max_note_bytes, size=size)
         try:

@@ -9,6 +9,11 @@ synthetic sub-events are skipped so nothing is reported twice. Before a "changed
 reported, the file's text goes to `is_own_write` (the service passes
 `NoteWriter.wrote_last`): the service's own write-backs are dropped, so they never loop.
 
+The flusher also looks at the vault folder itself every `ROOT_CHECK_S`: when it is gone
+or replaced (deleted and made again), watchdog's watch on it has ended, so `problem`
+says so; once a folder is back at that path it is watched again and handed on whole,
+as a change of the vault folder (path "") and of every file in it.
+
     watcher = VaultWatcher(root, on_changes, debounce_s=settings.debounce_ms / 1000,
                            is_own_write=writer.wrote_last)
     with watcher:
@@ -21,7 +26,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +58,7 @@ __all__ = ["ChangesCallback", "OwnWriteCheck", "VaultWatcher", "apply_to_index"]
 
 logger = logging.getLogger(__name__)
 
+ROOT_CHECK_S = 0.5  # how often the flusher looks at the vault folder itself
 ChangesCallback = Callable[[list[VaultChange]], None]
 OwnWriteCheck = Callable[[str, str], bool]  # (vault-relative path, file text) -> written by us
 
@@ -93,10 +102,17 @@ class VaultWatcher:
         self._observer: BaseObserver | None = None
         self._flusher: threading.Thread | None = None
         self._stopping = False
+        self._root_id: tuple[int, int] | None = None  # (device, inode) of the folder watched
+        self._problem: str | None = None
 
     @property
     def running(self) -> bool:
         return self._observer is not None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the vault is not being watched now (its folder is gone), or None."""
+        return self._problem
 
     def start(self) -> None:
         """Begin watching; raises ConfigError if the vault folder is missing."""
@@ -107,21 +123,33 @@ class VaultWatcher:
                 raise ConfigError(f"vault folder not found: {self.root}")
             self._debouncer.take()  # anything left from an earlier run is stale
             self._stopping = False
-            observer = Observer()
-            observer.schedule(
-                _Handler(self._receive),
-                str(self.root),
-                recursive=True,
-                event_filter=_WATCHED_EVENTS,
-            )
-            try:
-                observer.start()
-            except OSError as error:  # e.g. the inotify watch limit
-                _stop_observer(observer, timeout=1.0)
-                raise VaultBmadError(f"cannot watch {self.root}: {error}") from error
+            observer = self._watch_root()
             flusher = threading.Thread(target=self._flush_loop, name="vault-watcher", daemon=True)
             flusher.start()
             self._observer, self._flusher = observer, flusher
+
+    def _watch_root(self) -> BaseObserver:
+        """A started observer on the vault folder, whose identity it notes."""
+        self._root_id = _folder_id(self.root)
+        # A folder made inside the vault (Outputs/<task>/) can be added to inotify twice, by
+        # its creation event and by the walk of its parent; watchdog warns, and the second
+        # add is harmless (it replaces the first), so the warning is noise.
+        warnings.filterwarnings(
+            "ignore", "Callback with id .* already exists for watch", RuntimeWarning
+        )
+        observer = Observer()
+        observer.schedule(
+            _Handler(self._receive),
+            str(self.root),
+            recursive=True,
+            event_filter=_WATCHED_EVENTS,
+        )
+        try:
+            observer.start()
+        except OSError as error:  # e.g. the inotify watch limit
+            _stop_observer(observer, timeout=1.0)
+            raise VaultBmadError(f"cannot watch {self.root}: {error}") from error
+        return observer
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop watching and join the threads; changes not yet delivered are dropped."""
@@ -178,17 +206,55 @@ class VaultWatcher:
             yield FileEvent("modified", source)
 
     def _flush_loop(self) -> None:
+        next_check = 0.0
         while True:
             with self._wakeup:
                 while not self._stopping:
                     wait = self._debouncer.due_in()
-                    if wait == 0.0:
+                    if wait == 0.0 or time.monotonic() >= next_check:
                         break
-                    self._wakeup.wait(wait)
+                    self._wakeup.wait(ROOT_CHECK_S if wait is None else min(wait, ROOT_CHECK_S))
                 if self._stopping:
                     return
-                batch = self._debouncer.take()
-            self._deliver(batch)
+                batch = self._debouncer.take() if self._debouncer.due_in() == 0.0 else []
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + ROOT_CHECK_S
+                batch += self._check_root()
+            if batch:
+                self._deliver(batch)
+
+    def _check_root(self) -> list[VaultChange]:
+        """Notice the vault folder gone or replaced; watch it again once it is back, and
+        return the whole of it then as changes (on the flusher thread)."""
+        observer = self._observer
+        if observer is None:
+            return []
+        alive = all(emitter.is_alive() for emitter in observer.emitters)
+        if alive and _folder_id(self.root) == self._root_id:
+            return []
+        if self._problem is None:
+            self._problem = f"the vault folder {self.root} is gone; it is watched again once back"
+            logger.warning("%s", self._problem)
+            _stop_observer(observer, timeout=1.0)
+        if _folder_id(self.root) is None:
+            return []
+        with self._wakeup:
+            if self._stopping:
+                return []
+            try:
+                self._observer = self._watch_root()
+            except VaultBmadError as error:
+                self._problem = (
+                    f"the vault folder {self.root} is back but cannot be watched: {error}"
+                )
+                return []
+        logger.warning("the vault folder %s is back and watched again", self.root)
+        self._problem = None
+        rel_paths = (os.path.relpath(path, self.root) for path in _files_under(str(self.root)))
+        return [
+            VaultChange("changed", ""),
+            *(VaultChange("changed", rel.replace(os.sep, "/")) for rel in sorted(rel_paths)),
+        ]
 
     def _deliver(self, batch: list[VaultChange]) -> None:
         kept = [change for change in batch if not self._is_own(change)]
@@ -258,6 +324,15 @@ def _read_text(path: Path) -> str | None:
             return handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _folder_id(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, telling one made again at the same path; None if gone."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
 
 
 def _stop_observer(observer: BaseObserver, timeout: float) -> None:

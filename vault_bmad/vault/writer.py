@@ -1,7 +1,9 @@
 """Edit-safe write-back: task state into task notes, results into output notes.
 
 Every write is confined to the vault and atomic (a temporary file in the same folder,
-fsync, os.replace, keeping the file's mode). A task note is edited only in the keys
+fsync, os.replace, keeping the file's mode). What vault-bmad writes holds no control
+character but tab and newline (`clean_text`): a model may answer NUL bytes, and a note
+holding them is no longer text. A task note is edited only in the keys
 the service owns, merged with whatever the user changed since the caller read it. An
 output note never replaces a note the user wrote or edited; it goes beside it.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
+import re
 import stat
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,6 +29,7 @@ from vault_bmad.vault.frontmatter_edit import (
     split_note,
     yaml_value,
 )
+from vault_bmad.vault.leftovers import temporary_path
 from vault_bmad.vault.notes import SAFE_YAML_LOADER
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
@@ -36,9 +39,11 @@ __all__ = [
     "OWNED_TASK_KEYS",
     "NoteWriter",
     "WriteOutcome",
+    "clean_text",
     "default_output_path",
     "iso_time",
     "set_frontmatter_keys",
+    "step_output_path",
     "wikilink",
 ]
 
@@ -52,9 +57,11 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "attempts",
     "cache",
     "result",
+    "truncated",
 )
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
 _MAX_SIBLINGS = 1000  # "PRD (2).md" ... before giving up
 
@@ -68,6 +75,15 @@ class WriteOutcome:
     merged: bool  # the note had changed since read_text; changes went into the new text
     kept: tuple[str, ...]  # keys the user changed since read_text, left as the user set them
     text: str  # the note's text now: pass it as read_text to the next update
+
+
+def clean_text(text: str) -> str:
+    """`text` with line breaks as newlines and no other control character but tab."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _clean(value: object) -> object:
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def wikilink(rel_path: str) -> str:
@@ -85,6 +101,13 @@ def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -
     """Where a task without `output:` puts its result: "Outputs/<task name> - result.md"."""
     name = PurePosixPath(normalize_vault_path(source_task)).stem
     return normalize_vault_path(f"{folder}/{name} - result.md")
+
+
+def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+    """Where a workflow step without a note of its own to create puts its result:
+    "Outputs/<name of the task that started the run>/<step id>.md"."""
+    name = PurePosixPath(normalize_vault_path(source_task)).stem
+    return normalize_vault_path(f"{folder}/{name}/{step}.md")
 
 
 class NoteWriter:
@@ -111,6 +134,7 @@ class NoteWriter:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
         path = resolve_in_vault(self.root, rel)
+        changes = {key: _clean(value) for key, value in changes.items()}
         with self._lock_for(rel):
             for _ in range(_MAX_RACES):
                 current = _read_text(path, rel)
@@ -137,8 +161,8 @@ class NoteWriter:
 
         `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
         is the task note's path (None for a note of vault-bmad's own, such as a report).
-        A note at that path that vault-bmad did not write, or whose body was edited
-        since, is left alone: the output goes to "Name (2).md".
+        A note at that path that vault-bmad did not write for this same task, or whose
+        body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
         if rel_path:
@@ -149,17 +173,18 @@ class NoteWriter:
             raise ValueError("an output note needs a path or a source task")
         if not PurePosixPath(wanted).suffix:
             wanted += ".md"
+        body = clean_text(body)
         keys: dict[str, object | None] = {
             "source_task": wikilink(task_rel) if task_rel else None,
             "generated_by": GENERATED_BY,
-            **(extra_frontmatter or {}),
+            **{key: _clean(value) for key, value in (extra_frontmatter or {}).items()},
             "content_sha": _body_sha(body),
         }
         for candidate in _sibling_paths(wanted):
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
                 existing = _read_text(path, candidate)
-                if existing is not None and not _is_unedited_output(existing):
+                if existing is not None and not _is_unedited_output(existing, keys):
                     continue
                 new_text = _output_text(existing, keys, body)
                 if new_text == existing:
@@ -183,7 +208,7 @@ class NoteWriter:
 
     def _replace(self, path: Path, rel: str, text: str, *, expected: str | None) -> bool:
         """Atomically put `text` at `path` if the file still holds `expected` (None: absent)."""
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        temporary = temporary_path(path)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(descriptor, "wb") as handle:
@@ -249,7 +274,8 @@ def _key_values(text: str, keys: Mapping[str, object]) -> dict[str, object]:
     return {key: ("written", written[key]) if key in written else None for key in keys}
 
 
-def _is_unedited_output(text: str) -> bool:
+def _is_unedited_output(text: str, keys: Mapping[str, object | None]) -> bool:
+    """An output note vault-bmad wrote for the same source task, its body as written."""
     parts = split_note(text)
     if parts is None:
         return False
@@ -260,6 +286,7 @@ def _is_unedited_output(text: str) -> bool:
     return (
         isinstance(data, dict)
         and data.get("generated_by") == GENERATED_BY
+        and data.get("source_task") == keys.get("source_task")
         and data.get("content_sha") == _body_sha(parts.body)
     )
 

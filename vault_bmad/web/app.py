@@ -1,34 +1,32 @@
 """The Flask app: the dashboard's pages, its JSON API and Prometheus `/metrics`.
 
 `create_app(backend, token)` takes what it serves as a value, so tests hand it a real
-service. With a token set, every request must carry it: `Authorization: Bearer <token>`,
-or `?token=` once, which then sets a cookie. Without one the service listens on loopback
-only, and requests must name a loopback host, so a page from elsewhere that rebinds its
-DNS name to 127.0.0.1 is refused. Every POST needs the CSRF token (see csrf.py), and a
-strict Content-Security-Policy lets only the dashboard's own scripts run.
+service. Who may ask is checked first (guards.py: loopback hosts, the token, requests
+from other sites), every POST needs the CSRF token (csrf.py), and a strict
+Content-Security-Policy lets only the dashboard's own scripts run.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Response, abort, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
 
-from vault_bmad.web import csrf
+from vault_bmad.web import csrf, guards
 from vault_bmad.web.api import api, json_response
 from vault_bmad.web.pages import pages
 from vault_bmad.web.prometheus import CONTENT_TYPE
-from vault_bmad.web.state import Backend, Dashboard, install
+from vault_bmad.web.state import Backend, Dashboard, dashboard, install
 
 __all__ = ["LOOPBACK_NAMES", "TOKEN_COOKIE", "Backend", "create_app"]
 
-TOKEN_COOKIE = "vault_bmad_token"
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+TOKEN_COOKIE = guards.TOKEN_COOKIE
+LOOPBACK_NAMES = guards.LOOPBACK_NAMES
 PACKAGE = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 64 * 1024  # a POST's body: the dashboard's forms hold a token at most
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -53,32 +51,13 @@ def create_app(
         template_folder=str(PACKAGE / "templates"),
         static_folder=str(PACKAGE / "static"),
     )
-    app.config["VAULT_BMAD_TOKEN"] = token or None
-    if not token:
-        app.config["TRUSTED_HOSTS"] = LOOPBACK_NAMES
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install(app, Dashboard(backend, wall=wall))
-
-    @app.before_request
-    def require_token() -> None:
-        expected = app.config["VAULT_BMAD_TOKEN"]
-        if not expected:
-            return
-        header = request.headers.get("Authorization", "")
-        given = (
-            header.removeprefix("Bearer ").strip()
-            or request.args.get("token", "")
-            or request.cookies.get(TOKEN_COOKIE, "")
-        )
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            abort(401)
-
+    guards.protect(app, token)
     csrf.protect(app)
 
     @app.after_request
     def secure_headers(response: Response) -> Response:
-        given = request.args.get("token")
-        if given and app.config["VAULT_BMAD_TOKEN"]:
-            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -92,6 +71,13 @@ def create_app(
             return json_response({"error": error.description, "status": code}, code)
         page = render_template("error.html", code=code, name=error.name, error=error.description)
         return page, code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response | tuple[str, int]:
+        """A request that failed: logged, counted for `/api/health`, answered 500."""
+        app.logger.error("%s %s failed", request.method, request.path, exc_info=error)
+        dashboard().failures.record(request.method, request.path, error)
+        return http_error(InternalServerError())
 
     @app.get("/metrics")
     def metrics() -> Response:

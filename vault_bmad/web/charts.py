@@ -34,6 +34,7 @@ STATUS_COLORS: dict[str, str] = {
     "waiting": "#9aa0a6",
     "todo": "#9aa0a6",
     "blocked": "#a0522d",
+    "skipped": "#6c8ea3",
     "invalid": "#c2185b",
 }
 OTHER_COLOR = "#7f7f7f"

@@ -1,8 +1,10 @@
 """The dashboard's time ranges: "1h", "24h", "7d" or "all", as a period and a bucket size.
 
-Pure. A period is cut into at most about `MAX_BUCKETS` buckets of a round size (a
-minute at least, so throughput reads per minute), aligned to the epoch so that closed
-buckets stay the same from one request to the next and can be cached.
+Pure. A period is cut into at most `MAX_BUCKETS` (+1 for the partial first) buckets of a
+round size (a minute at least, so throughput reads per minute), aligned to the epoch so
+that closed buckets stay the same from one request to the next and can be cached. A
+span longer than the store's history is cut to it (`bounded_span`), so no number in a
+request makes its answer, or the work behind it, grow.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vault_bmad.metrics.report import parse_span
+from vault_bmad.metrics.report import bounded_span, parse_span
 
 DEFAULT_RANGE = "1h"
 CHOICES: tuple[tuple[str, str], ...] = (("1h", "Last hour"), ("24h", "Last day"), ("all", "All"))
@@ -42,20 +44,26 @@ class TimeRange:
 
 
 def bucket_size(span_s: float) -> float:
-    """The smallest round bucket that cuts `span_s` into at most MAX_BUCKETS."""
+    """The smallest round bucket that cuts `span_s` into at most MAX_BUCKETS: past the
+    largest round size, a whole number of them."""
     wanted = span_s / MAX_BUCKETS
-    return float(next((size for size in BUCKET_SIZES_S if size >= wanted), BUCKET_SIZES_S[-1]))
+    largest = BUCKET_SIZES_S[-1]
+    found = next((size for size in BUCKET_SIZES_S if size >= wanted), None)
+    return float(found if found is not None else math.ceil(wanted / largest) * largest)
 
 
 def time_range(name: str, now: float, earliest: float | None) -> TimeRange:
     """The range `name` ("1h", "90m", "24h", "7d", "all") up to `now`; "all" starts at
-    `earliest` (the first recorded attempt), or an hour ago when nothing is recorded.
+    `earliest` (the first recorded attempt), or an hour ago when nothing is recorded, and
+    a span reaching before `earliest` is cut to it (`bounded_span`).
 
     Raises ValueError for a name that is not a span of time.
     """
     span = parse_span(name)
     if span is None:
         span = max(60.0, now - earliest) if earliest is not None else 3600.0
+    else:
+        span = bounded_span(span, now, earliest)
     bucket = bucket_size(span)
     since = math.floor((now - span) / bucket) * bucket
     return TimeRange(name.strip().lower(), since, now, bucket)

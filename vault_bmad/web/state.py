@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,9 +39,45 @@ class Backend(Protocol):
         or queued or running now."""
         ...
 
+    def retry(self, statuses: Collection[str]) -> list[str]:
+        """Rerun every task that ended in one of `statuses`; their ids."""
+        ...
+
     def cache_stats(self) -> TieredStats | None:
         """The result cache's live counters, or None when the engine has no tiered cache."""
         ...
+
+    def broken(self) -> dict[str, str]:
+        """Each part of the service that is not working now ("store", "watcher", ...),
+        with why; empty when all work."""
+        ...
+
+
+class FailedRequests:
+    """Requests the app could not answer (500) lately, for `/api/health`; thread-safe."""
+
+    def __init__(self, window_s: float = 600.0, wall: Callable[[], float] = time.time) -> None:
+        self.window_s = window_s
+        self._wall = wall
+        self._times: deque[float] = deque(maxlen=1000)
+        self._last = ""
+        self._lock = threading.Lock()
+
+    def record(self, method: str, path: str, error: BaseException) -> None:
+        with self._lock:
+            self._times.append(self._wall())
+            self._last = f"{method} {path[:200]}: {type(error).__name__}: {str(error)[:300]}"
+
+    def problem(self) -> str | None:
+        """How many requests failed within the window, and the last; None if none did."""
+        since = self._wall() - self.window_s
+        with self._lock:
+            recent = sum(1 for at in self._times if at >= since)
+            last = self._last
+        if not recent:
+            return None
+        minutes = round(self.window_s / 60)
+        return f"{recent} request(s) failed in the last {minutes} minutes; the last: {last}"
 
 
 @dataclass
@@ -49,8 +87,10 @@ class Dashboard:
     digests: DigestCache = field(init=False)
     analyses: AnalysisCache = field(init=False)
     reports: ReportShelf = field(init=False)
+    failures: FailedRequests = field(init=False)
 
     def __post_init__(self) -> None:
+        self.failures = FailedRequests(wall=self.wall)
         self.digests = DigestCache(self.backend.store)
         self.analyses = AnalysisCache(self.backend.store, wall=self.wall)
         self.reports = ReportShelf(self.backend.vault)
