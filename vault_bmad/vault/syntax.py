@@ -19,7 +19,8 @@ class Link(NamedTuple):
     """One link as written. `target` is the link path without subpath, URL-decoded.
 
     A named tuple rather than a frozen dataclass: a note has dozens of links, and a
-    tuple is built in a tenth of the time (benchmarks: the vault index).
+    frozen dataclass sets each field through `object.__setattr__` (docs/benchmarks.md,
+    "Vault index").
     """
 
     raw: str
