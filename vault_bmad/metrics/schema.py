@@ -10,13 +10,13 @@ starts without one (tests/test_start_imports.py), and the store's writes are pla
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
 
 SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 
@@ -72,6 +72,11 @@ def prepare(db: sqlite3.Connection, path: Path, now: float) -> None:
 
 
 _SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL"}
+_SAMPLES = (
+    ("cache_samples", CacheSample),
+    ("pool_samples", PoolSample),
+    ("agent_changes", AgentChange),
+)
 
 
 def _create_tables(db: sqlite3.Connection) -> None:
@@ -88,8 +93,18 @@ def _create_tables(db: sqlite3.Connection) -> None:
     # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
     for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
         _create_index(db, "attempts", columns)
-    for name, record in (("cache_samples", CacheSample), ("pool_samples", PoolSample)):
-        _create_table(db, name, _columns(record), key="id")
+    for name, record in _SAMPLES:
+        # Fields with a default came after the first schema: NOT NULL with that default, so
+        # a row written without them reads well, and an older table gains them.
+        defaults = _defaults(record)
+        _create_table(db, name, _columns(record), key="id", defaults=defaults)
+        have = _column_names(db, name)
+        for column, value in defaults.items():
+            if column not in have:
+                kind = _SQL_TYPES[_columns(record)[column]]
+                db.execute(
+                    f"ALTER TABLE {name} ADD COLUMN {column} {kind} NOT NULL DEFAULT {_sql(value)}"
+                )
         _create_index(db, name, ["at"])
 
 
@@ -99,11 +114,18 @@ def _create_table(
     columns: dict[str, type],
     key: str,
     not_null: Collection[str] = (),
+    defaults: Mapping[str, object] | None = None,
 ) -> None:
-    """The table if missing; `key` is its primary key, an INTEGER one if not a column."""
+    """The table if missing; `key` is its primary key, an INTEGER one if not a column;
+    a column with a default is NOT NULL with it."""
+    defaults = defaults or {}
     declared = [] if key in columns else [f"{key} INTEGER PRIMARY KEY"]
     for name, kind in columns.items():
-        extra = (" PRIMARY KEY" if name == key else "") + (" NOT NULL" if name in not_null else "")
+        extra = " PRIMARY KEY" if name == key else ""
+        if name in not_null or name in defaults:
+            extra += " NOT NULL"
+        if name in defaults:
+            extra += f" DEFAULT {_sql(defaults[name])}"
         declared.append(f"{name} {_SQL_TYPES[kind]}{extra}")
     db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(declared)})")
 
@@ -116,10 +138,25 @@ def _create_index(db: sqlite3.Connection, table: str, columns: list[str]) -> Non
 def _add_new_columns(db: sqlite3.Connection) -> None:
     """Columns a newer record has that an older database lacks: NULL in old rows."""
     for table, record in (("tasks", TaskState), ("attempts", Attempt)):
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        have = _column_names(db, table)
         for name, kind in _columns(record).items():
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {_SQL_TYPES[kind]}")
+
+
+def _column_names(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _defaults(record: type) -> dict[str, object]:
+    return {field.name: field.default for field in fields(record) if field.default is not MISSING}
+
+
+def _sql(value: object) -> str:
+    """A default value as an SQL literal (a number or a string)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(int(value) if isinstance(value, bool) else value)
 
 
 def _columns(record: type) -> dict[str, type]:

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.metrics.schema import SCHEMA_VERSION, atomic, insert_rows, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AgentChange",
     "Attempt",
     "CacheSample",
     "PoolSample",
@@ -140,6 +141,9 @@ class Store:
     def record_pool_sample(self, sample: PoolSample) -> None:
         self._put(_Rows("pool_samples", [_row(sample)], replace=False))
 
+    def record_agent_change(self, change: AgentChange) -> None:
+        self._put(_Rows("agent_changes", [_row(change)], replace=False))
+
     def recover(self) -> list[TaskState]:
         """Move every queued or running task back to todo; return them, as now stored.
 
@@ -209,16 +213,28 @@ class Store:
         return self._select(TaskState, f"tasks{where} ORDER BY task_id", params)
 
     def attempts(
-        self, since: float | None = None, task_id: str | None = None, limit: int = 10_000
+        self,
+        since: float | None = None,
+        task_id: str | None = None,
+        limit: int = 10_000,
+        *,
+        until: float | None = None,
     ) -> list[Attempt]:
-        """The latest `limit` attempts that ended at or after `since`, oldest first."""
-        where, params = _filters(("ended_at >= ?", since), ("task_id = ?", task_id))
+        """The latest `limit` attempts that ended at or after `since` (and before `until`),
+        oldest first."""
+        where, params = _filters(
+            ("ended_at >= ?", since), ("ended_at < ?", until), ("task_id = ?", task_id)
+        )
         tail = f"attempts{where} ORDER BY ended_at DESC, id DESC LIMIT ?"
         return self._select(Attempt, tail, [*params, limit])[::-1]
 
     def cache_samples(self, since: float | None = None) -> list[CacheSample]:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
+
+    def agent_changes(self) -> list[AgentChange]:
+        """Every agent's leaving and coming back into service, in time order."""
+        return self._select(AgentChange, "agent_changes ORDER BY at, id", [])
 
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()
@@ -402,6 +418,6 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | CacheSample | PoolSample) -> dict[str, object]:
+def _row(record: TaskState | Attempt | CacheSample | PoolSample | AgentChange) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))
