@@ -8,7 +8,7 @@ from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
 from vault_bmad.model.definitions import GENERATION_KEYS, TaskDef, WorkflowDef
 from vault_bmad.model.fields import build, known, text_list
-from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
+from vault_bmad.model.refs import as_list, describe, resolve_ref, slug, template_ref
 from vault_bmad.model.runs import RunOptions, expand_run
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
@@ -84,9 +84,9 @@ class _TaskReader:
             else:
                 context.append(target)
         if fm.get("template"):
-            values["template"] = resolve_ref(self.index, fm["template"], note.path)
+            values["template"], why = template_ref(self.index, fm["template"], note.path)
             if values["template"] is None:
-                problem("template", f"template {describe(fm['template'])} is not in the vault")
+                problem("template", why)
         values["output"] = default_output_path(note.path, self.output_folder)
         if fm.get("output"):
             try:
