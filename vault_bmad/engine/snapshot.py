@@ -36,6 +36,7 @@ class TaskView:
     waiting_for: str | None = None  # while waiting or queued: what it waits for
     waiting_until: float | None = None  # when that wait ends, if known (epoch seconds)
     truncated: bool = False  # its answer was cut off at its length limit
+    guidance: bool = False  # a workflow step no agent runs: its notes are for people
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 waiting_for=reason,
                 waiting_until=until,
                 truncated=task.id in orchestrator.journal.truncated,
+                guidance=task.guidance,
             )
         )
     agents = []
