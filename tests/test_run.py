@@ -216,7 +216,7 @@ def test_invalid_note_is_marked_and_run_exits_1(vault: Path, write: WriteNote) -
 def test_cli_plain_lines_when_not_a_terminal(sample_vault: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(sample_vault), "--workers", "2"])
     assert result.exit_code == 0, result.output
-    assert "12 done, 0 failed, 0 blocked, 1 skipped, 0 invalid" in result.output
+    assert "12 done, 0 failed, 0 blocked, 1 skipped, 0 needs-input, 0 invalid" in result.output
     assert "started tasks/research-the-market" in result.output
 
 

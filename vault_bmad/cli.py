@@ -21,7 +21,7 @@ from vault_bmad import __version__
 from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
 from vault_bmad.errors import ConfigError, Problem, VaultBmadError
 from vault_bmad.metrics.report import parse_span
-from vault_bmad.model.status import ENDED_WELL, OUTCOMES
+from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
@@ -214,7 +214,8 @@ def run(
     """Run every `todo` task to an end state, write the results back, then exit.
 
     Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
-    invalid.
+    invalid, and 3 when none did but an agent asked its user something: its task is
+    `needs-input` until the note's `answers:` are saved and vault-bmad runs again.
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -226,7 +227,7 @@ def run(
     finally:
         progress.close()
     summary = result.summary
-    counts: dict[str, int] = {status: summary.count(status) for status in OUTCOMES}
+    counts: dict[str, int] = {status: summary.count(status) for status in STOPS}
     if output_format == "json":
         tasks = {task_id: asdict(outcome) for task_id, outcome in sorted(summary.outcomes.items())}
         payload = {
@@ -238,7 +239,12 @@ def run(
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status not in ENDED_WELL:
+            if outcome.status == NEEDS_INPUT:
+                asks = " ".join(f"({n}) {q}" for n, q in enumerate(outcome.questions, 1))
+                click.echo(
+                    f"{outcome.status}: {outcome.task_id}: {asks} (answer in {outcome.path})"
+                )
+            elif outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
         for path in result.invalid:
             click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
@@ -247,8 +253,7 @@ def run(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
-    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
-    sys.exit(0 if ended_well and not result.invalid else 1)
+    sys.exit(result.exit_code)
 
 
 @main.command("report")

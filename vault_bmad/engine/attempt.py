@@ -39,12 +39,33 @@ def request_key(request: RunRequest) -> str:
     return content_key(request.cache_parts())
 
 
+class _Asked(Exception):
+    """The agent asked its user: raised through the cache, so that nothing is stored."""
+
+    def __init__(self, output: RuntimeOutput) -> None:
+        super().__init__(output)
+        self.output = output
+
+
 def perform(
     runtime: Runtime, request: RunRequest, cache: ResultCache | None, key: str | None = None
 ) -> AttemptResult:
     """Run `request` on `runtime`; a cached result for the same content is used if there is
-    one. `key` is `request_key(request)`, when the caller has it already."""
-    if cache is None:
+    one. `key` is `request_key(request)`, when the caller has it already.
+
+    The cache never holds an agent's questions, and a request carrying answers (a
+    conversation that resumes) never goes through it: it is for one user at one time."""
+    if cache is None or request.rounds:
         return AttemptResult(runtime.run(request), "miss")
-    result, level = cache.get_or_compute(key or request_key(request), lambda: runtime.run(request))
+
+    def compute() -> RuntimeOutput:
+        output = runtime.run(request)
+        if output.ask is not None:
+            raise _Asked(output)
+        return output
+
+    try:
+        result, level = cache.get_or_compute(key or request_key(request), compute)
+    except _Asked as asked:
+        return AttemptResult(asked.output, "miss")
     return AttemptResult(result, level)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from vault_bmad.config import Settings
+from vault_bmad.engine.asking import answers_of
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.journal import TaskJournal
@@ -27,8 +28,8 @@ from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.status import OUTCOMES
-from vault_bmad.runtimes.base import Runtime
+from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
+from vault_bmad.runtimes.base import Ask, Runtime
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, wikilink
 
@@ -89,31 +90,39 @@ class Orchestrator:
         interrupted = self.journal.recover()
         tasks = [self.journal.resumed(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
+        self._take_answers(task for task in tasks if task.status == NEEDS_INPUT)
         return sum(1 for task in tasks if task.status == "todo")
 
     def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
         """Take a new reading of the vault while running: new `todo` tasks queue, tasks whose
-        note in `touched` was set back to `todo` run again, queued ones take their new
-        priority, deleted ones go."""
+        note in `touched` was set back to `todo` run again, tasks waiting for answers take
+        those their note in `touched` gives, queued ones take their new priority, deleted
+        ones go."""
         before, self.definitions = self.definitions, definitions
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
         new: list[TaskDef] = []
+        answered: list[TaskDef] = []
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
                 new.append(self.journal.resumed(task, ()))
                 continue
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
-            if rerun and phase in OUTCOMES:
+            if rerun and phase in (*OUTCOMES, NEEDS_INPUT):
                 self.journal.reopened(task)
                 self._apply(self.scheduler.reopen(task))
+            elif phase == NEEDS_INPUT and task.path in touched:
+                answered.append(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
                 self.scheduler.update(task)
         if new:
             self._apply(self.scheduler.submit(new))
+        self._take_answers(answered)
         for gone in before.tasks.keys() - definitions.tasks.keys():
-            if self.scheduler.knows(gone) and self.scheduler.phase(gone) in ("queued", "waiting"):
+            left = self.scheduler.phase(gone) if self.scheduler.knows(gone) else None
+            if left in ("queued", "waiting", NEEDS_INPUT):
+                self.journal.cancelled(gone)
                 self._apply(self.scheduler.cancel(gone))
 
     # The loop.
@@ -202,10 +211,17 @@ class Orchestrator:
                 VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )
         else:
+            rounds = self.journal.conversations.rounds(task.id)
             request = build_request(
-                task, agent, self.index, self.settings, self.journal.outputs, self._bodies.read
+                task,
+                agent,
+                self.index,
+                self.settings,
+                self.journal.outputs,
+                self._bodies.read,
+                rounds,
             )
-            if self.cache is not None:
+            if self.cache is not None and not rounds:  # answers never go through the cache
                 key = request_key(request)
                 if key in self._twins and not assignment.probe:
                     self._twins[key].append(task.id)  # served from the cache once it ends
@@ -233,7 +249,44 @@ class Orchestrator:
         except Exception as exc:  # a failing task never stops the run
             self._failed(flight, exc)
         else:
-            self._succeeded(flight, attempt)
+            if attempt.result.ask is not None:
+                self._asked(flight, attempt.result.ask)
+            else:
+                self._succeeded(flight, attempt)
+
+    def _asked(self, flight: InFlight, ask: Ask) -> None:
+        """The agent asked its user: the task waits for the answers in its note, holding no
+        slot; past `max_question_rounds` rounds it fails instead."""
+        task = flight.assignment.task
+        limit = self.settings.max_question_rounds
+        if len(self.journal.conversations.rounds(task.id)) >= limit:
+            why = f"its agent asked more than {limit} rounds of questions (max_question_rounds)"
+            self._failed(flight, PermanentFailure(why))
+            return
+        ended = self._wall()
+        self._apply(self.scheduler.ask(task.id, seconds=ended - flight.started))
+        note = self.notes.questions(task.path)
+        if self.journal.asked(flight, ask, ended, note):
+            self.journal.answered(task, note.answers[: len(ask.questions)], ended, note)
+            self._apply(self.scheduler.answered(task))
+
+    def _take_answers(self, tasks: Iterable[TaskDef]) -> None:
+        """Each task waiting for input whose note now answers all its questions goes on; for
+        the others, the note says which answers are missing."""
+        for task in tasks:
+            waiting = self.journal.conversations.open(task.id)
+            if waiting is None:
+                continue
+            note = self.notes.questions(task.path)
+            on_note = self.journal.conversations.on_note(task.path)
+            answers = answers_of(on_note, task.id, note.answers)
+            if not all(answers):
+                self.journal.unanswered(task, note)
+                continue
+            now = self._wall()
+            saved = note.mtime if note.mtime is not None else now
+            self.journal.answered(task, answers, min(max(saved, waiting.asked_at), now), note)
+            self._apply(self.scheduler.answered(task))
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""

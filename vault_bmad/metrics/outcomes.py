@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vault_bmad.model.status import Outcome
+from vault_bmad.model.status import Stop
 
 
 @dataclass(frozen=True)
 class TaskOutcome:
     task_id: str
     path: str
-    status: Outcome
+    status: Stop  # an end state, or needs-input: waiting for its user's answers
     agent: str | None = None
     attempts: int = 0
     error: str | None = None
@@ -23,13 +23,16 @@ class TaskOutcome:
     seconds: float = 0.0  # how long its last attempt took (a run: its steps' span)
     started_at: float | None = None  # Unix seconds: its first start; None if it never ran
     completed_at: float | None = None  # Unix seconds: when it ended, if it ran
+    questions: tuple[str, ...] = ()  # needs-input: what its agent asks
 
 
 @dataclass(frozen=True)
 class Event:
     """Something the user may want to see as it happens (progress lines, the dashboard)."""
 
-    kind: str  # queued | started | retry | done | failed | blocked | skipped
+    kind: (
+        str  # queued | started | retry | needs-input | answered | done | failed | blocked | skipped
+    )
     task_id: str
     detail: str = ""
     agent: str | None = None
@@ -42,5 +45,5 @@ class RunSummary:
     started: float = 0.0
     ended: float = 0.0
 
-    def count(self, status: Outcome) -> int:
+    def count(self, status: Stop) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome.status == status)

@@ -2,6 +2,11 @@
 
 Templates see `persona`, `body`, `context` and `dependency_outputs` (lists of documents
 with `.path` and `.text`), `params` (a dict) and `model`: only what the cache key hashes.
+
+A template may ask its user: `{% set a = ask_user(["Who reads it?", "By when?"]) %}`. The
+first time, rendering stops there and the task waits for the answers; once they are in
+the note, the template renders again from the top and `ask_user` returns them, a list in
+the order of the questions. Each later `ask_user` call is a further round.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vault_bmad.cache.domain import named_cache
 from vault_bmad.errors import TemplateRenderError
-from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.runtimes.base import Ask, RunRequest, RuntimeOutput, checked_questions
 
 DEFAULT_TEMPLATE_NAME = "(default template)"
 DEFAULT_TEMPLATE = """\
@@ -91,10 +96,15 @@ class TemplateRuntime:
         return template
 
     def run(self, request: RunRequest) -> RuntimeOutput:
-        return RuntimeOutput(text=self.render(request), runtime=self.name, model=request.model)
+        try:
+            text = self.render(request)
+        except _Asking as asking:
+            return RuntimeOutput(text="", runtime=self.name, model=request.model, ask=asking.ask)
+        return RuntimeOutput(text=text, runtime=self.name, model=request.model)
 
     def render(self, request: RunRequest) -> str:
-        """The request rendered to text. Raises TemplateRenderError naming the template."""
+        """The request rendered to text. Raises TemplateRenderError naming the template, or
+        _Asking when the template asks its user (`run` turns that into its `ask`)."""
         if request.template is None:
             text, name = DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME
         else:
@@ -111,7 +121,10 @@ class TemplateRuntime:
                 dependency_outputs=list(request.dependency_outputs),
                 params=dict(request.params),
                 model=request.model,
+                ask_user=_Questions(request),
             )
+        except _Asking:
+            raise
         except SecurityError as exc:
             reason = f"the sandbox refused it: {exc}"
             raise TemplateRenderError(name, _template_line(exc), reason) from None
@@ -120,6 +133,34 @@ class TemplateRuntime:
         except Exception as exc:  # any error raised inside a user's template is theirs to fix
             reason = f"{type(exc).__name__}: {exc}"
             raise TemplateRenderError(name, _template_line(exc), reason) from None
+
+
+class _Asking(Exception):
+    """Raised by `ask_user` inside a template: rendering stops, and the task asks."""
+
+    def __init__(self, ask: Ask) -> None:
+        super().__init__(ask)
+        self.ask = ask
+
+
+class _Questions:
+    """`ask_user` as templates see it: the answers of the rounds the request carries, in
+    order, then it asks."""
+
+    def __init__(self, request: RunRequest) -> None:
+        self._rounds = list(request.rounds)
+        self._may_ask = request.may_ask
+
+    def __call__(self, questions: object) -> list[str]:
+        try:
+            asked = checked_questions(questions, "ask_user")
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+        if self._rounds and self._rounds[0].ask.questions == asked:
+            return list(self._rounds.pop(0).answers)
+        if not self._may_ask:
+            raise TypeError("ask_user: no more questions may be asked (max_question_rounds)")
+        raise _Asking(Ask(asked))
 
 
 def _template_line(exc: BaseException) -> int | None:

@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -31,6 +31,7 @@ from vault_bmad.vault.notes import SAFE_YAML_LOADER
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
+    "ANSWERS_KEY",
     "DEFAULT_OUTPUT_FOLDER",
     "GENERATED_BY",
     "OWNED_TASK_KEYS",
@@ -53,7 +54,11 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "attempts",
     "cache",
     "result",
+    "questions",
 )
+# The user's answers to `questions`: vault-bmad only moves them beside their questions, or
+# clears those of a round that is over, when it writes new questions (see engine/asking.py).
+ANSWERS_KEY = "answers"
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
@@ -105,16 +110,22 @@ class NoteWriter:
         self._last_written: dict[str, str] = {}  # vault-relative path -> sha256 of text
 
     def update(
-        self, rel_path: str, changes: Mapping[str, object | None], read_text: str | None
+        self,
+        rel_path: str,
+        changes: Mapping[str, object | None],
+        read_text: str | None,
+        *,
+        body_edit: Callable[[str], str] | None = None,
     ) -> WriteOutcome:
-        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`.
+        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`,
+        then apply `body_edit` (e.g. `callout.set_callout`) to the note's text.
 
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
         the current text, except for keys the user changed since: those are kept. With
         read_text None every change is applied. Raises WriteConflict if the note is gone.
         """
-        not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
+        not_owned = sorted(set(changes) - {*OWNED_TASK_KEYS, ANSWERS_KEY})
         if not_owned:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
@@ -128,6 +139,8 @@ class NoteWriter:
                 kept = _keys_changed_between(read_text, current, changes) if merged else ()
                 applied = {key: value for key, value in changes.items() if key not in kept}
                 new_text = set_frontmatter_keys(current, applied)
+                if body_edit is not None:
+                    new_text = body_edit(new_text)
                 if new_text == current:
                     return WriteOutcome(rel, False, merged, kept, current)
                 if self._replace(path, rel, new_text, expected=current):
