@@ -274,7 +274,11 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
     written = write_vault_report(vault, load_settings(vault, config_file), span)
     if output_format == "json":
-        payload = {"report": written.path, **written.analysis.as_dict()}
+        payload = {
+            "report": written.path,
+            **written.analysis.as_dict(),
+            "questions": asdict(written.questions),
+        }
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         click.echo(written.path)

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import click
 
 from vault_bmad.metrics.outcomes import Event
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
 
 
 class RunProgress:
@@ -33,11 +33,11 @@ class RunProgress:
         if not self.enabled:
             return
         if self._bar is not None:
-            if event.kind in OUTCOMES:
+            if event.kind in (*OUTCOMES, NEEDS_INPUT):
                 self._bar.label = f"{event.kind}: {event.task_id}"[:50]
                 self._bar.update(1)
             return
-        if event.kind in (*OUTCOMES, "started", "retry"):
+        if event.kind in (*OUTCOMES, "started", "retry", NEEDS_INPUT, "answered"):
             detail = f" ({event.detail})" if event.detail else ""
             click.echo(f"{event.kind:>8} {event.task_id}{detail}", file=self.stream)
 

@@ -90,8 +90,8 @@ class Orchestrator:
         interrupted = self.journal.recover()
         tasks = [self.journal.resumed(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
-        self._take_answers(task for task in tasks if task.status == NEEDS_INPUT)
-        return sum(1 for task in tasks if task.status == "todo")
+        answered = self._take_answers(task for task in tasks if task.status == NEEDS_INPUT)
+        return answered + sum(1 for task in tasks if task.status == "todo")
 
     def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
         """Take a new reading of the vault while running: new `todo` tasks queue, tasks whose
@@ -270,9 +270,10 @@ class Orchestrator:
             self.journal.answered(task, note.answers[: len(ask.questions)], ended, note)
             self._apply(self.scheduler.answered(task))
 
-    def _take_answers(self, tasks: Iterable[TaskDef]) -> None:
+    def _take_answers(self, tasks: Iterable[TaskDef]) -> int:
         """Each task waiting for input whose note now answers all its questions goes on; for
-        the others, the note says which answers are missing."""
+        the others, the note says which answers are missing. Returns how many go on."""
+        going = 0
         for task in tasks:
             waiting = self.journal.conversations.open(task.id)
             if waiting is None:
@@ -287,6 +288,8 @@ class Orchestrator:
             saved = note.mtime if note.mtime is not None else now
             self.journal.answered(task, answers, min(max(saved, waiting.asked_at), now), note)
             self._apply(self.scheduler.answered(task))
+            going += 1
+        return going
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""

@@ -28,6 +28,8 @@ class TaskView:
     workflow: str | None
     step: str | None
     depends_on: tuple[str, ...]
+    questions: tuple[str, ...] = ()  # needs-input: what its agent asks
+    asked_at: float | None = None  # needs-input: since when (Unix seconds)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class EngineSnapshot:
     running: int = 0
     pool_size: int = 0
 
+    def waiting(self) -> list[TaskView]:
+        """The tasks waiting for their user's answers, the longest waiting first."""
+        found = [task for task in self.tasks if task.asked_at is not None]
+        return sorted(found, key=lambda task: (task.asked_at, task.id))
+
     def counts(self) -> dict[str, int]:
         """Tasks by status."""
         counts: dict[str, int] = {}
@@ -78,8 +85,10 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
     definitions = orchestrator.definitions
     running = {a.task.id: a for a in scheduler.running}
     outcomes = orchestrator.summary.outcomes
+    conversations = orchestrator.journal.conversations
     tasks = []
     for task in definitions.tasks.values():
+        asked = conversations.open(task.id)
         phase = scheduler.phase(task.id) if scheduler.knows(task.id) else task.status
         outcome = outcomes.get(task.id)
         assignment = running.get(task.id)
@@ -102,6 +111,8 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 workflow=task.workflow,
                 step=task.step,
                 depends_on=task.depends_on,
+                questions=asked.ask.questions if asked else (),
+                asked_at=asked.asked_at if asked else None,
             )
         )
     agents = []

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
 from vault_bmad.metrics.queries import earliest_attempt
+from vault_bmad.metrics.questions import QuestionFigures, question_figures
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
@@ -150,6 +151,7 @@ class WrittenReport:
     path: str  # vault-relative
     period: Period
     analysis: Analysis
+    questions: QuestionFigures
 
 
 def write_report(
@@ -159,6 +161,7 @@ def write_report(
     links: NoteLinks,
     *,
     notes: Sequence[str] = (),
+    questions: QuestionFigures | None = None,
 ) -> str:
     """Write (or rewrite) the period's report note; return its vault-relative path."""
     frontmatter = {
@@ -169,7 +172,9 @@ def write_report(
         "data_until": iso_time(analysis.overall.until),
         "bottlenecks": len(analysis.bottlenecks),
     }
-    body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    body = report_markdown(
+        analysis, period.start, period.end, links, notes=notes, questions=questions
+    )
     return writer.write_output(period.note_path, body, None, frontmatter)
 
 
@@ -228,7 +233,8 @@ def _report(
     notes = []
     if len(attempts) >= MAX_ATTEMPTS:
         notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
+    questions = question_figures(store.asks(since=period.start), period.start, until)
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
-    path = write_report(writer, analysis, period, links, notes=notes)
-    return WrittenReport(path, period, analysis)
+    path = write_report(writer, analysis, period, links, notes=notes, questions=questions)
+    return WrittenReport(path, period, analysis, questions)

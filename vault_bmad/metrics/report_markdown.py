@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from vault_bmad.metrics.analyze import Analysis, Bottleneck, Recommendation
 from vault_bmad.metrics.bottlenecks import Evidence
 from vault_bmad.metrics.gantt import MAX_BARS, chosen_bars, gantt_block
+from vault_bmad.metrics.questions import QuestionFigures, questions_markdown
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import wikilink
@@ -88,6 +89,7 @@ def report_markdown(
     *,
     notes: Sequence[str] = (),
     max_bars: int = MAX_BARS,
+    questions: QuestionFigures | None = None,
 ) -> str:
     """The report's body for the period `[start, end)`."""
     o = analysis.overall
@@ -103,6 +105,7 @@ def report_markdown(
         "",
         *_agents_table(analysis, links),
         "",
+        *_section(questions_markdown(questions, links.task, _s) if questions else []),
         *_levels_table(analysis),
         "",
         *_bottlenecks(analysis, links),
@@ -113,6 +116,10 @@ def report_markdown(
         *_timeline(analysis, links, start, end, max_bars),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _section(lines: list[str]) -> list[str]:
+    return [*lines, ""] if lines else []
 
 
 def _overall_table(analysis: Analysis) -> list[str]:

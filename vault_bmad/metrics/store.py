@@ -161,9 +161,12 @@ class Store:
         return self._select(AskRecord, "asks WHERE current = 1 ORDER BY task_id, round", [])
 
     def asks(self, since: float | None = None) -> list[AskRecord]:
-        """The rounds asked at or after `since`, or still unanswered, oldest first."""
-        where = "" if since is None else " WHERE asked_at >= ? OR answered_at IS NULL"
-        params = [] if since is None else [since]
+        """The rounds asked or answered at or after `since`, or still unanswered, oldest
+        first."""
+        where = ""
+        if since is not None:
+            where = " WHERE asked_at >= ? OR answered_at >= ? OR answered_at IS NULL"
+        params = [] if since is None else [since, since]
         return self._select(AskRecord, f"asks{where} ORDER BY asked_at, id", params)
 
     def recover(self) -> list[TaskState]:

@@ -113,7 +113,15 @@ def _now(snapshot: EngineSnapshot) -> dict[str, Any]:
         "problems": len(snapshot.problems),
         "agents_out": [a.id for a in snapshot.agents if a.state != "in_service"],
         "running_by_agent": {a.id: list(a.running) for a in snapshot.agents if a.running},
+        "waiting": [_waiting(task) for task in snapshot.waiting()],
     }
+
+
+def _waiting(task: TaskView) -> dict[str, Any]:
+    """A task waiting for its user, as the overview lists it: its questions, and where to
+    answer them."""
+    vault = dashboard().backend.vault
+    return {**asdict(task), "obsidian": obsidian_url(vault, task.path)}
 
 
 @api.get("/analysis")
@@ -126,7 +134,8 @@ def analysis() -> Response:
 
 @api.get("/tasks")
 def tasks() -> Response:
-    """Tasks now, filtered by `status`, `agent`, `workflow` and the words in `q`."""
+    """Tasks now, filtered by `status`, `agent`, `workflow` and the words in `q`; those
+    waiting for their user's answers first."""
     snapshot = dashboard().backend.snapshot()
     status, agent = request.args.get("status"), request.args.get("agent")
     workflow = request.args.get("workflow")
@@ -141,6 +150,7 @@ def tasks() -> Response:
         and (not workflow or task.workflow == workflow)
         and all(word in _searchable(task) for word in words)
     ]
+    found.sort(key=lambda task: task.asked_at is None)  # stable: by id within each
     offset = _int_arg("offset", 0, 0, len(found))
     limit = _int_arg("limit", MAX_TASKS, 1, MAX_TASKS)
     return json_response(

@@ -85,7 +85,8 @@
 
   function statusChips(counts) {
     const order = [
-      "running", "queued", "waiting", "todo", "done", "skipped", "failed", "blocked", "invalid"];
+      "needs-input", "running", "queued", "waiting", "todo", "done", "skipped", "failed", "blocked",
+      "invalid"];
     const names = Object.keys(counts).sort((a, b) => {
       const ia = order.indexOf(a), ib = order.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -221,6 +222,7 @@
         el("li", {}, el("b", {}, agent), ": ",
           ids.map((id, n) => [n ? ", " : "", el("a", { href: taskHref(id) }, id)])));
       fillList("running-now", running, "nothing runs now");
+      showWaiting(now.waiting);
       drawAll(data.charts);
     }, every());
     poll(() => `/api/analysis?since=${range()}`, (data) => {
@@ -233,6 +235,19 @@
         el("li", {}, el("span", { className: "kind" }, r.action.replace(/_/g, " ")), ` (${r.subject}): ${r.reason}`)),
       "nothing to change");
     }, 30000);
+  }
+
+  // The tasks whose agents asked their users, the longest waiting first.
+  function showWaiting(waiting) {
+    const panel = document.getElementById("waiting-panel");
+    if (!panel) return;
+    panel.hidden = !waiting.length;
+    fillList("waiting-list", waiting.map((t) =>
+      el("li", { className: "waiting-task", dataset: { task: t.id } },
+        el("a", { href: taskHref(t.id) }, t.title), t.step ? ` (step ${t.step})` : "",
+        ` · ${t.agent || "an agent"} asks, since ${localTime(t.asked_at)} · `,
+        el("a", { href: t.obsidian }, "answer in Obsidian"),
+        el("ol", {}, t.questions.map((q) => el("li", {}, q))))), "");
   }
 
   function runOptions(select, runs, chosen, allLabel) {
@@ -346,7 +361,8 @@
         el("td", {}, t.priority),
         el("td", { className: "num" }, t.attempts),
         el("td", {}, t.workflow ? `${t.workflow}${t.step ? " · " + t.step : ""}` : "–"),
-        el("td", { className: "error-text" }, t.error || ""))), "no task matches");
+        el("td", { className: "error-text" },
+          t.questions.length ? `asks: ${t.questions.join(" · ")}` : t.error || ""))), "no task matches");
       const last = Math.min(data.total, offset + data.tasks.length);
       setText("page", data.total ? `${offset + 1}–${last} of ${data.total}` : "0 tasks");
       document.getElementById("page-back").disabled = offset === 0;
