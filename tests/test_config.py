@@ -20,6 +20,7 @@ from vault_bmad.config import (
     user_config_path,
 )
 from vault_bmad.errors import ConfigError
+from vault_bmad.prices import Prices
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 UNSAFE = sorted(spec.name for spec in SPECS if spec.about.unsafe)
@@ -70,7 +71,7 @@ def test_declares_what_the_issue_asks_with_its_defaults() -> None:
         "llm_api_key": "",
         "llm_model": "llama3.1",
         "llm_timeout_s": 60,
-        "llm_retries": 3,
+        "llm_give_up_s": 60,
         "command_enabled": False,
         "host": "127.0.0.1",
         "port": 8765,
@@ -134,6 +135,8 @@ def test_explicit_config_file_replaces_the_default_one(tmp_path: Path, home: Pat
 def test_unsafe_keys_are_refused_from_the_vault_file(name: str, home: Path, vault: Path) -> None:
     spec = SPECS_BY_NAME[name]
     value = spec.default if spec.default != () else ["sh"]
+    if isinstance(value, Prices):
+        value = {"gpt-4o-mini": [0.15, 0.6]}
     line = f"{name} = {_toml(value)}\n"
     (vault / VAULT_FILE_NAME).write_text(line)
     with pytest.raises(ConfigError) as caught:
@@ -145,7 +148,26 @@ def test_unsafe_keys_are_refused_from_the_vault_file(name: str, home: Path, vaul
     user_file(home, line)  # the same line is fine in the user's own file
     (vault / VAULT_FILE_NAME).unlink()
     loaded = load_settings(vault, env={"HOME": str(home)})
-    assert getattr(loaded, name) == (tuple(value) if isinstance(value, list) else value)
+    expected = _coerce(spec.kind, value, from_text=False)
+    assert getattr(loaded, name) == expected
+
+
+def test_prices_from_toml_and_env_give_costs(home: Path) -> None:
+    user_file(home, '[llm_prices]\n"gpt-4o-mini" = [0.15, 0.6]\n"qwen2.5:7b" = [0, 0]\n')
+    prices = load_settings(None, env={"HOME": str(home)}).llm_prices
+    assert prices.cost("gpt-4o-mini", 1_000_000, 2_000_000) == pytest.approx(1.35)
+    assert prices.cost("qwen2.5:7b", 500, 500) == 0
+    assert prices.cost("unknown", 1, 1) is None
+    env = {"HOME": str(home), "VAULT_BMAD_LLM_PRICES": "Qwen/Qwen2.5-7B=0.1/0.2, a=1/2"}
+    from_env = load_settings(None, env=env).llm_prices
+    assert from_env.by_model == (("Qwen/Qwen2.5-7B", 0.1, 0.2), ("a", 1.0, 2.0))
+    user_file(home, '[llm_prices]\n"m" = [0.1]\n')
+    with pytest.raises(ConfigError, match=r"llm_prices must be a table of model = \[prompt"):
+        load_settings(None, env={"HOME": str(home)})
+    bad = {"HOME": str(home), "VAULT_BMAD_LLM_PRICES": "m=-1/2"}
+    user_file(home, "")
+    with pytest.raises(ConfigError, match="'m' has"):
+        load_settings(None, env=bad)
 
 
 def _toml(value: object) -> str:
@@ -154,7 +176,9 @@ def _toml(value: object) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, list):
-        return "[" + ", ".join(f'"{item}"' for item in value) + "]"
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + "}"
     return repr(value)
 
 

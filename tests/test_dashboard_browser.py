@@ -8,6 +8,7 @@ docs/images/overview.png, and otherwise leaves the repository alone.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -27,7 +28,9 @@ from playwright.sync_api import (
 
 from tests.conftest import SAMPLE_VAULT
 from tests.dashboard_history import cache_samples, history, record
+from tests.llm_servers import recorded
 from vault_bmad.config import load_settings
+from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
 from vault_bmad.service import Service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -247,6 +250,85 @@ def test_a_hostile_note_name_runs_no_script(service: Service, watched: Watched) 
     watched.open(service.url.rstrip("/") + "/notes/" + quote(f"Tasks/{HOSTILE}.md"))
     assert page.locator("h1").inner_text() == f"{HOSTILE}.md"
     assert page.evaluate("document.querySelectorAll('img[src=x], main script').length") == 0
+
+
+@pytest.fixture
+def troubled(tmp_path: Path) -> Iterator[tuple[Service, list[bool]]]:
+    """A service whose llm agent `sick` is out (its server answers 503), with a task cut
+    off at its limit and a failed task that blocks another; `mended[0] = True` mends it."""
+    vault = tmp_path / "Troubled"
+    notes = {
+        "Agents/Sick.md": "---\ntype: agent\nruntime: llm\n---\n",
+        "Agents/Writer.md": "---\ntype: agent\nruntime: llm\ncapacity: 2\n---\n",
+        "Tasks/Long.md": "---\ntype: task\nagent: writer\n---\nLONG answer\n",
+        "Tasks/Bad.md": "---\ntype: task\nagent: writer\n---\nBAD request\n",
+        "Tasks/After.md": "---\ntype: task\nagent: writer\ndepends_on: ['[[Bad]]']\n---\nx\n",
+        **{
+            f"Tasks/Sick {n}.md": f"---\ntype: task\nagent: sick\n---\nSICK {n}\n" for n in range(3)
+        },
+    }
+    for rel_path, text in notes.items():
+        (vault / rel_path).parent.mkdir(parents=True, exist_ok=True)
+        (vault / rel_path).write_text(text)
+    mended = [False]
+    cut = recorded("llama_cpp/success_length")
+    busy = recorded("llama_cpp/loading_model")
+    bad = recorded("vllm/invalid_temperature")
+
+    def answers(call: int, body: object) -> Answer | None:
+        text = json.dumps(body)
+        if "SICK" in text:
+            return busy
+        if "LONG" in text:
+            return cut
+        return bad if "BAD" in text and not mended[0] else None
+
+    with LoopbackLLM(script=answers) as server:
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "VAULT_BMAD_LLM_BASE_URL": server.base_url}
+        overrides = {"port": 0, "debounce_ms": 50, "health_cooldown_s": 600, "backoff_base_s": 0.05}
+        running = Service(vault, load_settings(vault, None, env, overrides=overrides))
+        running.start()
+        try:
+            wait_until(lambda: _settled(running, {"tasks/long", "tasks/bad", "tasks/after"}))
+            wait_until(lambda: any(a.state == "out" for a in running.snapshot().agents))
+            yield running, mended
+        finally:
+            running.stop()
+
+
+def _settled(service: Service, task_ids: set[str]) -> bool:
+    return all(t.status in SETTLED for t in service.snapshot().tasks if t.id in task_ids)
+
+
+def test_the_dashboard_shows_who_is_out_what_was_cut_off_and_retries_the_failed(
+    troubled: tuple[Service, list[bool]], watched: Watched
+) -> None:
+    service, mended = troubled
+    page = watched.page
+    watched.open(service.url.rstrip("/") + "/tasks")
+    banner = page.locator("#attention")
+    banner.wait_for(state="visible")
+    text = banner.inner_text()
+    assert "Agent sick is out, next try at" in text
+    assert "answered HTTP 503: Loading model" in text
+    assert (
+        page.locator("#tasks tr", has_text="Long").locator(".badge.status-truncated").count() == 1
+    )
+    mended[0] = True
+    page.locator("#retry button[value=failed]").click()
+    page.wait_for_url("**retried=1")
+    assert "1 task set back" in page.locator(".notice").inner_text()
+    wait_until(lambda: _settled(service, {"tasks/bad", "tasks/after"}))
+    statuses = {t.id: t.status for t in service.snapshot().tasks}
+    assert (statuses["tasks/bad"], statuses["tasks/after"]) == ("done", "done")
+
+    watched.open(service.url.rstrip("/") + "/agents")
+    page.wait_for_function("() => document.querySelectorAll('#agents tr.out').length === 1")
+    assert "health fell below" in page.locator("#agents tr.out").inner_text()
+
+    watched.open(service.url.rstrip("/") + "/tasks/tasks/long")
+    assert "cut off at its length limit" in page.locator(".notice.warn").inner_text()
+    assert "prompt +" in page.locator("[data-field=usage]").inner_text()
 
 
 def test_warnings_and_skipped_steps_say_what_they_are(service: Service, watched: Watched) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +29,6 @@ from vault_bmad.runtimes.remote import NotPicklable, RemoteRuntime, RuntimeSpec
 FAST = {
     "backoff_base_s": 0.01,
     "backoff_max_s": 0.05,
-    "llm_retries": 0,
     "max_workers": 4,
     "health_cooldown_s": 0.2,
 }
@@ -262,3 +263,35 @@ def test_priorities_hold_on_dask_workers(vault: Path, cluster_address: str) -> N
         asked = [r.messages[-1]["content"] for r in server.received]
     order = [next(n for n in ("Low", "Critical", "Normal") if n in text) for text in asked]
     assert order == ["Critical", "Normal", "Low"]
+
+
+def test_a_call_dask_runs_again_after_losing_its_worker_is_counted(
+    vault: Path, cluster_address: str
+) -> None:
+    from distributed import Client
+
+    (vault / "Agents").mkdir()
+    (vault / "Tasks").mkdir()
+    (vault / "Agents/L.md").write_text("---\ntype: agent\nruntime: llm\n---\nBe brief.\n")
+    (vault / "Tasks/Ask.md").write_text("---\ntype: task\nagent: l\nretries: 0\n---\nSay hi.\n")
+    with LoopbackLLM(latency=lambda: 2.0) as server:
+        settings = settings_for(vault, server, f"dask://{cluster_address}")
+        runner = threading.Thread(target=run_vault, args=(vault, settings))
+        runner.start()
+        with Client(f"tcp://{cluster_address}", timeout=20) as client:
+            deadline = time.monotonic() + 20
+            while server.calls == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [(worker, _)] = [(w, keys) for w, keys in client.processing().items() if keys]
+            pid = client.run(os.getpid, workers=[worker])[worker]
+            os.kill(pid, signal.SIGKILL)  # Dask runs the call again on the other worker
+            runner.join(30)
+        assert server.calls == 2
+        prompt = server.received[-1]
+    note = frontmatter.load(vault / "Tasks/Ask.md")
+    assert (note["status"], note["attempts"]) == ("done", 1)
+    with Store(vault / ".vault-bmad" / "state.db") as store:
+        [attempt] = store.attempts()
+    assert attempt.calls == 2
+    words = sum(len(message["content"].split()) for message in prompt.messages)
+    assert attempt.tokens_in == 2 * words  # the prompt was sent twice

@@ -129,6 +129,29 @@ def test_critical_path_is_the_longest_chain(
         assert earlier in deps[later]
 
 
+def test_reopening_a_failed_task_releases_what_it_blocked() -> None:
+    graph = TaskGraph({"a": [], "x": [], "b": ["a"], "c": ["b"], "d": ["a", "x"], "e": []})
+    graph.mark_done("e")
+    graph.mark_failed("x")
+    graph.mark_failed("a")
+    assert {t: graph.state(t) for t in "bcd"} == dict.fromkeys("bcd", "blocked")
+    change = graph.reopen("a", [])
+    assert change.ready == ("a",)
+    assert change.released == ("b", "c")  # upstream first; both wait for a again
+    assert graph.state("b") == graph.state("c") == "waiting"
+    assert graph.blocked("b") is None
+    assert graph.state("d") == "blocked"  # x failed too: still blocked, now by x
+    assert graph.blocked("d") is not None and graph.blocked("d").failed_task == "x"  # type: ignore[union-attr]
+    assert graph.mark_done("a") == ("b",)
+    assert graph.mark_done("b") == ("c",)
+
+
+def test_reopening_a_done_task_releases_nothing() -> None:
+    graph = TaskGraph({"a": [], "b": ["a"]})
+    graph.mark_done("a")
+    assert graph.reopen("a", []).released == ()
+
+
 def test_a_skipped_task_ends_at_once_and_counts_as_ended() -> None:
     graph = TaskGraph(DIAMOND, skipped=["b"])
     assert graph.state("b") == "skipped"

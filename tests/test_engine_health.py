@@ -110,3 +110,17 @@ def test_snapshot_and_forget() -> None:
     assert snap.attempts == 1 and snap.consecutive_failures == 1 and snap.error_rate == 0.2
     health.forget("qa")
     assert health.snapshot("qa").attempts == 0
+
+
+def test_an_agent_out_says_why_and_until_when() -> None:
+    clock = FakeClock()
+    health = HealthMonitor(clock=clock, cooldown=30.0)
+    for _ in range(3):
+        health.record("dev", ok=False, seconds=1.0, timeout=30.0, error="HTTP 503: Loading model")
+    snapshot = health.snapshot("dev")
+    assert snapshot.state is AgentState.OUT
+    assert snapshot.why == "health fell below 0.7; the last failure: HTTP 503: Loading model"
+    assert health.back_at("dev", wall_now=1000.0) == 1030.0
+    clock.advance(10)
+    assert health.back_at("dev", wall_now=1010.0) == 1030.0
+    assert health.back_at("other", wall_now=1010.0) is None

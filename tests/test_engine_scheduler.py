@@ -7,8 +7,9 @@ import random
 import pytest
 from engine_clock import FakeClock
 
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.health import AgentState, HealthMonitor
-from vault_bmad.engine.scheduler import Assignment, Scheduler
+from vault_bmad.engine.scheduler import Scheduler
 from vault_bmad.errors import DependencyCycle
 from vault_bmad.model.definitions import AgentDef, Priority, TaskDef
 
@@ -358,6 +359,60 @@ def test_a_cache_hit_says_nothing_of_the_agents_speed_or_health() -> None:
     assert scheduler.predictor.predict("task", agent_id="dev").basis != "agent"
     assert scheduler.health.snapshot("dev").attempts == 0
     assert scheduler.predictor.predict("task", agent_id="pm").seconds == 6.0
+
+
+def test_a_failure_that_says_nothing_of_the_agent_leaves_its_health_alone() -> None:
+    scheduler = make(FakeClock())
+    scheduler.submit([task(f"t{i}", agent="dev") for i in range(3)])
+    for assignment in scheduler.dispatch():
+        scheduler.finish(assignment.task.id, ok=False, seconds=1.0, retry=False, measured=False)
+    assert scheduler.health.in_service("dev") and scheduler.health.snapshot("dev").attempts == 0
+
+
+def test_an_inconclusive_probe_keeps_the_agent_out_and_probes_again_at_once() -> None:
+    clock = FakeClock()
+    scheduler = make(clock)
+    scheduler.take_out("pm", "its server is down")
+    scheduler.submit([task(f"prd{i}", "Write the PRD", agent="pm") for i in range(2)])
+    clock.advance(30)
+    (probe,) = scheduler.dispatch()
+    change = scheduler.finish(probe.task.id, ok=False, seconds=0.1, retry=False, measured=False)
+    assert change.health[0].after is AgentState.OUT
+    (again,) = scheduler.dispatch()  # no second cool-down for the task's own fault
+    assert again.probe and again.agent_id == "pm"
+
+
+def test_a_retry_waits_at_least_what_the_server_asked() -> None:
+    clock = FakeClock()
+    scheduler = make(clock, backoff_base=0.5)
+    scheduler.submit([task("t", agent="dev", retries=1)])
+    scheduler.dispatch()
+    change = scheduler.finish("t", ok=False, seconds=0.1, wait_at_least=7.0)
+    assert change.retry and change.retry_at == clock.now + 7.0
+
+
+def test_giving_up_on_agents_fails_what_only_they_could_take() -> None:
+    clock = FakeClock()
+    scheduler = make(clock)
+    scheduler.submit(
+        [
+            task("prd", "Write the PRD", agent="pm"),
+            task("code", "Fix the coding bug", agent="dev"),
+            task("after", "Write more", agent="pm", depends_on=("prd",)),
+            task("later", "Write the roadmap", agent="pm", depends_on=("code",)),
+        ]
+    )
+    scheduler.take_out("pm", "down")
+    change = scheduler.give_up(["pm"], "gave up on its server")
+    assert change.failed == ("prd",)
+    assert [b.task_id for b in change.blocked] == ["after"]
+    assert scheduler.phase("prd") == "failed" and scheduler.phase("code") == "queued"
+    clock.advance(60)
+    assert [(a.task.id, a.probe) for a in scheduler.dispatch()] == [("code", False)]  # no probe
+    scheduler.finish("code", ok=True, seconds=1.0)
+    assert scheduler.phase("later") == "queued"  # ready now, yet only pm could take it
+    assert scheduler.give_up(["pm"], "gave up on its server").failed == ("later",)
+    assert not scheduler.pending()
 
 
 def test_tasks_no_agent_runs_take_no_slot_and_end_by_the_caller() -> None:

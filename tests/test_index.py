@@ -329,4 +329,4 @@ def test_index_command_text(vault: Path, write: WriteNote) -> None:
 def test_index_command_refuses_a_missing_vault(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["index", str(tmp_path / "nope")])
     assert result.exit_code == 2
-    assert "does not exist" in result.output
+    assert "no vault at" in result.output and "no such folder" in result.output

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import WriteNote
 from vault_bmad.errors import Problem
-from vault_bmad.model.definitions import Definitions, Priority
+from vault_bmad.model.definitions import Definitions, Priority, generation_params
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.vault.index import VaultIndex
 
@@ -126,6 +126,11 @@ def test_task_fields(vault: Path, write: WriteNote) -> None:
         ("output: /etc/passwd", 3, "is absolute"),
         ("context: ['[[Missing]]']", 3, "context [[Missing]] is not a note in the vault"),
         ("workflow: '[[Nope]]'", 3, "workflow [[Nope]] is not a valid workflow"),
+        ("temperature: '0.2'", 3, "temperature: Input should be a valid number"),
+        ("temperature: 3", 3, "temperature: Input should be less than or equal to 2"),
+        ("max_tokens: 0", 3, "max_tokens: Input should be greater than or equal to 1"),
+        ("seed: true", 3, "seed: Input should be a valid integer"),
+        ("stop: [1, 2]", 3, "stop"),
     ],
 )
 def test_bad_task_fields_are_named_with_their_line(
@@ -144,6 +149,37 @@ def test_bad_task_fields_are_named_with_their_line(
     assert problem.line == line
     assert "tasks/bad" not in defs.tasks
     assert "tasks/good" in defs.tasks  # a bad note never hides the good ones
+
+
+def test_generation_parameters_of_agent_and_task_the_task_wins(
+    vault: Path, write: WriteNote
+) -> None:
+    defs = define(
+        vault,
+        write,
+        {
+            "Agents/Writer.md": "---\ntype: agent\nruntime: llm\nmax_tokens: 500\n"
+            "temperature: 0.7\nstop: '##'\n---\n",
+            "Tasks/Short.md": "---\ntype: task\nagent: writer\nmax_tokens: 64\nseed: 7\n"
+            "top_p: 0.9\n---\nBrief.\n",
+        },
+    )
+    assert defs.problems == ()
+    params = generation_params(defs.agents["writer"], defs.tasks["tasks/short"])
+    assert params == (
+        ("max_tokens", 64),
+        ("seed", 7),
+        ("stop", "##"),
+        ("temperature", 0.7),
+        ("top_p", 0.9),
+    )
+
+
+def test_an_unknown_runtime_is_a_problem_check_finds(vault: Path, write: WriteNote) -> None:
+    defs = define(vault, write, {"Agents/Py.md": "---\ntype: agent\nruntime: python\n---\n"})
+    [problem] = problems_for(defs, "Agents/Py.md")
+    assert problem.line == 3
+    assert "runtime: Input should be 'template', 'llm' or 'command'" in problem.message
 
 
 def test_bad_agent_capacity(vault: Path, write: WriteNote) -> None:

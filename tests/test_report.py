@@ -312,13 +312,13 @@ def test_report_command_finds_a_state_folder_the_config_moved(team: Path, tmp_pa
     assert (team / data["report"]).is_file()
     assert data["overall"]["attempts"] == 3
     unmoved = CliRunner().invoke(main, ["report", str(team)])
-    assert unmoved.exit_code == 1
+    assert unmoved.exit_code == 2
     assert "no metrics yet" in unmoved.output
 
 
 def test_report_command_errors(team: Path) -> None:
     missing = CliRunner().invoke(main, ["report", str(team)])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no metrics yet" in missing.output
     assert not (team / ".vault-bmad" / "state.db").exists()
     bad = CliRunner().invoke(main, ["report", str(team), "--since", "yesterday"])

@@ -26,7 +26,6 @@ from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 FAST = {
     "backoff_base_s": 0.01,
     "backoff_max_s": 0.05,
-    "llm_retries": 0,
     "llm_timeout_s": 5,
     "health_cooldown_s": 0.2,
 }

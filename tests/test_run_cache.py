@@ -13,7 +13,7 @@ from vault_bmad.metrics.store import Store
 from vault_bmad.runner import run_vault
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
-FAST = {"backoff_base_s": 0.01, "llm_retries": 0, "health_cooldown_s": 0.2}
+FAST = {"backoff_base_s": 0.01, "health_cooldown_s": 0.2}
 
 
 def run(vault: Path, server: LoopbackLLM) -> None:

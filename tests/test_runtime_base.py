@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from vault_bmad.config import Settings
-from vault_bmad.errors import RuntimeUnavailable
+from vault_bmad.errors import RuntimeRefused
 from vault_bmad.runtimes.base import ContextDoc, RunRequest, RuntimeOutput, build_runtimes
 from vault_bmad.runtimes.llm import LlmRuntime
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
@@ -116,5 +116,5 @@ def test_build_runtimes_from_settings() -> None:
     echo = (sys.executable, "-c", "import sys; print(sys.stdin.read())")
     command_result = runtimes["command"].run(dataclasses.replace(BASE, command=echo))
     assert command_result.text.strip() == BASE.body
-    with pytest.raises(RuntimeUnavailable, match="not in command_allowlist"):
+    with pytest.raises(RuntimeRefused, match="not in command_allowlist"):
         runtimes["command"].run(BASE)

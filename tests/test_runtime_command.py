@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from vault_bmad.config import Settings
-from vault_bmad.errors import RuntimeUnavailable, TaskTimeout, TemplateRenderError
+from vault_bmad.errors import (
+    FailureKind,
+    RuntimeRefused,
+    RuntimeUnavailable,
+    TaskTimeout,
+    TemplateRenderError,
+    classify,
+)
 from vault_bmad.runtimes.base import ContextDoc, RunRequest
 from vault_bmad.runtimes.command import CommandRuntime
 
@@ -42,9 +49,10 @@ def request(**changes: object) -> RunRequest:
 
 def test_off_by_default_with_how_to_turn_it_on() -> None:
     runtime = CommandRuntime.from_settings(Settings())
-    with pytest.raises(RuntimeUnavailable) as caught:
+    with pytest.raises(RuntimeRefused) as caught:
         runtime.run(BASE)
     message = str(caught.value)
+    assert classify(caught.value).kind is FailureKind.DETERMINISTIC
     assert "format-notes" in message and "is off" in message
     assert "command_enabled = true" in message and "VAULT_BMAD_COMMAND_ENABLED=1" in message
 
@@ -75,7 +83,7 @@ def test_no_shell_is_involved(tmp_path: Path) -> None:
 
 def test_allowlist_limits_the_programs() -> None:
     runtime = CommandRuntime(enabled=True, allowlist=("pandoc", "jq"))
-    with pytest.raises(RuntimeUnavailable) as caught:
+    with pytest.raises(RuntimeRefused) as caught:
         runtime.run(BASE)
     assert repr(PYTHON) in str(caught.value) and "command_allowlist (jq, pandoc)" in str(
         caught.value
@@ -85,15 +93,16 @@ def test_allowlist_limits_the_programs() -> None:
 
 
 def test_a_task_without_a_command_is_refused() -> None:
-    with pytest.raises(RuntimeUnavailable, match="names no command"):
+    with pytest.raises(RuntimeRefused, match="names no command"):
         CommandRuntime(enabled=True).run(request(command=()))
 
 
 def test_failures_report_status_and_stderr() -> None:
     argv = (PYTHON, "-c", "import sys; sys.stderr.write('bad input'); sys.exit(3)")
-    with pytest.raises(RuntimeUnavailable, match="exited with status 3: bad input"):
+    with pytest.raises(RuntimeUnavailable, match="exited with status 3: bad input") as failed:
         CommandRuntime(enabled=True).run(request(command=argv))
-    with pytest.raises(RuntimeUnavailable, match="could not start 'no-such-program-x'"):
+    assert classify(failed.value).kind is FailureKind.TRANSIENT  # its own program: may pass
+    with pytest.raises(RuntimeRefused, match="could not start 'no-such-program-x'"):
         CommandRuntime(enabled=True).run(request(command=("no-such-program-x",)))
 
 

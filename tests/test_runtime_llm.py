@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
-from vault_bmad.errors import RuntimeUnavailable
+from tests.llm_servers import always, every_fixture, recorded
+from vault_bmad.errors import AttemptFailed, Failure, FailureKind
 from vault_bmad.runtimes.base import ContextDoc, RunRequest
-from vault_bmad.runtimes.llm import LlmRuntime, backoff_delay, shown_url
-from vault_bmad.runtimes.loopback_llm import LoopbackLLM, digest_reply, free_port
+from vault_bmad.runtimes.llm import LlmRuntime
+from vault_bmad.runtimes.llm_errors import classify_answer, retry_after_s
+from vault_bmad.runtimes.llm_url import shown_url
+from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM, digest_reply, free_port
 
 BASE = RunRequest(
     task_id="write-prd",
@@ -35,16 +41,6 @@ def request(**changes: object) -> RunRequest:
     return dataclasses.replace(BASE, **changes)  # type: ignore[arg-type]
 
 
-class Sleeps:
-    """Records the backoff delays instead of waiting them out."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     before = set(threading.enumerate())
@@ -57,12 +53,11 @@ MakeRuntime = Callable[..., LlmRuntime]
 
 @pytest.fixture
 def runtime() -> Iterator[MakeRuntime]:
-    """Builds LlmRuntimes that record backoff instead of sleeping; closes them afterwards."""
+    """Builds LlmRuntimes; closes them afterwards."""
     made: list[LlmRuntime] = []
 
-    def make(base_url: str, sleeps: Sleeps | None = None, **options: object) -> LlmRuntime:
-        options.setdefault("jitter", lambda: 0.0)
-        llm = LlmRuntime(base_url, sleep=sleeps or Sleeps(), **options)  # type: ignore[arg-type]
+    def make(base_url: str, **options: object) -> LlmRuntime:
+        llm = LlmRuntime(base_url, **options)  # type: ignore[arg-type]
         made.append(llm)
         return llm
 
@@ -124,114 +119,186 @@ def test_api_key_is_sent_as_bearer_only_when_set(runtime: MakeRuntime) -> None:
     assert all("sk-test-123" not in str(r.body) for r in server.received)
 
 
-def test_down_server_is_retried_then_fails_naming_the_url(runtime: MakeRuntime) -> None:
+def failure_of(llm: LlmRuntime, req: RunRequest = BASE) -> Failure:
+    with pytest.raises(AttemptFailed) as caught:
+        llm.run(req)
+    return caught.value.failure
+
+
+def test_a_dead_server_is_unreachable_naming_the_url(runtime: MakeRuntime) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    sleeps = Sleeps()
-    llm = runtime(url, sleeps, retries=2, backoff_base_s=0.5, backoff_max_s=30)
-    with pytest.raises(RuntimeUnavailable) as caught:
-        llm.run(BASE)
-    message = str(caught.value)
-    assert f"{url}/chat/completions" in message
-    assert "failed after 3 attempt(s)" in message and "could not be reached" in message
-    assert sleeps.delays == [0.25, 0.5]  # doubling, at the low end of the jitter
+    failure = failure_of(runtime(url))
+    assert failure.kind is FailureKind.TRANSIENT and failure.unreachable
+    assert failure.endpoint == f"{url}/chat/completions"
+    assert f"{url}/chat/completions could not be reached" in failure.message
 
 
-def test_server_errors_are_retried_until_one_succeeds(runtime: MakeRuntime) -> None:
-    sleeps = Sleeps()
-    with LoopbackLLM(fail_first=2) as server:
-        result = runtime(server.base_url, sleeps, retries=3).run(BASE)
-        assert server.calls == 3
-    assert result.text == digest_reply(server.received[-1].messages)
-    assert len(sleeps.delays) == 2
-
-
-def test_persistent_500_fails_after_the_retries_without_echoing_the_key(
-    runtime: MakeRuntime,
-) -> None:
-    with LoopbackLLM(fail_always=True) as server:
-        llm = runtime(server.base_url, api_key="sk-very-secret", retries=2)
-        with pytest.raises(RuntimeUnavailable) as caught:
-            llm.run(BASE)
-        assert server.calls == 3
-    message = str(caught.value)
-    assert server.base_url in message and "answered HTTP 500" in message
-    assert "sk-very-secret" not in message and "sk-very-secret" not in repr(llm)
-
-
-@pytest.mark.parametrize("status", [400, 401, 404])
-def test_client_errors_fail_at_once(status: int, runtime: MakeRuntime) -> None:
-    sleeps = Sleeps()
-    with LoopbackLLM(fail_always=True, fail_status=status) as server:
-        with pytest.raises(RuntimeUnavailable, match=f"answered HTTP {status}"):
-            runtime(server.base_url, sleeps, retries=3).run(BASE)
+def test_each_run_is_one_request_and_a_500_is_transient(runtime: MakeRuntime) -> None:
+    with LoopbackLLM(fail_first=1) as server:
+        llm = runtime(server.base_url, api_key="sk-very-secret")
+        failure = failure_of(llm)
         assert server.calls == 1
-    assert sleeps.delays == []
+        assert llm.run(BASE).text == digest_reply(server.received[-1].messages)
+    assert failure.kind is FailureKind.TRANSIENT and not failure.unreachable
+    assert failure.counts_toward_health and failure.endpoint == llm.endpoint
+    assert "answered HTTP 500: loopback failure on call 1" in failure.message
+    assert "sk-very-secret" not in failure.message + repr(llm)
 
 
-def test_rate_limits_are_retried_honouring_retry_after(runtime: MakeRuntime) -> None:
-    sleeps = Sleeps()
-    with LoopbackLLM(fail_first=1, fail_status=429, retry_after=3) as server:
-        runtime(server.base_url, sleeps, retries=1).run(BASE)
-        assert server.calls == 2
-    assert sleeps.delays == [3.0]
+# Each real server's answer, replayed: (fixture, deterministic?, words the message holds).
+CASES = [
+    ("llama_cpp/context_length_exceeded", True, "9412 tokens for a context of 8192"),
+    ("openai/context_length_exceeded", True, "16468 tokens for a context of 16385"),
+    ("vllm/context_length_exceeded", True, "40000 tokens for a context of 32768"),
+    ("vllm/context_length_exceeded_legacy", True, "does not fit the model's context"),
+    ("vllm/max_tokens_too_large", True, "max_tokens"),
+    ("llama_cpp/invalid_api_key", True, "HTTP 401: Invalid API Key"),
+    ("vllm/unauthorized", True, "HTTP 401: Unauthorized"),
+    ("openai/invalid_api_key", True, "Incorrect API key provided"),
+    ("ollama/model_not_found", True, "HTTP 404: model 'llama3.1' not found"),
+    ("openai/unsupported_parameter", True, "Use 'max_completion_tokens' instead"),
+    ("vllm/invalid_temperature", True, "temperature must be non-negative"),
+    ("openai/insufficient_quota", True, "quota is spent"),
+    ("llama_cpp/tools_without_jinja", True, "requires --jinja flag"),
+    ("openai/rate_limit_exceeded", False, "HTTP 429: Rate limit reached"),
+    ("openai/azure_rate_limit_retry_after", False, "HTTP 429"),
+    ("llama_cpp/loading_model", False, "HTTP 503: Loading model"),
+    ("ollama/server_busy", False, "server busy"),
+    ("vllm/scaling_unavailable", False, "currently scaling"),
+    ("vllm/generation_error", False, "HTTP 500: Internal server error"),
+    ("openai/server_error", False, "The server had an error"),
+    ("ollama/model_load_failed_memory", False, "more system memory"),
+]
 
 
-@pytest.mark.parametrize("mode", ["slow", "hang"])
-def test_slow_servers_time_out_then_fail(mode: str, runtime: MakeRuntime) -> None:
-    server_under_test = (
-        LoopbackLLM(hang=True) if mode == "hang" else LoopbackLLM(latency=lambda: 30)
-    )
-    with server_under_test as server:
-        llm = runtime(server.base_url, timeout_s=0.2, retries=1)
-        with pytest.raises(RuntimeUnavailable) as caught:
-            llm.run(BASE)
-        assert server.calls == 2
-    assert "no answer within 0.2 s" in str(caught.value)
+@pytest.mark.parametrize(("fixture", "deterministic", "words"), CASES)
+def test_real_server_errors_are_classified(
+    fixture: str, deterministic: bool, words: str, runtime: MakeRuntime
+) -> None:
+    with LoopbackLLM(script=always(recorded(fixture))) as server:
+        failure = failure_of(runtime(server.base_url))
+        assert server.calls == 1
+    assert failure.kind is (FailureKind.DETERMINISTIC if deterministic else FailureKind.TRANSIENT)
+    assert failure.counts_toward_health is not deterministic
+    assert words in failure.message
+    assert server.base_url in failure.message
 
 
-def test_the_task_timeout_bounds_all_attempts() -> None:
-    now = [0.0]
-
-    def advance(seconds: float) -> None:
-        now[0] += seconds
-
-    with (
-        LoopbackLLM(fail_always=True) as server,
-        LlmRuntime(
-            server.base_url,
-            retries=10,
-            backoff_base_s=1.0,
-            backoff_max_s=100.0,
-            sleep=advance,
-            clock=lambda: now[0],
-            jitter=lambda: 0.999,
-        ) as llm,
-    ):
-        with pytest.raises(RuntimeUnavailable, match="within the task's 10 s timeout"):
-            llm.run(request(timeout=10.0))
-        # Delays of about 1, 2 and 4 s fit into 10 s; the next one reaches the deadline.
-        assert server.calls == 4
-    assert now[0] == pytest.approx(10.0)
+def test_every_other_error_fixture_is_a_deterministic_4xx() -> None:
+    covered = {case[0] for case in CASES}
+    others = [f for f in every_fixture() if recorded(f).status >= 400 and f not in covered]
+    assert len(others) == 9  # unknown models and routes, bad requests and parameters
+    for fixture in others:
+        answer = recorded(fixture)
+        failure = classify_answer(
+            answer.status, answer.headers, json.dumps(answer.body), url="u", max_wait_s=60, now=0
+        )
+        assert 400 <= answer.status < 500 and failure.kind is FailureKind.DETERMINISTIC, fixture
 
 
-def test_wrong_path_is_a_client_error(runtime: MakeRuntime) -> None:
+def test_retry_after_is_the_least_wait_and_a_long_one_fails_now(runtime: MakeRuntime) -> None:
+    azure = recorded("openai/azure_rate_limit_retry_after")
+    assert azure.headers["Retry-After"] == "33"
+    with LoopbackLLM(script=always(azure)) as server:
+        assert failure_of(runtime(server.base_url)).retry_after_s == 33
+        long_wait = failure_of(runtime(server.base_url, max_wait_s=30))
+    assert long_wait.kind is FailureKind.DETERMINISTIC
+    assert "asks to wait 33 s, longer than llm_give_up_s = 30 s" in long_wait.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "2.5"}, 2.5),
+        ({"retry-after-ms": "120", "Retry-After": "9"}, 0.12),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT"}, 30.0),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT"}, 0.0),
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_forms(headers: dict[str, str], seconds: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, tzinfo=UTC).timestamp()
+    assert retry_after_s(headers, now) == seconds
+
+
+def test_a_day_long_wait_in_a_date_fails_at_once() -> None:
+    now = datetime(2015, 10, 21, 7, 28, tzinfo=UTC).timestamp()
+    tomorrow = {"Retry-After": "Thu, 22 Oct 2015 07:28:00 GMT"}
+    failure = classify_answer(429, tomorrow, "{}", url="u", max_wait_s=30, now=now)
+    assert failure.kind is FailureKind.DETERMINISTIC
+    assert "86400 s" in failure.message
+
+
+def test_a_slow_server_times_out_as_transient(runtime: MakeRuntime) -> None:
+    with LoopbackLLM(latency=lambda: 30) as server:
+        failure = failure_of(runtime(server.base_url, timeout_s=0.2))
+    assert failure.timed_out and failure.kind is FailureKind.TRANSIENT
+    assert not failure.unreachable and failure.counts_toward_health
+    assert "sent no answer within 0.2 s" in failure.message
+
+
+def test_the_task_timeout_bounds_the_wait(runtime: MakeRuntime) -> None:
+    with LoopbackLLM(hang=True) as server:
+        started = time.monotonic()
+        failure = failure_of(runtime(server.base_url, timeout_s=60), request(timeout=0.3))
+        assert time.monotonic() - started < 5
+    assert "within 0.3 s" in failure.message
+
+
+def test_wrong_path_is_deterministic(runtime: MakeRuntime) -> None:
     with LoopbackLLM() as server:
-        with pytest.raises(RuntimeUnavailable, match="answered HTTP 404"):
-            runtime(server.base_url + "/wrong").run(BASE)
+        failure = failure_of(runtime(server.base_url + "/wrong"))
         assert server.calls == 0
+    assert failure.kind is FailureKind.DETERMINISTIC and "HTTP 404" in failure.message
+
+
+@pytest.mark.parametrize(
+    "body", ["<html>Bad gateway page</html>", {"object": "list", "data": []}, {"choices": []}]
+)
+def test_an_answer_that_is_no_chat_completion_is_deterministic(
+    body: object, runtime: MakeRuntime
+) -> None:
+    with LoopbackLLM(script=always(Answer(200, body))) as server:
+        failure = failure_of(runtime(server.base_url))
+    assert failure.kind is FailureKind.DETERMINISTIC
+    assert "without an OpenAI-compatible chat completion" in failure.message
+
+
+@pytest.mark.parametrize("server_name", ["llama_cpp", "ollama", "vllm", "openai"])
+def test_real_answers_cut_off_at_the_limit_are_truncated(
+    server_name: str, runtime: MakeRuntime
+) -> None:
+    cut = recorded(f"{server_name}/success_length")
+    with LoopbackLLM(script=always(cut)) as server:
+        result = runtime(server.base_url).run(BASE)
+    assert result.truncated
+    usage = cut.body["usage"]  # type: ignore[index]
+    assert (result.tokens_in, result.tokens_out) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    with LoopbackLLM(script=always(recorded(f"{server_name}/success_stop"))) as server:
+        assert not runtime(server.base_url).run(BASE).truncated
+
+
+def test_the_loopback_servers_own_length_answer(runtime: MakeRuntime) -> None:
+    with LoopbackLLM(finish_reason="length") as server:
+        assert runtime(server.base_url).run(BASE).truncated
+
+
+def test_generation_parameters_are_sent_as_named(runtime: MakeRuntime) -> None:
+    params = (("max_tokens", 64), ("seed", 7), ("stop", ["##"]), ("temperature", 0.2))
+    with LoopbackLLM() as server:
+        runtime(server.base_url).run(request(params=params))
+        (received,) = server.received
+    assert {key: received.body[key] for key, _ in params} == dict(params)
 
 
 def test_credentials_in_the_url_are_never_shown(runtime: MakeRuntime) -> None:
     url = f"http://user:hunter2@127.0.0.1:{free_port()}/v1"
     assert shown_url(url) == url.replace("user:hunter2@", "")
-    with pytest.raises(RuntimeUnavailable) as caught:
-        runtime(url, retries=0).run(BASE)
-    assert "hunter2" not in str(caught.value)
-
-
-def test_backoff_doubles_is_capped_and_jittered() -> None:
-    assert [backoff_delay(n, 0.5, 3.0, 0.0) for n in range(5)] == [0.25, 0.5, 1.0, 1.5, 1.5]
-    assert backoff_delay(2, 0.5, 30.0, 0.999) == pytest.approx(2.0, rel=1e-3)
+    assert "hunter2" not in failure_of(runtime(url)).message
 
 
 def test_close_releases_the_pool_and_a_later_run_reopens_it(runtime: MakeRuntime) -> None:

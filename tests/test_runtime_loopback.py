@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from vault_bmad.runtimes.loopback_llm import LoopbackLLM, digest_reply, free_port
+from tests.llm_servers import always, recorded, when
+from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM, digest_reply, free_port
 
 MESSAGES = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi there"}]
 
@@ -82,3 +83,32 @@ def test_a_hanging_server_still_shuts_down_cleanly() -> None:
 def test_free_port_has_no_listener() -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{free_port()}/")
+
+
+def test_replays_a_recorded_answer_with_its_status_headers_and_body() -> None:
+    azure = recorded("openai/azure_rate_limit_retry_after")
+    with LoopbackLLM(script=always(azure)) as server:
+        response = post(server, {"messages": MESSAGES})
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "33"
+    assert response.json() == azure.body
+
+
+def test_scripts_answer_chosen_requests_and_text_bodies() -> None:
+    page = Answer(502, "<html>Bad gateway</html>", {"Content-Type": "text/html"})
+    with LoopbackLLM(script=when("broken", page)) as server:
+        broken = post(server, {"messages": [{"role": "user", "content": "a broken one"}]})
+        fine = post(server, {"messages": MESSAGES})
+    assert (broken.status_code, broken.text) == (502, "<html>Bad gateway</html>")
+    assert broken.headers["Content-Type"] == "text/html"
+    assert fine.status_code == 200
+
+
+def test_finish_reason_and_nul_bytes_in_replies() -> None:
+    with LoopbackLLM(reply=lambda messages: "cut\x00off", finish_reason="length") as server:
+        choice = post(server, {"messages": MESSAGES}).json()["choices"][0]
+    assert choice == {
+        "index": 0,
+        "message": {"role": "assistant", "content": "cut\x00off"},
+        "finish_reason": "length",
+    }

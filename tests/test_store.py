@@ -98,7 +98,7 @@ def test_task_state_round_trips_and_saves_replace(fresh_db: Store) -> None:
 
 
 def test_attempts_round_trip_with_wait_and_duration(fresh_db: Store) -> None:
-    tried = attempt("t1", 110.0, cache="L2", tokens=321, error="boom", status="failed")
+    tried = attempt("t1", 110.0, cache="L2", tokens_in=321, error="boom", status="failed")
     fresh_db.record_attempt(tried)
     fresh_db.record_attempts([attempt("t2", 100.0), attempt("t1", 120.0, attempt=2)])
     fresh_db.flush()
@@ -252,3 +252,37 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(db_path: Path) -> No
     } <= indexes
     with pytest.raises(VaultBmadError, match="schema version"):
         Store(db_path)
+
+
+def test_a_version_1_database_gets_the_new_columns_and_keeps_its_rows(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(db_path)) as raw:  # as vault-bmad 0.1 left it
+        raw.executescript(
+            """
+            CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at FLOAT);
+            INSERT INTO schema_version VALUES (1, 0);
+            CREATE TABLE tasks (task_id TEXT PRIMARY KEY, path TEXT NOT NULL,
+                status TEXT NOT NULL, attempts INTEGER, agent TEXT, error TEXT,
+                updated_at FLOAT, run_id TEXT, content_sha TEXT, started_at FLOAT,
+                completed_at FLOAT, output TEXT);
+            INSERT INTO tasks (task_id, path, status, attempts) VALUES ('t', 'T.md', 'done', 1);
+            CREATE TABLE attempts (id INTEGER PRIMARY KEY, task_id TEXT NOT NULL,
+                agent TEXT NOT NULL, runtime TEXT, attempt INTEGER, status TEXT NOT NULL,
+                queued_at FLOAT, started_at FLOAT, ended_at FLOAT NOT NULL, error TEXT,
+                cache TEXT, tokens INTEGER, run_id TEXT, wait_ms FLOAT, duration_ms FLOAT);
+            INSERT INTO attempts (task_id, agent, runtime, attempt, status, queued_at,
+                started_at, ended_at, cache, tokens)
+                VALUES ('t', 'a', 'llm', 1, 'done', 1, 2, 3, 'miss', 99);
+            """
+        )
+        raw.commit()
+    with Store(db_path) as store:
+        [old] = store.attempts()
+        assert (old.tokens_in, old.cost, old.truncated) == (0, None, False)
+        assert store.task("t") == TaskState("t", "T.md", "done", attempts=1)
+        store.record_attempt(attempt("t", 10.0, tokens_in=5, truncated=True, cost=0.25))
+        store.flush()
+        assert store.attempts()[-1].truncated is True
+        assert store.attempts()[-1].cost == 0.25
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert max(row[0] for row in raw.execute("SELECT version FROM schema_version")) == 2

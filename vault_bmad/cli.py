@@ -1,7 +1,10 @@
 """The `vault-bmad` command: thin shells over the library.
 
 Every command over a vault takes `--config` and `--format` (`vault_options`), and any
-VaultBmadError a command raises ends it with a one-line message (`VaultBmadCommands`).
+VaultBmadError a command raises ends it with a one-line message and exit code 2
+(`VaultBmadCommands`): a setting, a missing vault, a port in use, a Dask scheduler out of
+reach. Exit 1 means the command ran and something in the vault failed or is invalid.
+`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,18 +24,27 @@ import click
 
 from vault_bmad import __version__
 from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
-from vault_bmad.errors import ConfigError, Problem, VaultBmadError
+from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
 from vault_bmad.metrics.report import parse_span
+from vault_bmad.metrics.usage import NONE
 from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.progress import RunProgress
 from vault_bmad.reports import write_vault_report
-from vault_bmad.runner import run_vault
+from vault_bmad.runner import retry_tasks, run_vault
 from vault_bmad.runtimes.command import agent_problems
 from vault_bmad.service import Service, ServiceEvent
 from vault_bmad.vault.index import VaultIndex
 
-VAULT = click.Path(exists=True, file_okay=False, path_type=Path)
+
+def _existing_vault(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    if not value.is_dir():
+        why = "it is a file" if value.exists() else "no such folder"
+        raise SetupError(f"no vault at {value}: {why}")
+    return value
+
+
+VAULT_ARGUMENT = click.argument("vault", type=click.Path(path_type=Path), callback=_existing_vault)
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 format_option = click.option(
@@ -55,9 +69,9 @@ def vault_options(command: _Command) -> _Command:
 
 
 class CommandFailed(click.ClickException):
-    """A VaultBmadError, shown as `Error: ` and one line; click's usage errors exit 2."""
+    """A VaultBmadError, shown as `Error: ` and one line, exiting 2 as click's usage errors."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class VaultBmadCommands(click.Group):
@@ -75,6 +89,33 @@ class VaultBmadCommands(click.Group):
 @click.version_option(__version__, prog_name="vault-bmad")
 def main() -> None:
     """Run AI agents, workflows and tasks written as notes in an Obsidian vault."""
+
+
+class StopSignals:
+    """SIGTERM and Ctrl-C ask the command to stop cleanly instead of killing it; `code` is
+    the exit code a stop should end with (128 + the signal)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._received)
+
+    def _received(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self.event.set()
+
+    @property
+    def code(self) -> int:
+        return 128 + (self.signal or signal.SIGTERM)
+
+
+def _exit_leaving_threads(code: int) -> None:
+    """Exit now: worker threads may sit in a long agent call whose result is no longer
+    wanted, and everything is written, so do not wait for them at interpreter exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.group()
@@ -127,7 +168,7 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 
 
 @main.command("index")
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @vault_options
 def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
@@ -147,7 +188,7 @@ def index_command(vault: Path, config_file: Path | None, output_format: str) -> 
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @vault_options
 def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     """Validate the settings and the vault's agents, workflows and tasks; exit 1 when there
@@ -196,7 +237,7 @@ def _toml_line(message: str) -> int | None:
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option("--strategy", type=click.Choice(STRATEGIES), help="How to pick an agent.")
 @click.option("--workers", type=click.IntRange(1, 1000), help="Most tasks running at once.")
 @click.option(
@@ -214,26 +255,45 @@ def run(
     """Run every `todo` task to an end state, write the results back, then exit.
 
     Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
-    invalid, and 3 when none did but an agent asked its user something: its task is
-    `needs-input` until the note's `answers:` are saved and vault-bmad runs again.
+    invalid, 3 when none did but an agent asked its user something (its task is
+    `needs-input` until the note's `answers:` are saved and vault-bmad runs again), and
+    128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued tasks go back to
+    `todo`; the report says which).
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
         overrides |= {"max_workers": workers, "min_workers": 1, "max_concurrent_agents": workers}
     settings = load_settings(vault, config_file, overrides=overrides)
+    _run_and_tell(vault, settings, output_format)
+
+
+def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
+    """`run_vault`, its progress on stderr, its outcome on stdout, and its exit code."""
+    stops = StopSignals()
     progress = RunProgress(enabled=output_format == "text")
     try:
-        result = run_vault(vault, settings, on_event=progress.event, on_start=progress.start)
+        result = run_vault(
+            vault,
+            settings,
+            on_event=progress.event,
+            on_start=progress.start,
+            stop=stops.event.is_set,
+        )
     finally:
         progress.close()
     summary = result.summary
     counts: dict[str, int] = {status: summary.count(status) for status in STOPS}
     if output_format == "json":
-        tasks = {task_id: asdict(outcome) for task_id, outcome in sorted(summary.outcomes.items())}
+        tasks = {
+            task_id: {**asdict(outcome), **result.usage.get(task_id, NONE).as_dict()}
+            for task_id, outcome in sorted(summary.outcomes.items())
+        }
         payload = {
             **counts,
             "invalid": list(result.invalid),
+            "stopped": summary.stopped,
             "report": result.report,
+            "usage": result.spent.as_dict(),
             "tasks": tasks,
         }
         click.echo(json.dumps(payload, indent=2))
@@ -246,18 +306,47 @@ def run(
                 )
             elif outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
+            elif outcome.truncated:
+                click.echo(f"truncated: {outcome.task_id}: cut off at its length limit")
         for path in result.invalid:
             click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
+        if summary.stopped:
+            click.echo(f"stopped: back to todo: {', '.join(summary.stopped)}")
         line = ", ".join(f"{n} {status}" for status, n in counts.items())
         click.echo(
             f"{line}, {len(result.invalid)} invalid"
             + (f"; report: {result.report}" if result.report else "")
         )
+    if summary.stopped or stops.event.is_set():
+        _exit_leaving_threads(stops.code)
     sys.exit(result.exit_code)
 
 
+@main.command()
+@VAULT_ARGUMENT
+@click.option("--failed", "failed", is_flag=True, help="Tasks that failed.")
+@click.option("--blocked", "blocked", is_flag=True, help="Tasks blocked by one that failed.")
+@vault_options
+def retry(
+    vault: Path, failed: bool, blocked: bool, config_file: Path | None, output_format: str
+) -> None:
+    """Set failed and blocked tasks (or only those the flags name) back to `todo` and run
+    them, as `run` does. While `serve` runs on the vault, it runs them instead."""
+    settings = load_settings(vault, config_file)
+    statuses = [s for s, wanted in (("failed", failed), ("blocked", blocked)) if wanted]
+    retried = retry_tasks(vault, settings, statuses or ["failed", "blocked"])
+    if not retried.paths:
+        click.echo("nothing to retry", err=True)
+        sys.exit(0)
+    click.echo(f"back to todo: {', '.join(retried.paths)}", err=True)
+    if retried.served:
+        click.echo("the running `serve` picks them up", err=True)
+        sys.exit(0)
+    _run_and_tell(vault, settings, output_format)
+
+
 @main.command("report")
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option(
     "--since", default="24h", show_default=True, help="How far back: 90m, 24h, 7d or all."
 )
@@ -285,7 +374,7 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
 
 
 @main.command()
-@click.argument("vault", type=VAULT)
+@VAULT_ARGUMENT
 @click.option("--host", help="Address to bind; default 127.0.0.1. Elsewhere needs a token.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port; default 8765.")
 @click.option(
@@ -324,11 +413,7 @@ def serve(
 
     service.run(tell)
     if service.unfinished:
-        # Their worker threads may sit in a long agent call whose result is no longer
-        # wanted; everything is flushed, so do not wait for them at interpreter exit.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_leaving_threads(0)
 
 
 # Keep this last: `python -m vault_bmad.cli` must see every command defined above.

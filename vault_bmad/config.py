@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from vault_bmad.errors import ConfigError
+from vault_bmad.prices import Prices
 
 ENV_PREFIX = "VAULT_BMAD_"
 VAULT_FILE_NAME = "vault-bmad.toml"
@@ -32,6 +33,7 @@ EXPOSES_SERVICE = "it decides who can reach the dashboard"
 LEAVES_VAULT = "it can point the service's files outside the vault"
 
 SENDS_WORK_AWAY = "it decides which machines the vault's tasks and notes are sent to"
+STATES_COSTS = "it decides what LLM calls are reported to cost"
 
 # How the balancer picks an agent; engine/balancer.py says what each strategy does.
 Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
@@ -136,10 +138,22 @@ class Settings:
     llm_timeout_s: Annotated[float, About("Seconds to wait for one LLM answer.", minimum=0.001)] = (
         60.0
     )
-    llm_retries: Annotated[
-        int,
-        About("Retries of an LLM request that timed out or got 5xx/429.", minimum=0, maximum=10),
-    ] = 3
+    llm_give_up_s: Annotated[
+        float,
+        About(
+            "Seconds an LLM server may stay unreachable (or ask to wait) before `run` fails the"
+            " tasks waiting for it; `serve` keeps them queued and shows the server down.",
+            minimum=1,
+        ),
+    ] = 60.0
+    llm_prices: Annotated[
+        Prices,
+        About(
+            "Price per million tokens of each model, prompt and completion, for the costs"
+            ' shown: `[llm_prices]` then `"gpt-4o-mini" = [0.15, 0.6]`.',
+            unsafe=STATES_COSTS,
+        ),
+    ] = field(default_factory=Prices)
     max_question_rounds: Annotated[
         int,
         About(
@@ -336,6 +350,8 @@ def _convert(spec: SettingSpec, raw: object, source: str, *, from_text: bool) ->
 def _coerce(kind: Any, raw: object, from_text: bool) -> object:
     """Return raw as `kind`, or raise ValueError saying what was expected."""
     text = raw.strip() if from_text and isinstance(raw, str) else None
+    if kind is Prices:
+        return Prices.parse(raw, from_text)
     if get_origin(kind) is Literal:
         choices = get_args(kind)
         if raw in choices or text in choices:
@@ -427,6 +443,8 @@ def type_label(kind: Any) -> str:
     if get_origin(kind) is tuple:
         return "list of strings"
     names = {bool: "true/false", int: "integer", float: "number", str: "string"}
+    if kind is Prices:
+        return "table"
     return names[kind]
 
 
@@ -436,6 +454,8 @@ def _default_label(spec: SettingSpec) -> str:
         return f"`{str(default).lower()}`"
     if isinstance(default, tuple):
         return "`[]`" if not default else f"`{list(default)!r}`"
+    if isinstance(default, Prices):
+        return "`{}`"
     if isinstance(default, str):
         return f'`"{default}"`'
     return f"`{default!r}`"

@@ -1,8 +1,14 @@
-"""The project's exceptions and the problem record shown to users."""
+"""The project's exceptions, the problem record shown to users, and how attempts fail.
+
+Every failed attempt is classified once, as a `Failure`: where the failure is seen (the
+llm runtime reads HTTP answers, see `runtimes/llm_errors.py`), or by `classify` from the
+exception a runtime raised. The engine acts on the `Failure` alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -77,12 +83,20 @@ class VaultPathError(VaultBmadError):
     """A path would leave the vault."""
 
 
+class SetupError(VaultBmadError):
+    """A command cannot start (no vault, a port in use, no Dask scheduler); nothing was done."""
+
+
 class RuntimeUnavailable(VaultBmadError):
-    """A runtime cannot do the work: it is off, unreachable, or answered with an error."""
+    """A runtime could not do the work this time: its program failed, or it was not reached."""
 
 
 class PermanentFailure(VaultBmadError):
     """A task attempt failed in a way that trying again cannot help."""
+
+
+class RuntimeRefused(PermanentFailure):
+    """The agent cannot have its runtime: unknown, turned off, or not allowed to run that."""
 
 
 class TemplateRenderError(PermanentFailure):
@@ -113,3 +127,71 @@ class DependencyCycle(VaultBmadError):
 
 class WriteConflict(VaultBmadError):
     """A note changed underneath a write-back in a way that cannot be merged."""
+
+
+class FailureKind(StrEnum):
+    """What trying again can do about a failed attempt."""
+
+    DETERMINISTIC = "deterministic"  # the same attempt fails the same way: fail the task now
+    TRANSIENT = "transient"  # it may pass: try again after a backoff
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one attempt failed, decided once; the engine retries, fails and counts health by it.
+
+    A transient failure counts toward the agent's health unless `elsewhere` says the fault
+    lay outside the agent and its endpoint (a lost Dask worker, a note that could not be
+    written). A deterministic one never does: it says something about the task, not the agent.
+    """
+
+    kind: FailureKind
+    message: str
+    endpoint: str | None = None  # the server the agent talks to (URL), when it is the one failing
+    unreachable: bool = False  # nothing answered at `endpoint`: no connection at all
+    retry_after_s: float | None = None  # the least wait the server asked for
+    timed_out: bool = False
+    elsewhere: bool = False
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is FailureKind.TRANSIENT
+
+    @property
+    def counts_toward_health(self) -> bool:
+        return self.kind is FailureKind.TRANSIENT and not self.elsewhere
+
+
+class AttemptFailed(VaultBmadError):
+    """An attempt failed as its `Failure` says; raised by runtimes that classify on the spot."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure)  # in args, so it pickles across Dask workers
+        self.failure = failure
+
+    def __str__(self) -> str:
+        return self.failure.message
+
+
+def classify(exc: BaseException) -> Failure:
+    """The Failure behind any exception an attempt ended with.
+
+    A runtime that knows better raises AttemptFailed. Otherwise: a timeout, a
+    RuntimeUnavailable or an OSError may pass (an OSError is no fault of the agent's: a
+    note that could not be written); any other error, ours or a bug in code, repeats
+    when tried again, so it is deterministic.
+    """
+    if isinstance(exc, AttemptFailed):
+        return exc.failure
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, PermanentFailure):
+        return Failure(FailureKind.DETERMINISTIC, message)
+    if isinstance(exc, TaskTimeout | TimeoutError):
+        return Failure(FailureKind.TRANSIENT, message, timed_out=True)
+    if isinstance(exc, RuntimeUnavailable):
+        return Failure(FailureKind.TRANSIENT, message)
+    if isinstance(exc, OSError):
+        return Failure(FailureKind.TRANSIENT, message, elsewhere=True)
+    if isinstance(exc, VaultBmadError):  # e.g. a WriteConflict: an output that cannot go
+        return Failure(FailureKind.DETERMINISTIC, message)
+    return Failure(FailureKind.DETERMINISTIC, f"{type(exc).__name__}: {message}")

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 import click
 
-from vault_bmad.metrics.outcomes import Event
+from vault_bmad.metrics.outcomes import AGENT_EVENTS, Event
 from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
 
 
@@ -31,6 +31,10 @@ class RunProgress:
 
     def event(self, event: Event) -> None:
         if not self.enabled:
+            return
+        if event.kind in AGENT_EVENTS:  # which agent is out, why, until when: always shown
+            line = f"{event.kind:>8} agent {event.agent}: {event.detail}"
+            click.echo(("\n" if self._bar is not None else "") + line, file=self.stream)
             return
         if self._bar is not None:
             if event.kind in (*OUTCOMES, NEEDS_INPUT):

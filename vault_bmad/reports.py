@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Thresholds
 from vault_bmad.metrics.outcomes import RunSummary, TaskOutcome
 from vault_bmad.metrics.report import REPORTS_FOLDER, WrittenReport, report_span
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import NONE, Usage, cost_text
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.model.status import NEEDS_INPUT, STOPS
 from vault_bmad.model.validate import build_definitions
@@ -24,9 +25,16 @@ from vault_bmad.vault.writer import NoteWriter, wikilink
 
 
 def run_report_markdown(
-    summary: RunSummary, definitions: Definitions, invalid: list[str] | tuple[str, ...]
+    summary: RunSummary,
+    definitions: Definitions,
+    invalid: list[str] | tuple[str, ...],
+    usage: Mapping[str, Usage] | None = None,
+    spent: Usage = NONE,
 ) -> str:
-    """The report's body: counts, timings, and a row per task, linked into the graph."""
+    """The report's body: counts, timings, tokens and cost, warnings, and a row per task,
+    linked into the graph. `usage` holds each task's tokens and cost, `spent` the run's
+    (both from `metrics.usage`)."""
+    usage = usage or {}
     outcomes = sorted(summary.outcomes.values(), key=lambda o: o.task_id)
     seconds = [o.seconds for o in outcomes if o.status == "done"]
     elapsed = max(summary.ended - summary.started, 0.0)
@@ -39,11 +47,19 @@ def run_report_markdown(
         f"| invalid notes | {len(invalid)} |",
         f"| wall time | {elapsed:.2f} s |",
     ]
+    if summary.stopped:
+        lines.append(f"| stopped, back to todo | {len(summary.stopped)} |")
     if seconds:
         lines.append(f"| median task time | {statistics.median(seconds):.3f} s |")
-    lines += ["", "## Tasks", "", "| task | status | agent | attempts | cache | result |"]
-    lines.append("|---|---|---|---|---|---|")
-    lines += [_row(outcome, definitions) for outcome in outcomes]
+    lines += [
+        f"| tokens (prompt + completion) | {spent.tokens_in} + {spent.tokens_out} |",
+        f"| cost | {cost_text(spent.cost)} |",
+        f"| saved by the cache | {spent.saved_tokens} tokens, cost {cost_text(spent.saved_cost)} |",
+    ]
+    lines += _warnings(summary, outcomes)
+    lines += ["", "## Tasks", "", "| task | status | agent | attempts | cache | tokens | result |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    lines += [_row(outcome, definitions, usage.get(outcome.task_id)) for outcome in outcomes]
     waiting = [o for o in outcomes if o.status == NEEDS_INPUT]
     if waiting:
         lines += ["", "## Waiting for your answers", ""]
@@ -56,7 +72,27 @@ def run_report_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _row(outcome: TaskOutcome, definitions: Definitions) -> str:
+def _warnings(summary: RunSummary, outcomes: list[TaskOutcome]) -> list[str]:
+    """Callouts for answers cut off at their length limit and for a run stopped part way."""
+    lines = []
+    cut = [o for o in outcomes if o.truncated]
+    if cut:
+        lines += [
+            "",
+            f"> [!warning] {len(cut)} answer{'s were' if len(cut) > 1 else ' was'} cut off at "
+            "the length limit (`truncated: true`); raise `max_tokens` and run again:",
+            *(f"> - {wikilink(o.path)}" for o in cut),
+        ]
+    if summary.stopped:
+        lines += [
+            "",
+            f"> [!note] The run was stopped; {len(summary.stopped)} tasks went back to todo:",
+            *(f"> - `{task_id}`" for task_id in summary.stopped),
+        ]
+    return lines
+
+
+def _row(outcome: TaskOutcome, definitions: Definitions, spent: Usage | None) -> str:
     agent = definitions.agents.get(outcome.agent or "")
     agent_cell = wikilink(agent.path) if agent else (outcome.agent or "")
     result = wikilink(outcome.output) if outcome.output else _cell(outcome.error or "")
@@ -64,9 +100,11 @@ def _row(outcome: TaskOutcome, definitions: Definitions) -> str:
         result = _cell(f"asks {len(outcome.questions)} question(s)")
     task = definitions.tasks.get(outcome.task_id)
     task_cell = wikilink(outcome.path) + (f" step `{task.step}`" if task and task.step else "")
+    tokens = f"{spent.tokens_in} + {spent.tokens_out}" if spent and spent.tokens else ""
+    cut = " (truncated)" if outcome.truncated else ""
     return (
-        f"| {_cell(task_cell)} | {outcome.status} | {_cell(agent_cell)} | {outcome.attempts} "
-        f"| {outcome.cache or ''} | {result} |"
+        f"| {_cell(task_cell)} | {outcome.status}{cut} | {_cell(agent_cell)} "
+        f"| {outcome.attempts} | {outcome.cache or ''} | {tokens} | {result} |"
     )
 
 
@@ -84,6 +122,8 @@ def write_run_report(
     summary: RunSummary,
     definitions: Definitions,
     invalid: list[str] | tuple[str, ...],
+    usage: Mapping[str, Usage] | None = None,
+    spent: Usage = NONE,
 ) -> str:
     """Write the report note and return its vault-relative path."""
     started = _local(summary.started)
@@ -94,7 +134,7 @@ def write_run_report(
         "period_start": started.isoformat(timespec="seconds"),
         "period_end": _local(summary.ended).isoformat(timespec="seconds"),
     }
-    body = run_report_markdown(summary, definitions, invalid)
+    body = run_report_markdown(summary, definitions, invalid, usage, spent)
     return writer.write_output(path, body, None, frontmatter)
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault_bmad.cache.tiered import LevelSpec, TieredCache
@@ -19,12 +19,14 @@ from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import NONE, Usage, total, usage
 from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.leftovers import remove_leftovers
+from vault_bmad.vault.writer import NoteWriter
 
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
@@ -44,6 +46,8 @@ class VaultRunResult:
     invalid: tuple[str, ...]  # task notes marked invalid
     report: str | None  # the run report note written, vault-relative
     problems: int  # every problem in the vault, task notes or not
+    usage: dict[str, Usage] = field(default_factory=dict)  # tokens and cost by task
+    spent: Usage = NONE  # tokens and cost of the whole run
 
     @property
     def exit_code(self) -> int:
@@ -97,23 +101,28 @@ def open_orchestrator(
     settings: Settings,
     stack: ExitStack,
     on_event: Callable[[Event], None] | None = None,
+    *,
+    give_up: bool = False,
 ) -> Orchestrator:
-    """Take the vault's lock and open what an orchestrator stands on: the store, the
-    runtimes, the cache and the index. `stack` closes them all, runtimes before the store."""
-    folder = state_dir(vault, settings)
-    stack.enter_context(vault_lock(folder))
-    remove_leftovers(vault.resolve())
-    store = stack.enter_context(Store(folder / STATE_DB))
+    """Open what an orchestrator stands on: the runtimes (a Dask scheduler that cannot be
+    reached stops it here, before anything is written), then the vault's lock, the store,
+    the cache and the index. `stack` closes them all. `give_up`: see Orchestrator."""
     runtimes = runtimes_for(settings, stack)
     for runtime in runtimes.values():
         close = getattr(runtime, "close", None)
         if close is not None:
             stack.callback(close)
+    folder = state_dir(vault, settings)
+    stack.enter_context(vault_lock(folder))
+    remove_leftovers(vault.resolve())
+    store = stack.enter_context(Store(folder / STATE_DB))
     cache = make_cache(settings, folder)
     if cache is not None:
         stack.enter_context(cache)
     index = VaultIndex.load(vault)
-    return Orchestrator(index, settings, store, runtimes, cache=cache, on_event=on_event)
+    return Orchestrator(
+        index, settings, store, runtimes, cache=cache, on_event=on_event, give_up=give_up
+    )
 
 
 def run_vault(
@@ -121,10 +130,14 @@ def run_vault(
     settings: Settings,
     on_event: Callable[[Event], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> VaultRunResult:
-    """Run every `todo` task of the vault to an end state and write a run report."""
+    """Run every `todo` task of the vault to an end state and write a run report.
+
+    When `stop()` turns true (SIGTERM, Ctrl-C), attempts in flight are dropped and every
+    task running or queued goes back to `todo`; the report says which."""
     with ExitStack() as stack:
-        orchestrator = open_orchestrator(vault, settings, stack, on_event)
+        orchestrator = open_orchestrator(vault, settings, stack, on_event, give_up=True)
         index = orchestrator.index
         definitions = build_definitions(index)
         try:
@@ -132,11 +145,46 @@ def run_vault(
             to_run = orchestrator.submit(definitions)
             if on_start is not None:
                 on_start(to_run)
-            summary = orchestrator.run_until_idle()
+            summary = orchestrator.run_until_idle(stop)
             orchestrator.sample_cache()
         finally:
             orchestrator.close()
+        by_task = usage(orchestrator.store, "task_id", since=summary.started)
+        spent = total(orchestrator.store, since=summary.started)
         report = None
-        if summary.outcomes or invalid:
-            report = write_run_report(orchestrator.notes, summary, definitions, invalid)
-        return VaultRunResult(summary, tuple(invalid), report, len(definitions.problems))
+        if summary.outcomes or summary.stopped or invalid:
+            report = write_run_report(
+                orchestrator.notes, summary, definitions, invalid, by_task, spent
+            )
+        problems = len(definitions.problems)
+        return VaultRunResult(summary, tuple(invalid), report, problems, by_task, spent)
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What `retry_tasks` set back to `todo`, and whether a running `serve` will run them."""
+
+    paths: tuple[str, ...]
+    served: bool
+
+
+def retry_tasks(vault: Path, settings: Settings, statuses: Collection[str]) -> Retried:
+    """Set every task note whose status is in `statuses` back to `todo`, as a user would."""
+    index = VaultIndex.load(vault)
+    tasks = build_definitions(index).tasks.values()
+    paths = sorted({task.path for task in tasks if task.status in statuses})
+    writer = NoteWriter(vault.resolve())
+    for path in paths:
+        writer.update(path, {"status": "todo"}, None)
+    return Retried(tuple(paths), _served(vault.resolve() / settings.state_dir))
+
+
+def _served(folder: Path) -> bool:
+    """Whether another process (a `serve`) holds the vault's lock."""
+    if not (folder / LOCK_FILE).exists():
+        return False
+    try:
+        with vault_lock(folder):
+            return False
+    except VaultBusy:
+        return True

@@ -7,27 +7,30 @@ web server's threads read only the engine's latest snapshot and the store.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import signal
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Literal
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
-from vault_bmad.engine.orchestrator import Orchestrator
+from vault_bmad.engine.orchestrator import STOP_GRACE_S, Orchestrator
 from vault_bmad.engine.snapshot import EngineSnapshot, take_snapshot
-from vault_bmad.errors import ConfigError, VaultBmadError
+from vault_bmad.errors import ConfigError, SetupError, VaultBmadError
 from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
-from vault_bmad.model.status import IN_PROGRESS
+from vault_bmad.metrics.usage import Usage, usage
+from vault_bmad.model.status import PENDING
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.runner import open_orchestrator
 from vault_bmad.vault.changes import VaultChange
@@ -38,7 +41,6 @@ from vault_bmad.web.prometheus import ServiceMetrics
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-SHUTDOWN_GRACE_S = 3.0  # running tasks may finish within this; the rest go back to todo
 _ENGINE_WAIT_S = 0.05
 REFRESH_EVERY_S = 1.0  # a fresh snapshot even when nothing happened (health decays, clocks)
 PUBLISH_EVERY_S = 0.1  # at most this often after changes: a snapshot costs O(tasks)
@@ -47,7 +49,7 @@ RERUN_ANSWER_S = 5.0  # how long the web thread waits for the engine to take a r
 ServiceEvent = Literal["serving", "stopping", "stopped"]  # what `Service.run` tells
 
 
-class ServeError(VaultBmadError):
+class ServeError(SetupError):
     """The service could not start: its port is taken, its state folder cannot be written..."""
 
 
@@ -60,6 +62,29 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+@contextmanager
+def _bound(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket listening on the dashboard's address; ServeError when it cannot."""
+    family = select_address_family(host, port)
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(get_sockaddr(host, port, family))
+        listening.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        listening.close()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise ServeError(f"cannot serve the dashboard on {host}:{port}: {reason}") from None
+    with listening:
+        yield listening
+
+
+def _not_yet(environ: object, start_response: Callable[..., object]) -> list[bytes]:
+    """The web server's app until the vault is open (never served: nothing listens yet)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
 class Service:
     """One vault, served: start() brings everything up, stop() takes it down in order."""
 
@@ -70,13 +95,15 @@ class Service:
         self.started_at = time.time()
         self._stack = ExitStack()
         self._changes: queue.SimpleQueue[list[VaultChange]] = queue.SimpleQueue()
-        self._reruns: queue.SimpleQueue[tuple[str, Future[bool]]] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = (
+            queue.SimpleQueue()
+        )
         self._stopping = threading.Event()
         self._snapshot = EngineSnapshot(at=self.started_at)
         self._engine_thread: threading.Thread | None = None
         self._web_thread: threading.Thread | None = None
         self._server: BaseWSGIServer | None = None
-        self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level)
+        self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level, self._usage_by_agent)
         self._next_sample = 0.0
         self._dirty = True  # the engine changed something the snapshot does not show yet
         self.unfinished: list[str] = []
@@ -87,6 +114,11 @@ class Service:
     # Start and stop.
 
     def start(self) -> None:
+        """Bind the dashboard's port first, so a port in use stops it before anything is
+        written; then open the vault and start the watcher, the engine and the web threads."""
+        host, port = self.settings.host, self.settings.port
+        with _bound(host, port) as listening:  # the app comes once the vault is open
+            self._server = make_server(host, port, _not_yet, threaded=True, fd=listening.fileno())
         self.orchestrator = orchestrator = open_orchestrator(
             self.vault, self.settings, self._stack, self._on_event
         )
@@ -107,8 +139,7 @@ class Service:
             target=self._engine_loop, name="vault-bmad-engine", daemon=True
         )
         self._engine_thread.start()
-        app = create_app(self, self.settings.token or None)
-        self._server = make_server(self.settings.host, self.settings.port, app, threaded=True)
+        self._server.app = create_app(self, self.settings.token or None)
         self._web_thread = threading.Thread(
             target=self._server.serve_forever, name="vault-bmad-web", daemon=True
         )
@@ -116,7 +147,7 @@ class Service:
 
     @property
     def url(self) -> str:
-        port = self._server.server_port if self._server else self.settings.port
+        port = self._server.port if self._server else self.settings.port
         host = self.settings.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
@@ -124,9 +155,10 @@ class Service:
         """Serve until SIGTERM or SIGINT, then stop: the whole life of `vault-bmad serve`.
 
         `tell` hears "serving" once the dashboard is up, "stopping" when a signal came, and
-        "stopped" when running tasks have had SHUTDOWN_GRACE_S to finish, the rest are back
-        to todo (`unfinished`) and the final report is written. Call it from the main thread,
-        which receives the signals. When the service cannot start, it raises, having stopped.
+        "stopped" when running tasks have had STOP_GRACE_S to finish, the rest and the queued
+        ones are back to todo (`unfinished`) and the final report is written. Call it from
+        the main thread, which receives the signals. When the service cannot start, it
+        raises, having stopped.
         """
         stop_requested = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -147,7 +179,8 @@ class Service:
         tell("stopped")
 
     def stop(self) -> None:
-        """Stop watching, let running tasks finish briefly, flush state, close the server.
+        """Stop watching, let running tasks finish briefly, put the rest and the queued ones
+        back to todo, flush state, close the server.
 
         Safe after a start() that failed part way, and safe to call twice."""
         if self._stopping.is_set():
@@ -158,13 +191,15 @@ class Service:
         if self._engine_thread is not None:
             self._engine_thread.join()
         if self.orchestrator is not None:
-            self.unfinished = self.orchestrator.drain(SHUTDOWN_GRACE_S)
+            self.unfinished = self.orchestrator.drain(STOP_GRACE_S)
             self.orchestrator.close()
             self._publish()
             self.orchestrator.sample_cache()
             self._write_report(self.reports.at_shutdown())
         if self._server is not None:
-            self._server.shutdown()
+            if self._web_thread is not None:
+                self._server.shutdown()
+            self._server.server_close()
         self._stack.close()
 
     # The engine thread.
@@ -172,7 +207,7 @@ class Service:
     def _engine_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._apply_reruns()
+                self._answer_requests()
                 self._apply_changes()
                 assert self.orchestrator is not None
                 self.orchestrator.step(max_wait=_ENGINE_WAIT_S)
@@ -188,34 +223,50 @@ class Service:
                 self._engine_error = f"a step failed: {type(exc).__name__}: {exc}"
                 time.sleep(_ENGINE_WAIT_S)
 
-    def _apply_reruns(self) -> None:
+    def _answer_requests(self) -> None:
+        """Do what web threads asked of the engine (`_on_engine`), on the engine's thread."""
         while True:
             try:
-                task_id, answer = self._reruns.get_nowait()
+                work, answer = self._requests.get_nowait()
             except queue.Empty:
                 return
             if not answer.set_running_or_notify_cancel():
                 continue  # the web thread stopped waiting
             try:
-                answer.set_result(self._rerun_now(task_id))
+                answer.set_result(work())
             except Exception as exc:
                 answer.set_exception(exc)
                 raise
 
-    def _rerun_now(self, task_id: str) -> bool:
-        """Decided on the engine's live state, not on a snapshot that may lag it."""
+    def _rerun_now(self, task_ids: Iterable[str]) -> list[str]:
+        """Set each task that has ended back to `todo`, as a user would; returns those set.
+        Decided on the engine's live state, not on a snapshot that may lag it."""
         assert self.orchestrator is not None
         scheduler = self.orchestrator.scheduler
-        task = self.orchestrator.definitions.tasks.get(task_id)
-        if task is None or (scheduler.knows(task_id) and scheduler.phase(task_id) in IN_PROGRESS):
-            return False
-        try:
-            self.orchestrator.notes.set_todo(task)
-        except (VaultBmadError, OSError) as exc:
-            log.warning("could not set %s back to todo: %s", task.path, exc)
-            return False
-        self._changes.put([VaultChange("changed", task.path)])  # the watcher skips own writes
-        return True
+        done = []
+        for task_id in task_ids:
+            task = self.orchestrator.definitions.tasks.get(task_id)
+            if task is None or (scheduler.knows(task_id) and scheduler.phase(task_id) in PENDING):
+                continue
+            try:
+                self.orchestrator.notes.set_todo(task)
+            except (VaultBmadError, OSError) as exc:
+                log.warning("could not set %s back to todo: %s", task.path, exc)
+                continue
+            self._changes.put([VaultChange("changed", task.path)])  # own writes are skipped
+            done.append(task_id)
+        return done
+
+    def _ended_as(self, statuses: Collection[str]) -> list[str]:
+        """The tasks whose run ended in one of `statuses` (failed, blocked), by id."""
+        assert self.orchestrator is not None
+        scheduler = self.orchestrator.scheduler
+        return [
+            task.id
+            for task in self.orchestrator.definitions.tasks.values()
+            if task.step is None
+            and (scheduler.phase(task.id) if scheduler.knows(task.id) else task.status) in statuses
+        ]
 
     def _apply_changes(self) -> None:
         batch: list[VaultChange] = []
@@ -265,6 +316,9 @@ class Service:
         stats = self.cache_stats()
         return stats.by_level() if stats is not None else {}
 
+    def _usage_by_agent(self) -> dict[str, Usage]:
+        return usage(self.store, "agent") if self.orchestrator is not None else {}
+
     def _publish(self) -> None:
         if self.orchestrator is not None:
             self._dirty = False
@@ -304,18 +358,25 @@ class Service:
     # What the web app asks for.
 
     def rerun(self, task_id: str) -> bool:
-        """Set the task's note back to `status: todo`, as a user would, and tell the engine.
+        """Set the task's note back to `status: todo`, as a user would, and tell the engine;
+        the tasks its failure blocked wait for it again. False when the task is unknown,
+        queued or running now, its note cannot be written, or the engine is not running."""
+        return self._on_engine(lambda: self._rerun_now([task_id])) == [task_id]
 
-        The engine thread does it, as it does every vault write. False when the task is
-        unknown, queued or running now, its note cannot be written, or the engine is not
-        running.
-        """
+    def retry(self, statuses: Collection[str]) -> list[str]:
+        """Rerun every task that ended in one of `statuses`; returns their ids."""
+        found = self._on_engine(lambda: self._rerun_now(self._ended_as(statuses)))
+        return found if isinstance(found, list) else []
+
+    def _on_engine(self, work: Callable[[], object]) -> object:
+        """`work()` done by the engine thread, as every vault write is; None when the engine
+        is not running or did not take it in time."""
         engine = self._engine_thread
         if engine is None or not engine.is_alive() or self._stopping.is_set():
-            return False
-        answer: Future[bool] = Future()
-        self._reruns.put((task_id, answer))
+            return None
+        answer: Future[object] = Future()
+        self._requests.put((work, answer))
         try:
             return answer.result(timeout=RERUN_ANSWER_S)
         except TimeoutError:
-            return False if answer.cancel() else answer.result()
+            return None if answer.cancel() else answer.result()

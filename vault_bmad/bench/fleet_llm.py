@@ -18,7 +18,7 @@ from vault_bmad.bench.workload_spec import (
     marker_in,
     model_of,
 )
-from vault_bmad.runtimes.loopback_llm import LoopbackLLM
+from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
 
 
 class FleetLLM(LoopbackLLM):
@@ -48,7 +48,7 @@ class FleetLLM(LoopbackLLM):
             self._by_model.clear()
             self.ok_calls = self.failed_calls = 0
 
-    def _answer(self, call: int, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _answer(self, call: int, body: Mapping[str, Any]) -> Answer:
         model = str(body.get("model", ""))
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         latency = base_latency_s(marker_in(text)) * self._slowness.get(model, 1)
@@ -57,13 +57,14 @@ class FleetLLM(LoopbackLLM):
 
     def _answer_in_slot(
         self, call: int, body: Mapping[str, Any], model: str, latency: float
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Answer:
         phase = self._phase(model)
         self._stopping.wait(self.degradation.seconds(phase, latency) * self.scale)
         if phase == "failing":
             with self._count_lock:
                 self.failed_calls += 1
-            return 503, {"error": {"message": f"{model} is overloaded", "type": "server_error"}}
+            error = {"error": {"message": f"{model} is overloaded", "type": "server_error"}}
+            return Answer(503, error)
         with self._count_lock:
             self.ok_calls += 1
         return super()._answer(call, body)

@@ -35,7 +35,9 @@ def generated_attempts(total: int, batch: int, seed: int = 7) -> Iterator[list[A
                     started_at=ended - duration,
                     ended_at=ended,
                     cache=rng.choice(CACHES),
-                    tokens=rng.randrange(100, 4000),
+                    tokens_in=rng.randrange(100, 3000),
+                    tokens_out=rng.randrange(10, 1000),
+                    calls=1,
                 )
             )
         yield rows

@@ -39,7 +39,7 @@ class SystemRun:
 
 
 def _runtime(base_url: str) -> LlmRuntime:
-    return LlmRuntime(base_url, retries=0, timeout_s=CALL_TIMEOUT_S)
+    return LlmRuntime(base_url, timeout_s=CALL_TIMEOUT_S)
 
 
 def call_with_failover(

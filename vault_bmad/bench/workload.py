@@ -55,12 +55,11 @@ FULL = BenchPlan(tasks=120, scale=0.25, repeats=3)
 
 
 def vault_bmad_settings(base_url: str, scale: float) -> Settings:
-    """Defaults, except: the pool as big as all agents' slots, the llm runtime's own retries
-    off (the orchestrator retries, on another agent), and delays scaled like the LLM's."""
+    """Defaults, except: the pool as big as all agents' slots, and delays scaled like the
+    LLM's."""
     slots = slot_count()
     return Settings(
         llm_base_url=base_url,
-        llm_retries=0,
         llm_timeout_s=120.0,
         task_timeout_s=120.0,
         max_workers=slots,

@@ -42,10 +42,12 @@ class Blocked:
 
 @dataclass(frozen=True)
 class GraphChange:
-    """What adding a batch did: tasks that are ready at once, and tasks that are blocked."""
+    """What a change did: tasks that are ready at once, tasks that are blocked, and tasks
+    no longer blocked (they wait again for what had failed, now running again)."""
 
     ready: tuple[str, ...] = ()
     blocked: tuple[Blocked, ...] = ()
+    released: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,8 @@ class TaskGraph:
         """Run a finished task (or one waiting for answers) again, as its note was set back to
         todo, with these dependencies.
 
-        Dependents waiting on it wait again if it had been done; tasks it had blocked stay
-        blocked until they are reopened themselves.
+        Dependents waiting on it wait again if it had been done; the tasks its failure had
+        blocked wait for it again (`released`), unless something else still blocks them.
         """
         was = self._state[task_id]
         if was not in (*OUTCOMES, NEEDS_INPUT):
@@ -180,18 +182,37 @@ class TaskGraph:
                     self._state[child] = "waiting"
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
         self._state[task_id] = "waiting"
+        released = self._release_blocked_by(task_id) if was == "failed" else ()
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
-                return GraphChange(blocked=(self._mark_blocked(task_id, dep),))
+                return GraphChange(blocked=(self._mark_blocked(task_id, dep),), released=released)
             if dep not in self._state and dep not in self._external_done:
                 reason = f"depends on {dep!r}, which is not a known task"
-                return GraphChange(
-                    blocked=(self._set_blocked(Blocked(task_id, dep, None, reason)),)
-                )
+                record = self._set_blocked(Blocked(task_id, dep, None, reason))
+                return GraphChange(blocked=(record,), released=released)
         if self._waiting_on[task_id] == 0:
             self._state[task_id] = "ready"
-            return GraphChange(ready=(task_id,))
-        return GraphChange()
+            return GraphChange(ready=(task_id,), released=released)
+        return GraphChange(released=released)
+
+    def _release_blocked_by(self, root: str) -> tuple[str, ...]:
+        """Unblock what `root`'s failure blocked, upstream first; each waits again unless
+        another dependency still blocks it."""
+        released = []
+        for task_id in self._order:
+            record = self._blocked.get(task_id)
+            if record is None or record.failed_task != root:
+                continue
+            del self._blocked[task_id]
+            deps = self._deps[task_id]
+            self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] != "done")
+            self._state[task_id] = "waiting"
+            still = next((d for d in deps if self._state[d] in BLOCKS_DEPENDANTS), None)
+            if still is not None:
+                self._mark_blocked(task_id, still)
+            else:
+                released.append(task_id)
+        return tuple(released)
 
     def state(self, task_id: str) -> NodeState:
         return self._state[task_id]

@@ -8,7 +8,9 @@ They combine into a score in [0, 1]:
 
 An agent in service whose score drops below `threshold` is taken out. After `cooldown`
 seconds it may take one probe task; it comes back when the probe succeeds, and a failed
-probe restarts the cool-down.
+probe restarts the cool-down. A probe whose task failed for its own reasons says nothing
+about the agent: the next task is its probe at once. Only transient failures of the
+agent's own work are recorded here (`errors.Failure.counts_toward_health`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class AgentHealth:
     consecutive_failures: int
     attempts: int
     probe_at: float | None  # when it may take a probe, while out
+    why: str | None  # while out: why it was taken out, with the last failure
 
 
 @dataclass
@@ -62,6 +65,7 @@ class _Track:
     peak_stamp: float = 0.0
     attempts: int = 0
     out_since: float | None = None
+    why: str | None = None  # why it is out
 
 
 class HealthMonitor:
@@ -98,8 +102,10 @@ class HealthMonitor:
         seconds: float,
         timeout: float | None = None,
         probe: bool = False,
+        error: str | None = None,
     ) -> HealthChange | None:
-        """Learn from one attempt; returns the change of state it caused, if any.
+        """Learn from one attempt (`error` says how it failed); returns the change of state
+        it caused, if any.
 
         Only the probe's result (`probe=True`) moves an agent that is out; results of work it
         started before it was taken out still feed its figures.
@@ -110,13 +116,23 @@ class HealthMonitor:
         if probe and track.state is AgentState.PROBING:
             if ok:
                 track.error_rate, track.consecutive_failures = 0.0, 0
-                track.state, track.out_since = AgentState.IN_SERVICE, None
+                track.state, track.out_since, track.why = AgentState.IN_SERVICE, None, None
                 return self._change(agent_id, AgentState.PROBING, now, "probe succeeded")
             track.state, track.out_since = AgentState.OUT, now
-            return self._change(agent_id, AgentState.PROBING, now, "probe failed")
+            track.why = _why("its probe failed", error)
+            return self._change(agent_id, AgentState.PROBING, now, track.why)
         if track.state is AgentState.IN_SERVICE and self._score(track) < self.threshold:
-            return self.take_out(agent_id, f"health score fell below {self.threshold:g}")
+            return self.take_out(agent_id, _why(f"health fell below {self.threshold:g}", error))
         return None
+
+    def probe_inconclusive(self, agent_id: str) -> HealthChange | None:
+        """The probe's task failed for its own reasons, or a cache served it without the
+        agent: the agent stays out, and its next task is the probe, at once."""
+        track = self._track(agent_id)
+        if track.state is not AgentState.PROBING:
+            return None
+        track.state, track.out_since = AgentState.OUT, self._clock() - self.cooldown
+        return self._change(agent_id, AgentState.PROBING, self._clock(), "probe inconclusive")
 
     def _learn(
         self, track: _Track, ok: bool, seconds: float, timeout: float | None, now: float
@@ -144,7 +160,7 @@ class HealthMonitor:
         if track.state is AgentState.OUT:
             return None
         before = track.state
-        track.state, track.out_since = AgentState.OUT, self._clock()
+        track.state, track.out_since, track.why = AgentState.OUT, self._clock(), reason
         return self._change(agent_id, before, track.out_since, reason)
 
     def begin_probe(self, agent_id: str) -> HealthChange:
@@ -203,11 +219,18 @@ class HealthMonitor:
             consecutive_failures=track.consecutive_failures,
             attempts=track.attempts,
             probe_at=self.probe_at(agent_id),
+            why=track.why if track.state is not AgentState.IN_SERVICE else None,
         )
 
     def forget(self, agent_id: str) -> None:
         """Drop an agent's history (it left the vault)."""
         self._tracks.pop(agent_id, None)
+
+    def back_at(self, agent_id: str, wall_now: float) -> float | None:
+        """While an agent is out: when it may take work again (its probe), on the wall clock
+        that reads `wall_now` now."""
+        probe_at = self.probe_at(agent_id)
+        return None if probe_at is None else wall_now + max(0.0, probe_at - self._clock())
 
     def _score(self, track: _Track) -> float:
         streak = max(0.0, 1.0 - track.consecutive_failures / self.failure_limit)
@@ -220,3 +243,7 @@ class HealthMonitor:
     def _change(self, agent_id: str, before: AgentState, at: float, reason: str) -> HealthChange:
         track = self._track(agent_id)
         return HealthChange(agent_id, before, track.state, at, self._score(track), reason)
+
+
+def _why(reason: str, error: str | None) -> str:
+    return f"{reason}; the last failure: {error}" if error else reason

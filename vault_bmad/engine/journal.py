@@ -20,16 +20,17 @@ from vault_bmad.engine.asking import (
     realigned,
 )
 from vault_bmad.engine.attempt import AttemptResult
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.graph import Blocked
-from vault_bmad.engine.ledger import InFlight, attempt_record, task_state
-from vault_bmad.engine.scheduler import Assignment
+from vault_bmad.engine.ledger import NO_PRICES, InFlight, attempt_record, task_state
 from vault_bmad.engine.writeback import NoteQuestions, TaskNotes
-from vault_bmad.metrics.outcomes import Event, RunSummary, TaskOutcome
+from vault_bmad.metrics.outcomes import AgentEvent, Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import AskRecord, TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, NEEDS_INPUT, RESET_TO_TODO
-from vault_bmad.runtimes.base import Ask
+from vault_bmad.prices import Prices
+from vault_bmad.runtimes.base import Ask, RuntimeOutput
 
 
 class TaskJournal:
@@ -41,11 +42,14 @@ class TaskJournal:
         store: Store,
         summary: RunSummary,
         on_event: Callable[[Event], None] | None = None,
+        prices: Prices = NO_PRICES,
     ) -> None:
         self.notes, self.store, self.summary = notes, store, summary
         self._on_event = on_event or (lambda event: None)
+        self._prices = prices
         self.outputs: dict[str, str] = {}  # task id -> output note written
         self.queued_at: dict[str, float] = {}  # task id -> when it became ready (wall clock)
+        self.truncated: set[str] = set()  # done tasks whose answer was cut off
         self.started_at: dict[str, float] = {}  # task id -> its first start (wall clock)
         self._runs_started: dict[str, float] = {}  # a workflow run's note -> its first step's start
         self.conversations = Conversations()  # what agents asked their users, and the answers
@@ -59,6 +63,8 @@ class TaskJournal:
         for state in self.store.tasks("done"):
             if state.output:
                 self.outputs[state.task_id] = state.output
+            if state.truncated:
+                self.truncated.add(state.task_id)
         return interrupted
 
     def resumed(self, task: TaskDef, interrupted: Container[str]) -> TaskDef:
@@ -100,8 +106,12 @@ class TaskJournal:
     def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:
         assignment, task = flight.assignment, flight.assignment.task
         agent_id = assignment.agent_id
+        truncated = attempt.result.truncated
         self.outputs[task.id] = output
         self._end_conversation(task.id)
+        self.truncated.discard(task.id)
+        if truncated:
+            self.truncated.add(task.id)
         self.notes.done(
             task,
             agent_id=agent_id,
@@ -110,21 +120,30 @@ class TaskJournal:
             attempts=assignment.attempt,
             cache=attempt.cache,
             output=output,
+            truncated=truncated,
         )
-        self.store.record_attempt(
-            attempt_record(
-                flight, "done", ended, runtime="", result=attempt.result, cache=attempt.cache
-            )
+        record = attempt_record(
+            flight,
+            "done",
+            ended,
+            runtime="",
+            result=attempt.result,
+            cache=attempt.cache,
+            prices=self._prices,
         )
-        self._ended(flight, "done", ended, agent_id, cache=attempt.cache, output=output)
+        self.store.record_attempt(record)
+        self._ended(
+            flight, "done", ended, agent_id, cache=attempt.cache, output=output, truncated=truncated
+        )
 
     def attempt_failed(
         self, flight: InFlight, status: str, ended: float, *, runtime: str, error: str
     ) -> None:
         """An attempt that failed or timed out; the task then retries or fails."""
-        self.store.record_attempt(
-            attempt_record(flight, status, ended, runtime=runtime, error=error)
+        record = attempt_record(
+            flight, status, ended, runtime=runtime, error=error, prices=self._prices
         )
+        self.store.record_attempt(record)
 
     def retrying(self, flight: InFlight, error: str, ended: float) -> None:
         assignment = flight.assignment
@@ -149,6 +168,7 @@ class TaskJournal:
         error: str | None = None,
         cache: str | None = None,
         output: str | None = None,
+        truncated: bool = False,
     ) -> None:
         """What an attempt that ends its task leaves in the store, the summary and events."""
         assignment, task = flight.assignment, flight.assignment.task
@@ -162,6 +182,7 @@ class TaskJournal:
                 ended=ended,
                 error=error,
                 output=output,
+                truncated=truncated,
             )
         )
         self.summary.outcomes[task.id] = TaskOutcome(
@@ -176,6 +197,7 @@ class TaskJournal:
             seconds,
             started_at=self.started_at.get(task.id, flight.started),
             completed_at=ended,
+            truncated=truncated,
         )
         self._event(status, task.id, output or error or "", assignment.agent_id, seconds)
 
@@ -259,10 +281,31 @@ class TaskJournal:
         self.summary.outcomes[task.id] = TaskOutcome(task.id, task.path, "blocked", error=reason)
         self._event("blocked", task.id, reason)
 
+    def gave_up(self, task: TaskDef, reason: str, now: float) -> None:
+        """A queued task failed without an attempt: no agent left can take it."""
+        self.notes.failed(task, reason, completed=now, attempts=0)
+        self.store.save_task(
+            TaskState(task.id, task.path, "failed", error=reason, updated_at=now, completed_at=now)
+        )
+        self.summary.outcomes[task.id] = TaskOutcome(task.id, task.path, "failed", error=reason)
+        self._event("failed", task.id, reason)
+
     def requeued(self, assignment: Assignment, now: float) -> None:
-        """Back to `todo`: the service stopped before the attempt finished."""
+        """Back to `todo`: the run stopped before the attempt finished."""
         self.notes.requeue(assignment.task)
         self.store.save_task(task_state(assignment, "todo", now))
+
+    def back_to_todo(self, task: TaskDef, now: float) -> None:
+        """Back to `todo` without an attempt running: the run stopped while it was queued, or
+        the task that had blocked it runs again."""
+        self.notes.requeue(task)
+        self.store.save_task(TaskState(task.id, task.path, "todo", updated_at=now))
+        self.summary.outcomes.pop(task.id, None)
+        self.queued_at.pop(task.id, None)
+
+    def agent_event(self, kind: AgentEvent, agent_id: str, detail: str) -> None:
+        """An agent (or its endpoint) went out, came back, or was given up on."""
+        self._event(kind, "", detail, agent_id)
 
     def reopened(self, task: TaskDef) -> None:
         """The user set an ended task back to `todo`: it runs again, from its edited note."""
@@ -274,7 +317,9 @@ class TaskJournal:
 
     # Asking the user.
 
-    def asked(self, flight: InFlight, ask: Ask, ended: float, note: NoteQuestions) -> bool:
+    def asked(
+        self, flight: InFlight, output: RuntimeOutput, ask: Ask, ended: float, note: NoteQuestions
+    ) -> bool:
         """The attempt ended with its agent asking the user: the task waits, its questions on
         its note beside those of any other task waiting there. True when the note answers
         them already (a first round asking what the note lists, every answer given: a re-run
@@ -303,6 +348,9 @@ class TaskJournal:
                 ask.call,
                 flight.started,
                 ended,
+                tokens_in=output.tokens_in or 0,
+                tokens_out=output.tokens_out or 0,
+                cost=self._prices.cost(output.model, output.tokens_in or 0, output.tokens_out or 0),
                 step=task.step,
             )
         )

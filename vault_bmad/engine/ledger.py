@@ -7,12 +7,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from vault_bmad.engine.attempt import ResultCache
+from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.predictor import Observation
-from vault_bmad.engine.scheduler import Assignment
 from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample, TaskState
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import TaskStatus
+from vault_bmad.prices import Prices
 from vault_bmad.runtimes.base import RuntimeOutput
+
+NO_PRICES = Prices()
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class InFlight:
     started: float  # wall clock
     deadline: float  # monotonic: when the orchestrator gives up on it
     key: str | None = None  # the request's cache key, while identical requests wait for it
+    endpoint: str | None = None  # the server the agent's runtime talks to, if any
 
 
 def attempt_record(
@@ -35,8 +39,14 @@ def attempt_record(
     result: RuntimeOutput | None = None,
     cache: str = "miss",
     error: str | None = None,
+    prices: Prices = NO_PRICES,
 ) -> Attempt:
-    tokens = (result.tokens_in or 0) + (result.tokens_out or 0) if result else 0
+    """The stored attempt. Its tokens and cost are what the answer took: spent on a miss,
+    saved when a cache level served it. A failed attempt made one call and reports none."""
+    tokens_in = (result.tokens_in or 0) if result else 0
+    tokens_out = (result.tokens_out or 0) if result else 0
+    cost = prices.cost(result.model, tokens_in, tokens_out) if result else None
+    calls = 0 if cache != "miss" else (result.calls if result else 1)
     return Attempt(
         task_id=flight.assignment.task.id,
         agent=flight.assignment.agent_id,
@@ -48,7 +58,11 @@ def attempt_record(
         ended_at=ended,
         error=error,
         cache=cache,
-        tokens=tokens,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost=cost,
+        calls=calls,
+        truncated=bool(result and result.truncated),
     )
 
 
@@ -61,6 +75,7 @@ def task_state(
     ended: float | None = None,
     error: str | None = None,
     output: str | None = None,
+    truncated: bool = False,
 ) -> TaskState:
     task = assignment.task
     return TaskState(
@@ -74,6 +89,7 @@ def task_state(
         started_at=started,
         completed_at=ended,
         output=output,
+        truncated=truncated,
     )
 
 

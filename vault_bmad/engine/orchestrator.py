@@ -3,6 +3,12 @@
 One thread (the caller's) owns the scheduler, the vault writes and the store's queue; the
 executor's workers only run `attempt.perform` on plain data. So the vault is written from
 one place, whatever executor runs the work.
+
+A failed attempt is classified once (`errors.classify`): a deterministic failure fails
+its task at once and says nothing of the agent; a transient one is retried after a
+backoff (at least what the server asked) and counts toward the agent's health, unless the
+fault lay elsewhere. Endpoints that cannot be reached are watched (`engine/endpoints.py`);
+with `give_up`, as in `run`, the tasks waiting for one that stays down fail.
 """
 
 from __future__ import annotations
@@ -17,26 +23,36 @@ from vault_bmad.config import Settings
 from vault_bmad.engine.asking import answers_of
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
+from vault_bmad.engine.decisions import Assignment, SchedulerChange
+from vault_bmad.engine.endpoints import Endpoints
+from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
 from vault_bmad.engine.ledger import InFlight, cache_samples, observations
 from vault_bmad.engine.requests import NoteBodies, build_request
-from vault_bmad.engine.scheduler import Assignment, SchedulerChange
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
-from vault_bmad.errors import PermanentFailure, TaskTimeout, VaultBmadError
+from vault_bmad.errors import (
+    Failure,
+    PermanentFailure,
+    RuntimeRefused,
+    TaskTimeout,
+    VaultBmadError,
+    classify,
+)
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
-from vault_bmad.runtimes.base import Ask, Runtime
+from vault_bmad.runtimes.base import Ask, Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.writer import NoteWriter, wikilink
+from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
 log = logging.getLogger(__name__)
 
 HISTORY_ATTEMPTS = 5_000  # the latest attempts the duration predictor learns from at start
 TIMEOUT_GRACE_S = 1.0  # a runtime enforces its own timeout; this catches one that cannot
+STOP_GRACE_S = 1.0  # on a stop, attempts about to end may; the rest are dropped
 _IDLE_WAIT_S = 0.5
 
 
@@ -53,9 +69,12 @@ class Orchestrator:
         executor: Executor | None = None,
         cache: ResultCache | None = None,
         on_event: Callable[[Event], None] | None = None,
+        give_up: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        """`give_up`: fail the tasks waiting for an endpoint unreachable for
+        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
         self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
@@ -70,7 +89,10 @@ class Orchestrator:
         self.accepting = True  # False once draining for shutdown
         self.definitions = Definitions()
         self.summary = RunSummary(started=wall())
-        self.journal = TaskJournal(self.notes, store, self.summary, on_event)
+        self.journal = TaskJournal(self.notes, store, self.summary, on_event, settings.llm_prices)
+        self.endpoints = Endpoints(settings.llm_give_up_s, clock=clock, wall=wall)
+        self._give_up = give_up
+        self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
         self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
@@ -127,10 +149,13 @@ class Orchestrator:
 
     # The loop.
 
-    def run_until_idle(self) -> RunSummary:
-        """Run everything submitted to an end state."""
-        while self.scheduler.pending():
+    def run_until_idle(self, stop: Callable[[], bool] = lambda: False) -> RunSummary:
+        """Run everything submitted to an end state, or until `stop()` says to stop: then
+        what is running or queued goes back to `todo` (`summary.stopped`)."""
+        while self.scheduler.pending() and not stop():
             self.step()
+        if self.scheduler.pending():
+            self.summary.stopped = self.drain(STOP_GRACE_S)
         self.notes.flush()
         self.summary.ended = self._wall()
         return self.summary
@@ -142,8 +167,9 @@ class Orchestrator:
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]
-        if (wakeup := self.scheduler.next_wakeup()) is not None:
-            wakeups.append(wakeup)
+        for wakeup in (self.scheduler.next_wakeup(), self.endpoints.next_check()):
+            if wakeup is not None:
+                wakeups.append(wakeup)
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
         if self._running or self._writing or self._writing_own:
@@ -157,22 +183,38 @@ class Orchestrator:
         elif wait_for > 0 and self.scheduler.pending():
             time.sleep(min(wait_for, 0.05))
         self._expire_overdue()
+        if self._give_up:
+            self._give_up_on_dead_endpoints()
         self._scale()
 
     def drain(self, grace_s: float) -> list[str]:
-        """Start nothing more, let running attempts finish for up to `grace_s`, and put the
-        ones still running back to `todo`; returns their ids."""
+        """Start nothing more, let running attempts finish for up to `grace_s`, give up on
+        the rest (their results are dropped), and put every task still running or queued
+        back to `todo`; returns their ids. Outputs being written are waited for."""
         self.accepting = False
         deadline = self._clock() + grace_s
-        while (self._running or self._writing or self._writing_own) and self._clock() < deadline:
+        while self._running and self._clock() < deadline:
             self.step(max_wait=min(0.1, max(0.0, deadline - self._clock())))
+        self._completions.wait(0.0)  # what ended meanwhile is handled below
+        for future in list(self._writing):  # an output note being written: its task ends
+            future.exception()
+            self._output_written(future)
+        for own in list(self._writing_own):
+            own.exception()
+            self._own_output_written(own)
+        now = self._wall()
         unfinished = []
         for flight in self._running.values():
-            self.journal.requeued(flight.assignment, self._wall())
+            self.journal.requeued(flight.assignment, now)
             unfinished.append(flight.assignment.task.id)
+        for task_id in self.scheduler.queued_tasks():
+            task = self.definitions.tasks.get(task_id)
+            if task is not None:
+                self.journal.back_to_todo(task, now)
+                unfinished.append(task_id)
         self._running.clear()
-        self._twins.clear()  # tasks held for them stay queued
-        return unfinished
+        self._twins.clear()
+        return sorted(unfinished)
 
     def close(self) -> None:
         if self._owns_executor:  # after a drain, attempts left behind are not waited for
@@ -208,9 +250,10 @@ class Orchestrator:
         if runtime is None:
             future = Future()
             future.set_exception(
-                VaultBmadError(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
+                RuntimeRefused(f"agent {agent.id} needs runtime {agent.runtime!r}, not available")
             )
         else:
+            flight = replace(flight, endpoint=getattr(runtime, "endpoint", None))
             rounds = self.journal.conversations.rounds(task.id)
             request = build_request(
                 task,
@@ -250,11 +293,11 @@ class Orchestrator:
             self._failed(flight, exc)
         else:
             if attempt.result.ask is not None:
-                self._asked(flight, attempt.result.ask)
+                self._asked(flight, attempt.result, attempt.result.ask)
             else:
                 self._succeeded(flight, attempt)
 
-    def _asked(self, flight: InFlight, ask: Ask) -> None:
+    def _asked(self, flight: InFlight, output: RuntimeOutput, ask: Ask) -> None:
         """The agent asked its user: the task waits for the answers in its note, holding no
         slot; past `max_question_rounds` rounds it fails instead."""
         task = flight.assignment.task
@@ -264,9 +307,11 @@ class Orchestrator:
             self._failed(flight, PermanentFailure(why))
             return
         ended = self._wall()
+        if flight.endpoint:  # it answered
+            self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.ask(task.id, seconds=ended - flight.started))
         note = self.notes.questions(task.path)
-        if self.journal.asked(flight, ask, ended, note):
+        if self.journal.asked(flight, output, ask, ended, note):
             self.journal.answered(task, note.answers[: len(ask.questions)], ended, note)
             self._apply(self.scheduler.answered(task))
 
@@ -313,6 +358,8 @@ class Orchestrator:
         self.journal.done(flight, attempt, output, ended)
         seconds = ended - flight.started
         measured = attempt.cache == "miss"  # the agent's own work
+        if measured and flight.endpoint:
+            self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
 
     def _end_itself(self, task: TaskDef) -> None:
@@ -345,19 +392,41 @@ class Orchestrator:
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
         assignment = flight.assignment
         ended = self._wall()
-        error = str(exc) or type(exc).__name__
+        failure = classify(exc)
         agent = self.definitions.agents.get(assignment.agent_id)
-        status = "timeout" if isinstance(exc, TaskTimeout) else "failed"
+        status = "timeout" if failure.timed_out else "failed"
         runtime = agent.runtime if agent else "?"
+        error = failure.message
         self.journal.attempt_failed(flight, status, ended, runtime=runtime, error=error)
-        retry = not isinstance(exc, PermanentFailure)  # e.g. a broken template stays broken
-        seconds = ended - flight.started
-        change = self.scheduler.finish(assignment.task.id, ok=False, seconds=seconds, retry=retry)
+        if flight.endpoint:
+            self.endpoints.observe(flight.endpoint, assignment.agent_id, failure)
+        change = self.scheduler.finish(
+            assignment.task.id,
+            ok=False,
+            seconds=ended - flight.started,
+            retry=failure.retryable and not self._gone(failure),
+            measured=failure.counts_toward_health,
+            wait_at_least=failure.retry_after_s,
+            error=error,
+        )
         if change.retry:
             self.journal.retrying(flight, error, ended)
         else:
             self.journal.failed(flight, error, ended)
         self._apply(change)
+
+    def _gone(self, failure: Failure) -> bool:
+        """Whether the failure is at an endpoint given up on: no retry can reach it."""
+        return failure.unreachable and failure.endpoint in self._given_up
+
+    def _give_up_on_dead_endpoints(self) -> None:
+        for url, agents in self.endpoints.dead().items():
+            message = self.endpoints.give_up_message(url)
+            if url not in self._given_up:
+                self._given_up.add(url)
+                for agent_id in agents:
+                    self.journal.agent_event("gave-up", agent_id, message)
+            self._apply(self.scheduler.give_up(agents, message), reason=message)
 
     def _expire_overdue(self) -> None:
         now = self._clock()
@@ -377,21 +446,41 @@ class Orchestrator:
 
     # Bookkeeping.
 
-    def _apply(self, change: SchedulerChange) -> None:
+    def _apply(self, change: SchedulerChange, reason: str = "") -> None:
         now = self._wall()
+        tasks = self.definitions.tasks
+        for task_id in change.released:
+            if task_id in tasks:
+                self.journal.back_to_todo(tasks[task_id], now)
+        for task_id in change.failed:
+            if task_id in tasks:
+                self.journal.gave_up(tasks[task_id], reason, now)
         for task_id in change.queued:
-            task = self.definitions.tasks.get(task_id)
-            if task is not None:
-                self.journal.queued(task, now)
+            if task_id in tasks:
+                self.journal.queued(tasks[task_id], now)
         for blocked in change.blocked:
-            task = self.definitions.tasks.get(blocked.task_id)
-            if task is not None:
-                self.journal.blocked(task, blocked, now)
+            if blocked.task_id in tasks:
+                self.journal.blocked(tasks[blocked.task_id], blocked, now)
         for task_id in change.skipped:  # news only in a run that runs, not one long done
-            task = self.definitions.tasks.get(task_id)
+            task = tasks.get(task_id)
             run = task.run_id if task is not None else None
             if task and run and self.scheduler.knows(run) and self.scheduler.phase(run) != "done":
                 self.journal.skipped(task, now)
+        for health in change.health:
+            self._health_changed(health)
+
+    def _health_changed(self, change: HealthChange) -> None:
+        """Tell when an agent goes out (why, and until when) and when it is back."""
+        if change.after is AgentState.IN_SERVICE:
+            self.journal.agent_event("back", change.agent_id, change.reason)
+        elif change.after is AgentState.OUT and change.agent_id not in self._retired_agents():
+            back_at = self.scheduler.health.back_at(change.agent_id, self._wall())
+            until = f"; next try at {iso_time(back_at)}" if back_at is not None else ""
+            self.journal.agent_event("out", change.agent_id, change.reason + until)
+
+    def _retired_agents(self) -> set[str]:
+        dead = self.endpoints.dead()
+        return {agent for url in self._given_up for agent in dead.get(url, ())}
 
     def sample_cache(self) -> None:
         """Record each cache level's counters, for hit rate over time."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.model.definitions import AgentDef, TaskDef
+from vault_bmad.model.definitions import AgentDef, TaskDef, generation_params
 from vault_bmad.runtimes.base import ContextDoc, Round, RunRequest
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import parse_note
@@ -77,7 +77,7 @@ def build_request(
         template=_template_text(task, index),
         template_path=task.template,
         model=(agent.model or settings.llm_model) if agent.runtime == "llm" else agent.model,
-        params=(),
+        params=generation_params(agent, task) if agent.runtime == "llm" else (),
         timeout=task.timeout or settings.task_timeout_s,
         command=agent.command,
         rounds=rounds,

@@ -21,14 +21,14 @@ says so with `end_agentless`. A skipped task ends at once, as if done.
 
 from __future__ import annotations
 
-import heapq
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from vault_bmad.engine.backoff import Backoffs
 from vault_bmad.engine.balancer import Balancer, Candidate
+from vault_bmad.engine.decisions import Assignment, SchedulerChange
 from vault_bmad.engine.graph import Blocked, TaskGraph
 from vault_bmad.engine.health import AgentState, HealthChange, HealthMonitor
 from vault_bmad.engine.lanes import Lane, Lanes
@@ -38,31 +38,6 @@ from vault_bmad.model.definitions import AgentDef, TaskDef
 from vault_bmad.model.status import BLOCKS_DEPENDANTS, NEEDS_INPUT, OUTCOMES, Phase
 
 MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """Run this task on this agent now."""
-
-    task: TaskDef
-    agent_id: str
-    attempt: int  # 1 for the first attempt
-    probe: bool  # the agent is out and this is its probe
-    predicted_seconds: float
-    timeout: float  # seconds the attempt may take
-
-
-@dataclass(frozen=True)
-class SchedulerChange:
-    """What one scheduler call changed, for the orchestrator to write back to the vault."""
-
-    queued: tuple[str, ...] = ()  # became ready and wait in the queue
-    blocked: tuple[Blocked, ...] = ()  # can never run: something upstream failed
-    skipped: tuple[str, ...] = ()  # submitted skipped: ended without running
-    retry: bool = False  # the failed attempt will be tried again
-    retry_at: float | None = None  # not before this time (backoff)
-    health: tuple[HealthChange, ...] = ()
-    reassigned: tuple[str, ...] = ()  # queued tasks whose agent changed lanes
 
 
 class Scheduler:
@@ -91,8 +66,6 @@ class Scheduler:
         self.max_concurrent_agents = max_concurrent_agents
         self.default_timeout = default_timeout  # for tasks whose note sets none
         self.default_retries = default_retries
-        self.backoff_base = backoff_base  # first retry delay; doubles per attempt, with jitter
-        self.backoff_max = backoff_max
         self._rng = rng or random.Random()
         self._limit = max_concurrent_agents
         self._clock = clock
@@ -113,8 +86,8 @@ class Scheduler:
         self._attempts: Counter[str] = Counter()
         self._spent_before: Counter[str] = Counter()  # attempts before the latest answers
         self._agentless: dict[str, bool] = {}  # ready tasks no agent runs -> taken (running)
-        self._backing_off: dict[str, float] = {}  # task id -> when it may be queued again
-        self._releases: list[tuple[float, str]] = []  # heap over _backing_off, lazily pruned
+        self._backing_off = Backoffs(backoff_base, backoff_max, self._rng, clock)
+        self._retired: set[str] = set()  # agents given up on: out for good, never probed
 
     # The orchestrator's loop: submit, dispatch, finish.
 
@@ -158,7 +131,7 @@ class Scheduler:
         started: list[Assignment] = []
         out = self.health.out_of_service()
         for agent_id in out:
-            if agent_id not in self._agents:
+            if agent_id not in self._agents or agent_id in self._retired:
                 continue
             if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
                 task_id = self._lanes.best_for(agent_id)
@@ -188,18 +161,36 @@ class Scheduler:
         return started
 
     def finish(
-        self, task_id: str, *, ok: bool, seconds: float, retry: bool = True, measured: bool = True
+        self,
+        task_id: str,
+        *,
+        ok: bool,
+        seconds: float,
+        retry: bool = True,
+        measured: bool = True,
+        wait_at_least: float | None = None,
+        error: str | None = None,
     ) -> SchedulerChange:
-        """Record how an attempt ended; `retry=False` when trying again cannot help, and
-        `measured=False` when the agent did no work for it (a cache served it), so its
-        time says nothing of the agent's speed or health."""
+        """Record how an attempt ended. `retry=False` when trying again cannot help;
+        `measured=False` when the attempt says nothing about the agent (a cache served it,
+        or it failed for the task's own reasons), so health and the predictor ignore it;
+        `wait_at_least` is the least wait before a retry (a server's Retry-After)."""
         assignment = self._release(task_id)
         task, agent_id = assignment.task, assignment.agent_id
         change = None
-        if measured or assignment.probe:  # a probe ends however it was served
+        if measured:
             change = self.health.record(
-                agent_id, ok=ok, seconds=seconds, timeout=self.timeout(task), probe=assignment.probe
+                agent_id,
+                ok=ok,
+                seconds=seconds,
+                timeout=self.timeout(task),
+                probe=assignment.probe,
+                error=error,
             )
+        elif assignment.probe and ok:  # a probe ends however it was served
+            change = self.health.record(agent_id, ok=True, seconds=seconds, probe=True)
+        elif assignment.probe:
+            change = self.health.probe_inconclusive(agent_id)
         moved = self._apply_health(change)
         health = (change,) if change else ()
         if ok:
@@ -211,9 +202,7 @@ class Scheduler:
                 self._enqueue(child)
             return SchedulerChange(queued=ready, health=health, reassigned=moved)
         if retry and self._attempts[task_id] - self._spent_before[task_id] <= self.retries(task):
-            at = self._clock() + self._backoff(self._attempts[task_id])
-            self._backing_off[task_id] = at
-            heapq.heappush(self._releases, (at, task_id))
+            at = self._backing_off.wait(task_id, self._attempts[task_id], wait_at_least)
             return SchedulerChange(retry=True, retry_at=at, health=health, reassigned=moved)
         self._lanes.forget(task_id)
         blocked = self._graph.mark_failed(task_id)
@@ -284,7 +273,7 @@ class Scheduler:
             return SchedulerChange()
         self._lanes.take(task_id)
         self._lanes.forget(task_id)
-        self._backing_off.pop(task_id, None)
+        self._backing_off.drop(task_id)
         self._held.discard(task_id)
         self._agentless.pop(task_id, None)
         return SchedulerChange(blocked=self._graph.mark_failed(task_id))
@@ -304,7 +293,36 @@ class Scheduler:
         self._rerank()
         for task_id in change.ready:
             self._enqueue(task_id)
-        return SchedulerChange(queued=change.ready, blocked=change.blocked)
+        return SchedulerChange(
+            queued=change.ready, blocked=change.blocked, released=change.released
+        )
+
+    def give_up(self, agents: Iterable[str], reason: str) -> SchedulerChange:
+        """Take `agents` out for good (their endpoint is gone) and fail every queued task no
+        other agent may take, blocking its dependents. Call again as more work queues:
+        it fails only what is newly stranded."""
+        for agent_id in set(agents) - self._retired:
+            self._retired.add(agent_id)
+            self._apply_health(self.health.take_out(agent_id, reason))
+        if not self._retired:
+            return SchedulerChange()
+        stranded = [
+            task_id
+            for task_id in (*self._lanes.lanes(), *self._backing_off, *self._held)
+            if not self._takers(self._tasks[task_id])
+        ]
+        blocked: list[Blocked] = []
+        for task_id in stranded:
+            self._lanes.take(task_id)
+            self._lanes.forget(task_id)
+            self._backing_off.drop(task_id)
+            self._held.discard(task_id)
+            blocked.extend(self._graph.mark_failed(task_id))
+        return SchedulerChange(failed=tuple(stranded), blocked=tuple(blocked))
+
+    def queued_tasks(self) -> tuple[str, ...]:
+        """Every queued task: in line, waiting out a retry's backoff, or held."""
+        return (*self._lanes.lanes(), *self._backing_off, *self._held)
 
     def knows(self, task_id: str) -> bool:
         return task_id in self._tasks
@@ -409,7 +427,8 @@ class Scheduler:
     def next_wakeup(self) -> float | None:
         """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
         now = self._clock()
-        times = [at for at in self._backing_off.values() if at > now]
+        ends = self._backing_off.next_end()
+        times = [ends] if ends is not None else []
         if self._lanes or self._backing_off:
             probes = (self.health.probe_at(a) for a in self.health.out_of_service())
             times.extend(t for t in probes if t is not None and t > now)
@@ -447,18 +466,9 @@ class Scheduler:
             expected_seconds=expected,
         )
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with equal jitter: half the delay fixed, half random."""
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
-
     def _release_retries(self) -> None:
-        now = self._clock()
-        while self._releases and self._releases[0][0] <= now:
-            at, task_id = heapq.heappop(self._releases)
-            if self._backing_off.get(task_id) == at:
-                del self._backing_off[task_id]
-                self._enqueue(task_id)
+        for task_id in self._backing_off.due():
+            self._enqueue(task_id)
 
     def _release(self, task_id: str) -> Assignment:
         """Take a task out of running, freeing its agent's slot."""
@@ -476,6 +486,13 @@ class Scheduler:
 
     def _has_room(self, agent_id: str) -> bool:
         return self._in_flight[agent_id] < self._agents[agent_id].capacity
+
+    def _takers(self, task: TaskDef) -> set[str]:
+        """Agents not given up on that may take the task, now or once back in service."""
+        takers = set(self._lane_for(task))
+        if task.agent in self._agents:
+            takers.add(task.agent)
+        return takers - self._retired
 
     def _lane_for(self, task: TaskDef) -> Lane:
         if task.agent in self._agents and self.health.in_service(task.agent):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vault_bmad.engine.endpoints import EndpointView
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
 from vault_bmad.model.status import Phase, TaskStatus
@@ -28,6 +29,7 @@ class TaskView:
     workflow: str | None
     step: str | None
     depends_on: tuple[str, ...]
+    truncated: bool = False  # its answer was cut off at its length limit
     questions: tuple[str, ...] = ()  # needs-input: what its agent asks
     asked_at: float | None = None  # needs-input: since when (Unix seconds)
 
@@ -49,6 +51,8 @@ class AgentView:
     error_rate: float
     consecutive_failures: int
     running: tuple[str, ...]  # task ids it runs now
+    why: str | None  # while out: why
+    until: float | None  # while out: when it may take work again (wall clock)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,15 @@ class EngineSnapshot:
     queued: int = 0
     running: int = 0
     pool_size: int = 0
+    endpoints: tuple[EndpointView, ...] = ()
+
+    def agents_out(self) -> list[dict[str, object]]:
+        """The agents that take no work now: which, why, and until when."""
+        return [
+            {"id": a.id, "state": a.state, "why": a.why, "until": a.until}
+            for a in self.agents
+            if a.state != "in_service"
+        ]
 
     def waiting(self) -> list[TaskView]:
         """The tasks waiting for their user's answers, the longest waiting first."""
@@ -111,6 +124,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 workflow=task.workflow,
                 step=task.step,
                 depends_on=task.depends_on,
+                truncated=task.id in orchestrator.journal.truncated,
                 questions=asked.ask.questions if asked else (),
                 asked_at=asked.asked_at if asked else None,
             )
@@ -135,6 +149,8 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 error_rate=round(health.error_rate, 4),
                 consecutive_failures=health.consecutive_failures,
                 running=tuple(t for t, a in running.items() if a.agent_id == agent.id),
+                why=health.why,
+                until=scheduler.health.back_at(agent.id, at),
             )
         )
     return EngineSnapshot(
@@ -145,4 +161,5 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         queued=scheduler.queued_count,
         running=len(running),
         pool_size=scheduler.concurrency,
+        endpoints=orchestrator.endpoints.views(),
     )

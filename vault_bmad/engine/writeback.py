@@ -61,6 +61,7 @@ _CLEARED_ON_START: dict[str, object | None] = {
     "duration_ms": None,
     "result": None,
     "cache": None,
+    "truncated": None,
 }
 
 
@@ -153,6 +154,7 @@ class TaskNotes:
         attempts: int | None,
         cache: str | None,
         output: str,
+        truncated: bool = False,
     ) -> None:
         """Done; a workflow run's own task has no attempts or cache of its own (None)."""
         if task.step:
@@ -169,6 +171,7 @@ class TaskNotes:
                 "attempts": attempts,
                 "cache": cache,
                 "result": wikilink(output),
+                "truncated": True if truncated else None,
             },
         )
 

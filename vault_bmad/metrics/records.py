@@ -23,6 +23,7 @@ class TaskState:
     started_at: float | None = None
     completed_at: float | None = None
     output: str | None = None  # vault-relative output note
+    truncated: bool = False  # its answer was cut off at its length limit
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,13 @@ class Attempt:
     ended_at: float
     error: str | None = None
     cache: str = "miss"  # the cache level that served it, or "miss"
-    tokens: int = 0
     run_id: str | None = None
+    # Tokens and cost of the answer: spent on a miss, saved when a cache level served it.
+    tokens_in: int = 0  # prompt tokens
+    tokens_out: int = 0  # completion tokens
+    cost: float | None = None  # by the user's `llm_prices`; None when the model has none
+    calls: int = 0  # runtime calls the attempt made (Dask may run one again)
+    truncated: bool = False
 
     @property
     def wait_ms(self) -> float:
@@ -71,8 +77,9 @@ class AskRecord:
     answers: str | None = None
     answered_at: float | None = None
     current: int = 1
-    tokens_in: int = 0
+    tokens_in: int = 0  # what the asking call took, as for an attempt
     tokens_out: int = 0
+    cost: float | None = None
     step: str | None = None  # the workflow step that asked, if a step did
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from vault_bmad.metrics.questions import QuestionFigures, question_figures
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
+from vault_bmad.metrics.usage import Usage, cost_text, usage
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
@@ -161,9 +162,11 @@ def write_report(
     links: NoteLinks,
     *,
     notes: Sequence[str] = (),
+    spent: Mapping[str, Usage] | None = None,
     questions: QuestionFigures | None = None,
 ) -> str:
-    """Write (or rewrite) the period's report note; return its vault-relative path."""
+    """Write (or rewrite) the period's report note; return its vault-relative path.
+    `spent` holds each agent's tokens and cost in the period (`metrics.usage`)."""
     frontmatter = {
         "type": "report",
         "tags": list(REPORT_TAGS),
@@ -175,7 +178,26 @@ def write_report(
     body = report_markdown(
         analysis, period.start, period.end, links, notes=notes, questions=questions
     )
+    if spent:
+        body += "\n" + "\n".join(usage_section(spent, links)) + "\n"
     return writer.write_output(period.note_path, body, None, frontmatter)
+
+
+def usage_section(by_agent: Mapping[str, Usage], links: NoteLinks) -> list[str]:
+    """Tokens and cost by agent: spent by its calls, and saved by the cache."""
+    lines = [
+        "## Tokens and cost",
+        "",
+        "| agent | prompt tokens | completion tokens | cost | calls | saved tokens | saved cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for agent, used in sorted(by_agent.items()):
+        lines.append(
+            f"| {links.agent(agent)} | {used.tokens_in} | {used.tokens_out} "
+            f"| {cost_text(used.cost)} | {used.calls} | {used.saved_tokens} "
+            f"| {cost_text(used.saved_cost)} |"
+        )
+    return lines
 
 
 def report_from_store(
@@ -236,5 +258,8 @@ def _report(
     questions = question_figures(store.asks(since=period.start), period.start, until)
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
-    path = write_report(writer, analysis, period, links, notes=notes, questions=questions)
+    spent = usage(store, "agent", period.start, until)
+    path = write_report(
+        writer, analysis, period, links, notes=notes, spent=spent, questions=questions
+    )
     return WrittenReport(path, period, analysis, questions)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import closing
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +42,7 @@ __all__ = [
     "TaskState",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class Store:
                 f"UPDATE tasks SET status = 'todo', updated_at = ? WHERE {where}",
                 [now, *IN_PROGRESS],
             )
-            moved = (TaskState(*row) for row in rows)
+            moved = (_record(TaskState, row) for row in rows)
             return sorted((replace(s, status="todo", updated_at=now) for s in moved), key=_id)
 
         try:
@@ -291,7 +291,7 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             sql = f"SELECT {_column_list(record)} FROM {source}"
             rows = self._reader.execute(sql, params).fetchall()
-        return [record(*row) for row in rows]
+        return [_record(record, row) for row in rows]
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
@@ -424,6 +424,7 @@ def _prepare(db: Database, now: float) -> None:
                 f"{db.conn} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
             )
         _create_tables(db)
+        _add_new_columns(db)
         if found < SCHEMA_VERSION:
             versions.insert({"version": SCHEMA_VERSION, "applied_at": now})
 
@@ -456,9 +457,18 @@ def _create_tables(db: Database) -> None:
         samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
 
 
+def _add_new_columns(db: Database) -> None:
+    """Columns a newer record has that an older database lacks: NULL in old rows."""
+    for table, record in (("tasks", TaskState), ("attempts", Attempt)):
+        have = set(db.table(table).columns_dict)
+        for name, kind in _columns(record).items():
+            if name not in have:
+                db.table(table).add_column(name, kind)
+
+
 def _columns(record: type) -> dict[str, type]:
     """SQLite column types from a record's field annotations ("float | None" -> float)."""
-    kinds = {"str": str, "int": int, "float": float}
+    kinds = {"str": str, "int": int, "float": float, "bool": int}
     return {
         field.name: next(kind for name, kind in kinds.items() if str(field.type).startswith(name))
         for field in fields(record)
@@ -467,6 +477,17 @@ def _columns(record: type) -> dict[str, type]:
 
 def _attempt_row(attempt: Attempt) -> dict[str, object]:
     return {**_row(attempt), "wait_ms": attempt.wait_ms, "duration_ms": attempt.duration_ms}
+
+
+def _record(record: type[_Record], row: Sequence[object]) -> _Record:
+    """A record from a row: stored 0/1 read back as bool where the field is one, and NULL
+    as the field's default where an older row has no value."""
+    values = []
+    for field, value in zip(fields(record), row, strict=True):  # type: ignore[arg-type]
+        if value is None and field.default is not None and field.default is not MISSING:
+            value = field.default
+        values.append(bool(value) if str(field.type) == "bool" else value)
+    return record(*values)
 
 
 def _column_list(record: type) -> str:

@@ -6,14 +6,24 @@ import shlex
 
 from vault_bmad.errors import Problem, warning
 from vault_bmad.model import bmad
-from vault_bmad.model.definitions import AgentDef
+from vault_bmad.model.definitions import GENERATION_KEYS, AgentDef
 from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import link_path, resolve_ref, slug
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 
-_AGENT_KEYS = ("id", "name", "title", "icon", "runtime", "model", "weight", "capacity")
+_AGENT_KEYS = (
+    "id",
+    "name",
+    "title",
+    "icon",
+    "runtime",
+    "model",
+    "weight",
+    "capacity",
+    *GENERATION_KEYS,
+)
 
 
 class AgentRegistry:

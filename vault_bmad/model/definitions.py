@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vault_bmad.errors import Problem
 from vault_bmad.model.status import TaskStatus
 
-RuntimeName = Literal["template", "llm", "command", "python"]
+RuntimeName = Literal["template", "llm", "command"]
 
 
 class Priority(IntEnum):
@@ -44,7 +44,34 @@ class Definition(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AgentDef(Definition):
+class Generation(Definition):
+    """What an LLM is asked to generate, set on an agent or a task (the task's value wins);
+    sent to the server under these names. Numbers must be numbers: a quoted "0.2" would
+    be ignored by some servers, so it is refused here."""
+
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)  # OpenAI o-series
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
+    stop: str | tuple[str, ...] | None = None
+    seed: int | None = Field(default=None, strict=True)
+
+    def generation(self) -> dict[str, object]:
+        """The parameters this definition sets."""
+        return {
+            key: getattr(self, key) for key in GENERATION_KEYS if getattr(self, key) is not None
+        }
+
+
+GENERATION_KEYS: tuple[str, ...] = tuple(Generation.model_fields)
+
+
+def generation_params(agent: Generation, task: Generation) -> tuple[tuple[str, object], ...]:
+    """The agent's generation parameters, then the task's over them, sorted by name."""
+    return tuple(sorted({**agent.generation(), **task.generation()}.items()))
+
+
+class AgentDef(Generation):
     id: str
     name: str
     path: str  # the note (or BMAD file) it came from
@@ -111,7 +138,7 @@ class WorkflowDef(Definition):
         return tuple(dict.fromkeys(words))
 
 
-class TaskDef(Definition):
+class TaskDef(Generation):
     id: str
     path: str  # the task note; for a workflow step, the note that started the run
     title: str

@@ -6,7 +6,7 @@ from typing import Any
 
 from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
-from vault_bmad.model.definitions import TaskDef, WorkflowDef
+from vault_bmad.model.definitions import GENERATION_KEYS, TaskDef, WorkflowDef
 from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
 from vault_bmad.model.runs import RunOptions, expand_run
@@ -16,7 +16,15 @@ from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.paths import normalize_vault_path
 
-_SCALAR_KEYS = ("status", "priority", "criticality", "complexity", "timeout", "retries")
+_SCALAR_KEYS = (
+    "status",
+    "priority",
+    "criticality",
+    "complexity",
+    "timeout",
+    "retries",
+    *GENERATION_KEYS,
+)
 MAX_EPICS = 100  # turns of a repeated step one run may take
 
 

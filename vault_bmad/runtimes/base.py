@@ -104,13 +104,16 @@ class RuntimeOutput:
     text: str
     runtime: str
     model: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
+    tokens_in: int | None = None  # prompt tokens
+    tokens_out: int | None = None  # completion tokens
+    truncated: bool = False  # cut off at its length limit (finish_reason "length")
+    calls: int = 1  # requests it took: more when Dask ran it again after losing a worker
     ask: Ask | None = None  # the agent asked its user instead of answering (`text` is "")
 
 
 class Runtime(Protocol):
-    """Does one task attempt. Raises RuntimeUnavailable, TaskTimeout or TemplateRenderError."""
+    """Does one task attempt. Raises AttemptFailed, or an exception `errors.classify` reads:
+    RuntimeUnavailable, TaskTimeout, a PermanentFailure such as TemplateRenderError."""
 
     name: str
 

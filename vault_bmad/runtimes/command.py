@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from vault_bmad.errors import Problem, RuntimeUnavailable, TaskTimeout
+from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.runtimes.template import TemplateRuntime
@@ -68,10 +68,10 @@ class CommandRuntime:
         )
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
-        """The argv to run, or RuntimeUnavailable saying why it may not run."""
+        """The argv to run, or RuntimeRefused saying why it may not run."""
         refused = refusal(request.command, f"task {request.task_id}", self.enabled, self.allowlist)
         if refused is not None:
-            raise RuntimeUnavailable(refused)
+            raise RuntimeRefused(refused)
         return request.command
 
     def _execute(self, argv: tuple[str, ...], stdin_text: str, timeout: float) -> str:
@@ -85,7 +85,7 @@ class CommandRuntime:
                 start_new_session=True,  # its own process group, so a timeout kills all of it
             )
         except OSError as exc:
-            raise RuntimeUnavailable(
+            raise RuntimeRefused(
                 f"the command runtime could not start {argv[0]!r}: {exc.strerror or exc}"
             ) from None
         with process:

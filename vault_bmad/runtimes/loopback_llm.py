@@ -8,6 +8,9 @@ Tests and benchmarks use it as a context manager:
 
 It answers POST /v1/chat/completions with a configurable reply, latency and failures,
 reports `usage` (whitespace-separated words as tokens) and records what it received.
+`script` answers chosen calls with any status, headers and body, such as a real server's
+recorded answer (`Answer.recorded`, for tests/fixtures/llm_servers/), and `finish_reason`
+sets the reason of its own replies ("length" for an answer cut off at max_tokens).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -37,6 +40,27 @@ class ReceivedRequest:
     @property
     def messages(self) -> list[dict[str, Any]]:
         return list(self.body.get("messages", []))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scripted HTTP answer: a body that is not a str is sent as JSON."""
+
+    status: int = 200
+    body: object = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def recorded(cls, data: Mapping[str, Any]) -> Answer:
+        """From a recorded answer: `{"status": ..., "headers": {...}, "body": ...}`."""
+        return cls(int(data["status"]), data["body"], dict(data.get("headers") or {}))
+
+    def encoded(self) -> bytes:
+        text = self.body if isinstance(self.body, str) else json.dumps(self.body)
+        return text.encode()
+
+
+Script = Callable[[int, Mapping[str, Any]], Answer | None]  # (0-based call, body) -> answer
 
 
 def digest_reply(messages: Messages) -> str:
@@ -68,10 +92,13 @@ class LoopbackLLM:
         retry_after: float | None = None,
         hang: bool = False,
         report_usage: bool = True,
+        finish_reason: str = "stop",
+        script: Script | None = None,
     ) -> None:
         """`latency` gives the seconds to wait before each answer. The first `fail_first`
         calls (or all, with `fail_always`) answer `fail_status`, with a Retry-After header
-        when `retry_after` is set. `hang` answers nothing until the server stops."""
+        when `retry_after` is set. `hang` answers nothing until the server stops. `script`
+        is asked first for each call, after its latency; None from it answers as usual."""
         self.reply = reply
         self.latency = latency
         self.fail_first = fail_first
@@ -80,6 +107,8 @@ class LoopbackLLM:
         self.retry_after = retry_after
         self.hang = hang
         self.report_usage = report_usage
+        self.finish_reason = finish_reason
+        self.script = script
         self._lock = threading.Lock()
         self._received: list[ReceivedRequest] = []
         self._stopping = threading.Event()
@@ -143,12 +172,17 @@ class LoopbackLLM:
             self._received.append(request)
             return len(self._received) - 1
 
-    def _answer(self, call: int, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The status and JSON body for call number `call`, after its latency."""
+    def _answer(self, call: int, body: Mapping[str, Any]) -> Answer:
+        """The answer to call number `call`, after its latency."""
         if self.fail_always or call < self.fail_first:
             message = f"loopback failure on call {call + 1}"
-            return self.fail_status, {"error": {"message": message, "type": "server_error"}}
+            error = {"error": {"message": message, "type": "server_error"}}
+            waits = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
+            return Answer(self.fail_status, error, waits)
         self._stopping.wait(self.latency())
+        scripted = self.script(call, body) if self.script is not None else None
+        if scripted is not None:
+            return scripted
         messages = body.get("messages", [])
         text = self.reply(messages)
         answer: dict[str, Any] = {
@@ -160,7 +194,7 @@ class LoopbackLLM:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": self.finish_reason,
                 }
             ],
         }
@@ -172,7 +206,7 @@ class LoopbackLLM:
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
             }
-        return 200, answer
+        return Answer(200, answer)
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,7 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = cast(_Server, self.server).owner
         if self.path.rstrip("/") != CHAT_PATH:
-            self._send(HTTPStatus.NOT_FOUND, {"error": {"message": f"no route {self.path}"}})
+            self._send(
+                Answer(HTTPStatus.NOT_FOUND, {"error": {"message": f"no route {self.path}"}})
+            )
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
@@ -204,26 +240,27 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            self._send(HTTPStatus.BAD_REQUEST, {"error": {"message": "expected JSON messages"}})
+            self._send(
+                Answer(HTTPStatus.BAD_REQUEST, {"error": {"message": "expected JSON messages"}})
+            )
             return
         call = owner._record(ReceivedRequest(self.headers.get("Authorization"), body))
         if owner.hang:
             owner._stopping.wait()
             return  # close without an answer
-        status, answer = owner._answer(call, body)
-        extra = {}
-        if status != 200 and owner.retry_after is not None:
-            extra["Retry-After"] = f"{owner.retry_after:g}"
-        self._send(status, answer, extra)
+        self._send(owner._answer(call, body))
 
-    def _send(self, status: int, payload: object, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, answer: Answer) -> None:
+        data = answer.encoded()
+        headers = dict(answer.headers)
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_response(answer.status)
+            for name, value in headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except OSError:  # the client stopped waiting

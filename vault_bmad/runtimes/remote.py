@@ -12,15 +12,22 @@ from __future__ import annotations
 import os
 import pickle
 import threading
-from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from vault_bmad.config import ENV_PREFIX, Settings
-from vault_bmad.errors import PermanentFailure, TaskTimeout
+from vault_bmad.errors import (
+    AttemptFailed,
+    Failure,
+    FailureKind,
+    PermanentFailure,
+    TaskTimeout,
+    VaultBmadError,
+)
 from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput, build_runtimes
-from vault_bmad.runtimes.executors import is_remote, make_executor
+from vault_bmad.runtimes.executors import Workers, is_remote, make_executor
+from vault_bmad.runtimes.llm_url import chat_url
 
 RUNTIME_NAMES = ("template", "llm", "command")
 REMOTE_GRACE_S = 2.0  # time for the trip to a worker and back, beyond the task's timeout
@@ -48,7 +55,7 @@ class RuntimeSpec:
     llm_base_url: str
     llm_model: str
     llm_timeout_s: float
-    llm_retries: int
+    llm_give_up_s: float
     backoff_base_s: float
     backoff_max_s: float
     command_enabled: bool
@@ -93,27 +100,55 @@ def check_picklable(request: RunRequest) -> None:
 
 
 class RemoteRuntime:
-    """The runtime `name`, run by `executor`'s workers; see the module docstring."""
+    """The runtime `name`, run by `workers`; see the module docstring."""
 
-    def __init__(self, name: str, spec: RuntimeSpec, executor: Executor) -> None:
+    def __init__(self, name: str, spec: RuntimeSpec, workers: Workers) -> None:
         self.name = name
         self._spec = spec
-        self._executor = executor
+        self._workers = workers
+        self.endpoint = chat_url(spec.llm_base_url) if name == "llm" else None
 
     def run(self, request: RunRequest) -> RuntimeOutput:
+        """The worker's answer; a call Dask ran again after losing its worker counts as
+        another call, whose prompt was sent again (its completion is not known)."""
         check_picklable(request)
-        future = self._executor.submit(run_in_worker, self._spec, request)
+        call = self._workers.submit(run_in_worker, self._spec, request)
         try:
-            return future.result(timeout=request.timeout + REMOTE_GRACE_S)
+            output: RuntimeOutput = call.result(timeout=request.timeout + REMOTE_GRACE_S)
         except FutureTimeout:
-            future.cancel()
+            call.cancel()
             raise TaskTimeout(f"no answer from the worker within {request.timeout:g} s") from None
+        except VaultBmadError:
+            raise
+        except Exception as exc:
+            if not _lost_worker(exc):
+                raise
+            failure = Failure(
+                FailureKind.TRANSIENT, f"the Dask worker running it was lost: {exc}", elsewhere=True
+            )
+            raise AttemptFailed(failure) from None
+        extra = self._workers.runs(call) - 1
+        if extra <= 0:
+            return output
+        return replace(
+            output,
+            calls=output.calls + extra,
+            tokens_in=None if output.tokens_in is None else output.tokens_in * (1 + extra),
+        )
 
 
-def remote_runtimes(settings: Settings, executor: Executor) -> dict[str, Runtime]:
-    """Stand-ins for every runtime, each running on `executor`."""
+def _lost_worker(exc: Exception) -> bool:
+    """Whether Dask gave up on a call because workers running it died, or the connection to
+    the cluster broke."""
+    from distributed import KilledWorker
+
+    return isinstance(exc, KilledWorker | OSError)
+
+
+def remote_runtimes(settings: Settings, workers: Workers) -> dict[str, Runtime]:
+    """Stand-ins for every runtime, each running on `workers`."""
     spec = RuntimeSpec.from_settings(settings)
-    return {name: RemoteRuntime(name, spec, executor) for name in RUNTIME_NAMES}
+    return {name: RemoteRuntime(name, spec, workers) for name in RUNTIME_NAMES}
 
 
 def runtimes_for(settings: Settings, stack: ExitStack) -> dict[str, Runtime]:
@@ -121,6 +156,6 @@ def runtimes_for(settings: Settings, stack: ExitStack) -> dict[str, Runtime]:
     `stack` closes."""
     if not is_remote(settings.executor):
         return build_runtimes(settings)
-    executor, close = make_executor(settings.executor, settings.max_workers)
+    workers, close = make_executor(settings.executor, settings.max_workers)
     stack.callback(close)
-    return remote_runtimes(settings, executor)
+    return remote_runtimes(settings, workers)

@@ -1,7 +1,9 @@
 """Edit-safe write-back: task state into task notes, results into output notes.
 
 Every write is confined to the vault and atomic (a temporary file in the same folder,
-fsync, os.replace, keeping the file's mode). A task note is edited only in the keys
+fsync, os.replace, keeping the file's mode). What vault-bmad writes holds no control
+character but tab and newline (`clean_text`): a model may answer NUL bytes, and a note
+holding them is no longer text. A task note is edited only in the keys
 the service owns, merged with whatever the user changed since the caller read it. An
 output note never replaces a note the user wrote or edited; it goes beside it.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +40,7 @@ __all__ = [
     "OWNED_TASK_KEYS",
     "NoteWriter",
     "WriteOutcome",
+    "clean_text",
     "default_output_path",
     "iso_time",
     "set_frontmatter_keys",
@@ -54,6 +58,7 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "attempts",
     "cache",
     "result",
+    "truncated",
     "questions",
 )
 # The user's answers to `questions`: vault-bmad only moves them beside their questions, or
@@ -61,6 +66,7 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
 ANSWERS_KEY = "answers"
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
 _MAX_SIBLINGS = 1000  # "PRD (2).md" ... before giving up
 
@@ -74,6 +80,15 @@ class WriteOutcome:
     merged: bool  # the note had changed since read_text; changes went into the new text
     kept: tuple[str, ...]  # keys the user changed since read_text, left as the user set them
     text: str  # the note's text now: pass it as read_text to the next update
+
+
+def clean_text(text: str) -> str:
+    """`text` with line breaks as newlines and no other control character but tab."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _clean(value: object) -> object:
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def wikilink(rel_path: str) -> str:
@@ -130,6 +145,7 @@ class NoteWriter:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
         path = resolve_in_vault(self.root, rel)
+        changes = {key: _clean(value) for key, value in changes.items()}
         with self._lock_for(rel):
             for _ in range(_MAX_RACES):
                 current = _read_text(path, rel)
@@ -170,10 +186,11 @@ class NoteWriter:
             raise ValueError("an output note needs a path or a source task")
         if not PurePosixPath(wanted).suffix:
             wanted += ".md"
+        body = clean_text(body)
         keys: dict[str, object | None] = {
             "source_task": wikilink(task_rel) if task_rel else None,
             "generated_by": GENERATED_BY,
-            **(extra_frontmatter or {}),
+            **{key: _clean(value) for key, value in (extra_frontmatter or {}).items()},
             "content_sha": _body_sha(body),
         }
         for candidate in _sibling_paths(wanted):

@@ -16,12 +16,13 @@ from flask import Blueprint, Response, abort, request
 from plotly.io.json import to_json_plotly
 
 from vault_bmad.engine.snapshot import EngineSnapshot, TaskView
-from vault_bmad.metrics import series
+from vault_bmad.metrics import series, usage
 from vault_bmad.metrics.figures import critical_path, task_figures
 from vault_bmad.metrics.records import Attempt
 from vault_bmad.model.status import PENDING
 from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import Run, run_graph, workflow_runs
+from vault_bmad.web.pages import RETRIED
 from vault_bmad.web.state import Dashboard, dashboard
 from vault_bmad.web.timeline import RunningTask, build_timeline
 from vault_bmad.web.vault_files import obsidian_url
@@ -63,7 +64,8 @@ def health() -> Response:
             "running": snapshot.running,
             "pool_size": snapshot.pool_size,
             "problems": len(snapshot.problems),
-            "agents_out": [a.id for a in snapshot.agents if a.state != "in_service"],
+            "agents_out": snapshot.agents_out(),
+            "endpoints": [asdict(endpoint) for endpoint in snapshot.endpoints],
         },
         503 if broken else 200,
     )
@@ -85,6 +87,7 @@ def metrics() -> Response:
             "range": asdict(period),
             "now": _now(snapshot),
             "totals": asdict(totals),
+            "usage": usage.total(board.backend.store, period.since, period.until).as_dict(),
             "levels": [asdict(level) for level in series.level_totals(digest)],
             "charts": {
                 "throughput": charts.throughput_figure(series.attempt_series(digest)),
@@ -111,7 +114,8 @@ def _now(snapshot: EngineSnapshot) -> dict[str, Any]:
         "running": snapshot.running,
         "pool_size": snapshot.pool_size,
         "problems": len(snapshot.problems),
-        "agents_out": [a.id for a in snapshot.agents if a.state != "in_service"],
+        "agents_out": snapshot.agents_out(),
+        "endpoints_down": [e.url for e in snapshot.endpoints if e.down_since is not None],
         "running_by_agent": {a.id: list(a.running) for a in snapshot.agents if a.running},
         "waiting": [_waiting(task) for task in snapshot.waiting()],
     }
@@ -187,11 +191,13 @@ def task(task_id: str) -> Response:
     stored = store.task(task_id)
     history = [attempt_dict(a) for a in store.attempts(task_id=task_id, limit=TASK_HISTORY)]
     vault = board.backend.vault
+    spent = usage.usage(store, "task_id").get(task_id, usage.NONE)
     return json_response(
         {
             "task": asdict(view),
             "stored": asdict(stored) if stored else None,
             "attempts": history,
+            "usage": spent.as_dict(),
             "obsidian": obsidian_url(vault, view.path),
             "output_obsidian": obsidian_url(vault, view.output) if view.output else None,
         }
@@ -218,6 +224,16 @@ def rerun(task_id: str) -> Response:
     return json_response({"rerun": task_id})
 
 
+@api.post("/retry")
+def retry() -> Response:
+    """Rerun every task that ended in the statuses asked (`?status=failed&status=blocked`;
+    both when none is named); the tasks their failures blocked wait for them again."""
+    wanted = request.args.getlist("status") or list(RETRIED)
+    if unknown := set(wanted) - set(RETRIED):
+        abort(400, description=f"status must be one of {', '.join(RETRIED)}, not {sorted(unknown)}")
+    return json_response({"retried": dashboard().backend.retry(wanted)})
+
+
 @api.get("/agents")
 def agents() -> Response:
     """Each agent now (health, latency, load) with its figures over the range."""
@@ -227,8 +243,13 @@ def agents() -> Response:
     digest = board.digests.digest(period.since, period.until, period.bucket_s)
     capacities = {agent.id: agent.capacity for agent in snapshot.agents}
     figures = {figure.agent: figure for figure in series.agent_periods(digest, capacities)}
+    spent = usage.usage(board.backend.store, "agent", period.since, period.until)
     found = [
-        {**asdict(agent), "period": asdict(figures[agent.id]) if agent.id in figures else None}
+        {
+            **asdict(agent),
+            "period": asdict(figures[agent.id]) if agent.id in figures else None,
+            "usage": spent.get(agent.id, usage.NONE).as_dict(),
+        }
         for agent in snapshot.agents
     ]
     names, times, grid = series.utilization_grid(digest, capacities)

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from vault_bmad.metrics.records import Attempt
+from vault_bmad.metrics.usage import NONE, cost_text, usage
 from vault_bmad.model.status import IN_PROGRESS
 from vault_bmad.web.ranges import CHOICES, DEFAULT_RANGE
 from vault_bmad.web.state import dashboard
@@ -26,6 +27,7 @@ pages = Blueprint("pages", __name__)
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 TASK_HISTORY = 1_000
 POLL_MS = 2_000
+RETRIED = ("failed", "blocked")  # what the tasks page's retry buttons set back to todo
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,18 @@ def agents() -> str:
 @pages.get("/tasks")
 def tasks() -> str:
     statuses = sorted(dashboard().backend.snapshot().counts())
-    return _page("tasks.html", "tasks", ranged=False, statuses=statuses)
+    retried = request.args.get("retried", type=int)
+    return _page("tasks.html", "tasks", ranged=False, statuses=statuses, retried=retried)
+
+
+@pages.post("/tasks/retry")
+def retry() -> BaseResponse:
+    """The tasks page's buttons: every failed (or blocked) task back to `status: todo`."""
+    wanted = request.form.get("status", "")
+    if wanted not in RETRIED:
+        abort(400, description=f"status must be one of {', '.join(RETRIED)}, not {wanted!r}")
+    retried = dashboard().backend.retry([wanted])
+    return redirect(url_for("pages.tasks", retried=len(retried)), code=303)
 
 
 @pages.get("/tasks/<path:task_id>")
@@ -114,6 +127,8 @@ def task(task_id: str) -> str:
         obsidian=obsidian_url(backend.vault, view.path),
         output_obsidian=obsidian_url(backend.vault, view.output) if view.output else None,
         rerun=request.args.get("rerun"),
+        usage=usage(backend.store, "task_id").get(task_id, NONE),
+        cost_text=cost_text,
     )
 
 
@@ -128,6 +143,8 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
         "ended_at": attempt.ended_at,
         "wait_ms": attempt.wait_ms,
         "duration_ms": attempt.duration_ms,
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
         "error": attempt.error,
     }
 

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from vault_bmad.engine.snapshot import EngineSnapshot
 from vault_bmad.metrics.outcomes import Event
+from vault_bmad.metrics.usage import Usage
 from vault_bmad.model.status import OUTCOMES
 
 # Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).
@@ -21,14 +22,19 @@ LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 CacheStats = Mapping[str, Mapping[str, int]]  # level -> {"hits": n, "misses": n, ...}
+UsageByAgent = Mapping[str, Usage]  # metrics.usage by agent, over all history
 
 
 class _SnapshotCollector(Collector):
     def __init__(
-        self, snapshot: Callable[[], EngineSnapshot], cache_stats: Callable[[], CacheStats]
+        self,
+        snapshot: Callable[[], EngineSnapshot],
+        cache_stats: Callable[[], CacheStats],
+        usage_by_agent: Callable[[], UsageByAgent],
     ) -> None:
         self._snapshot = snapshot
         self._cache_stats = cache_stats
+        self._usage = usage_by_agent
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
@@ -56,12 +62,48 @@ class _SnapshotCollector(Collector):
             in_service.add_metric([agent.id], 1.0 if agent.state == "in_service" else 0.0)
         yield health
         yield in_service
+        endpoints = GaugeMetricFamily(
+            "vault_bmad_endpoint_up", "1 while the LLM server answers", labels=["url"]
+        )
+        for endpoint in snapshot.endpoints:
+            endpoints.add_metric([endpoint.url], 0.0 if endpoint.down_since else 1.0)
+        yield endpoints
         stats = self._cache_stats()
         for name, help_text in (("hits", "Cache hits"), ("misses", "Cache misses")):
             family = CounterMetricFamily(f"vault_bmad_cache_{name}", help_text, labels=["level"])
             for level, figures in sorted(stats.items()):
                 family.add_metric([level], figures.get(name, 0))
             yield family
+        yield from _usage_families(self._usage())
+
+
+def _usage_families(by_agent: UsageByAgent) -> Iterator[Metric]:
+    """Tokens, cost and calls by agent: spent by its calls, and saved by the cache."""
+    for saved in (False, True):
+        suffix, verb = ("_saved", "the cache saved") if saved else ("", "spent")
+        tokens = CounterMetricFamily(
+            f"vault_bmad_tokens{suffix}", f"LLM tokens {verb}", labels=["agent", "kind"]
+        )
+        cost = CounterMetricFamily(
+            f"vault_bmad_cost{suffix}", f"Cost {verb}, by llm_prices", labels=["agent"]
+        )
+        for agent, used in sorted(by_agent.items()):
+            prompt, completion = (
+                (used.saved_tokens_in, used.saved_tokens_out)
+                if saved
+                else (used.tokens_in, used.tokens_out)
+            )
+            tokens.add_metric([agent, "prompt"], prompt)
+            tokens.add_metric([agent, "completion"], completion)
+            cost.add_metric([agent], (used.saved_cost if saved else used.cost) or 0.0)
+        yield tokens
+        yield cost
+    calls = CounterMetricFamily(
+        "vault_bmad_runtime_calls", "Calls to runtimes, with Dask's re-runs", labels=["agent"]
+    )
+    for agent, used in sorted(by_agent.items()):
+        calls.add_metric([agent], used.calls)
+    yield calls
 
 
 class ServiceMetrics:
@@ -71,6 +113,7 @@ class ServiceMetrics:
         self,
         snapshot: Callable[[], EngineSnapshot],
         cache_stats: Callable[[], CacheStats] = dict,
+        usage_by_agent: Callable[[], UsageByAgent] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
         self.tasks = Counter(
@@ -86,7 +129,7 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_SnapshotCollector(snapshot, cache_stats))
+        self.registry.register(_SnapshotCollector(snapshot, cache_stats, usage_by_agent))
 
     def observe(self, event: Event) -> None:
         if event.kind in OUTCOMES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +37,10 @@ class Backend(Protocol):
     def rerun(self, task_id: str) -> bool:
         """Set the task's note back to `status: todo`, as the user would; False if unknown
         or queued or running now."""
+        ...
+
+    def retry(self, statuses: Collection[str]) -> list[str]:
+        """Rerun every task that ended in one of `statuses`; their ids."""
         ...
 
     def cache_stats(self) -> TieredStats | None:

@@ -59,6 +59,7 @@
 
   const percent = (v, digits = 1) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(digits)}%`);
   const number = (v, digits = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  const cost = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(4));
 
   function seconds(v) {
     if (v === null || v === undefined) return "–";
@@ -216,6 +217,9 @@
       setText("hit-rate", percent(t.hit_rate));
       setText("pool-size", now.pool_size);
       setText("pool-load", `${now.running} running · ${now.queued} queued`);
+      const u = data.usage;
+      setText("tokens", `${u.tokens_in} + ${u.tokens_out}`);
+      setText("cost", `cost ${cost(u.cost)} · the cache saved ${u.saved_tokens} tokens, ${cost(u.saved_cost)}`);
       setText("wait", seconds(t.mean_wait_s));
       setText("wait-share", `${percent(t.wait_share)} of latency is queue wait`);
       const running = Object.entries(now.running_by_agent).map(([agent, ids]) =>
@@ -316,8 +320,8 @@
         const lat = p.latency_s || {};
         return el("tr", { className: a.state === "in_service" ? null : "out" },
           el("td", {}, el("b", {}, a.name || a.id), el("div", { className: "sub" }, `${a.id}${a.title ? " · " + a.title : ""}`)),
-          el("td", {}, badge(a.state === "in_service" ? "in_service" : a.state),
-            a.state === "in_service" ? null : el("div", { className: "sub" }, "taken out")),
+          el("td", {}, badge(a.state), a.state === "in_service" ? null : el("div", { className: "sub" },
+            `${a.why || "taken out"}${a.until ? `; next try at ${new Date(a.until * 1000).toLocaleTimeString()}` : ""}`)),
           el("td", { className: "num" }, meter(a.health, a.health < 0.5 ? "var(--failed)" : "var(--done)"), number(a.health, 2)),
           el("td", { className: "num" }, seconds(a.latency_s)),
           el("td", { className: "num" }, percent(a.error_rate)),
@@ -326,6 +330,7 @@
           el("td", { className: "num" }, p.attempts ?? 0),
           el("td", { className: "num" }, `${seconds(lat.p50)} / ${seconds(lat.p95)}`),
           el("td", { className: "num" }, percent(p.utilization)),
+          el("td", { className: "num" }, `${a.usage.tokens}`, el("div", { className: "sub" }, cost(a.usage.cost))),
           el("td", {}, a.expertise.join(", ") || "–"));
       }), "no agents in the vault");
       drawAll(data.charts);
@@ -356,7 +361,7 @@
       }
       fill("tasks", data.tasks.map((t) => el("tr", {},
         el("td", {}, el("a", { href: taskHref(t.id) }, t.title), el("div", { className: "sub" }, t.id)),
-        el("td", {}, badge(t.status)),
+        el("td", {}, badge(t.status), t.truncated ? [" ", badge("truncated")] : null),
         el("td", {}, t.agent || "–"),
         el("td", {}, t.priority),
         el("td", { className: "num" }, t.attempts),
@@ -413,6 +418,7 @@
         el("td", {}, a.cache), el("td", {}, localTime(a.queued_at)), el("td", {}, localTime(a.started_at)),
         el("td", { className: "num" }, `${Math.round(a.wait_ms)} ms`),
         el("td", { className: "num" }, `${Math.round(a.duration_ms)} ms`),
+        el("td", { className: "num" }, `${a.tokens_in} + ${a.tokens_out}`),
         el("td", { className: "error-text" }, a.error || ""))), "No attempts recorded yet.");
     }, every());
   }
