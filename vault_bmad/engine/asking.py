@@ -15,7 +15,7 @@ Pure: the journal records what happens here, the orchestrator decides when.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from vault_bmad.metrics.records import AskRecord
@@ -153,12 +153,18 @@ def realigned(
     return moved
 
 
-def open_callout(waiting: Sequence[OpenAsk], answers: Sequence[str]) -> str:
+def open_callout(
+    waiting: Sequence[OpenAsk], answers: Sequence[str], earlier: Mapping[str, Sequence[Round]]
+) -> str:
     """The callout of a note with questions waiting: each task's, numbered as in the
-    note's `questions:`, how to answer, and which are still unanswered."""
+    note's `questions:` (after the rounds it had answered, from `earlier`: task id ->
+    rounds), how to answer, and which are still unanswered."""
     lines = [f"> [!question] {OPEN_TITLE}"]
     number = 0
     for open_ in waiting:
+        for done in earlier.get(open_.task_id, ()):
+            lines.append(f"> **{_who(open_.agent, open_.step)}** asked:")
+            lines += _answered_lines(done)
         lines.append(f"> **{_who(open_.agent, open_.step)}** asks:")
         for question in open_.ask.questions:
             number += 1
@@ -175,10 +181,16 @@ def answered_callout(agent: str, step: str | None, rounds: Sequence[Round]) -> s
     lines = [f"> [!question]- {ANSWERED_TITLE}"]
     for number, done in enumerate(rounds, start=1):
         lines.append(f"> **{_who(agent, step)}** asked (round {number}):")
-        for n, (question, answer) in enumerate(zip(done.ask.questions, done.answers, strict=True)):
-            lines.append(f"> {n + 1}. {_line(question)}")
-            lines.append(f">    Answer: {_line(answer)}")
+        lines += _answered_lines(done)
     return "\n".join(lines)
+
+
+def _answered_lines(done: Round) -> list[str]:
+    lines = []
+    for n, (question, answer) in enumerate(zip(done.ask.questions, done.answers, strict=True)):
+        lines.append(f"> {n + 1}. {_line(question)}")
+        lines.append(f">    Answer: {_line(answer)}")
+    return lines
 
 
 def _who(agent: str, step: str | None) -> str:

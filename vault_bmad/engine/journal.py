@@ -30,7 +30,7 @@ from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, NEEDS_INPUT, RESET_TO_TODO
 from vault_bmad.prices import Prices
-from vault_bmad.runtimes.base import Ask, RuntimeOutput
+from vault_bmad.runtimes.base import Ask, Round, RuntimeOutput
 
 
 class TaskJournal:
@@ -82,7 +82,8 @@ class TaskJournal:
             return task
         if task.step:  # a step's own state lives in the store, its run's in the note
             stored = self.store.task(task.id)
-            resuming = status in IN_PROGRESS and stored and stored.status == "done"
+            going = status in IN_PROGRESS or status == NEEDS_INPUT  # the run had not ended
+            resuming = going and stored and stored.status == "done"
             status = "done" if resuming or status == "done" else "todo"
         elif status in RESET_TO_TODO or status == NEEDS_INPUT or task.id in interrupted:
             status = "todo"
@@ -386,9 +387,8 @@ class TaskJournal:
 
     def unanswered(self, task: TaskDef, note: NoteQuestions) -> None:
         """The note does not answer all the task's questions yet: its callout says which."""
-        self._show_callout(
-            task.path, open_callout(self.conversations.on_note(task.path), note.answers)
-        )
+        waiting = self.conversations.on_note(task.path)
+        self._show_callout(task.path, open_callout(waiting, note.answers, self._earlier(waiting)))
 
     def cancelled(self, task_id: str) -> None:
         """A task waiting for answers is gone from the vault: so is its conversation."""
@@ -397,10 +397,14 @@ class TaskJournal:
     def _show_questions(self, path: str, before: Sequence[OpenAsk], answers: Sequence[str]) -> None:
         after = self.conversations.on_note(path)
         moved = realigned(before, after, answers)
-        callout = open_callout(after, moved)
+        callout = open_callout(after, moved, self._earlier(after))
         self._callouts[path] = callout
         changed = moved != list(answers)
         self.notes.ask(path, note_questions(after), moved if changed else None, callout)
+
+    def _earlier(self, waiting: Sequence[OpenAsk]) -> dict[str, tuple[Round, ...]]:
+        """The rounds each waiting task had answered before the one it asks now."""
+        return {w.task_id: self.conversations.rounds(w.task_id) for w in waiting}
 
     def _show_callout(self, path: str, callout: str) -> None:
         if self._callouts.get(path) != callout:
