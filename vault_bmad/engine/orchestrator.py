@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from vault_bmad.config import Settings
-from vault_bmad.engine.asking import answers_of
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.decisions import Assignment, SchedulerChange
@@ -28,6 +27,7 @@ from vault_bmad.engine.endpoints import Endpoints
 from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
 from vault_bmad.engine.ledger import InFlight, cache_samples, observations
+from vault_bmad.engine.questions import Questions
 from vault_bmad.engine.requests import NoteBodies, build_request
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
@@ -40,7 +40,7 @@ from vault_bmad.errors import (
     classify,
 )
 from vault_bmad.metrics.outcomes import Event, RunSummary
-from vault_bmad.metrics.records import PoolSample
+from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
@@ -91,6 +91,14 @@ class Orchestrator:
         self.summary = RunSummary(started=wall())
         self.journal = TaskJournal(self.notes, store, self.summary, on_event, settings.llm_prices)
         self.endpoints = Endpoints(settings.llm_give_up_s, clock=clock, wall=wall)
+        self.questions = Questions(
+            self.journal,
+            self.notes,
+            self.scheduler,
+            settings.max_question_rounds,
+            wall,
+            self._apply,
+        )
         self._give_up = give_up
         self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
@@ -112,7 +120,7 @@ class Orchestrator:
         interrupted = self.journal.recover()
         tasks = [self.journal.resumed(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
-        answered = self._take_answers(task for task in tasks if task.status == NEEDS_INPUT)
+        answered = self.questions.take_answers(task for task in tasks if task.status == NEEDS_INPUT)
         return answered + sum(1 for task in tasks if task.status == "todo")
 
     def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
@@ -140,7 +148,7 @@ class Orchestrator:
                 self.scheduler.update(task)
         if new:
             self._apply(self.scheduler.submit(new))
-        self._take_answers(answered)
+        self.questions.take_answers(answered)
         for gone in before.tasks.keys() - definitions.tasks.keys():
             left = self.scheduler.phase(gone) if self.scheduler.knows(gone) else None
             if left in ("queued", "waiting", NEEDS_INPUT):
@@ -298,43 +306,14 @@ class Orchestrator:
                 self._succeeded(flight, attempt)
 
     def _asked(self, flight: InFlight, output: RuntimeOutput, ask: Ask) -> None:
-        """The agent asked its user: the task waits for the answers in its note, holding no
-        slot; past `max_question_rounds` rounds it fails instead."""
-        task = flight.assignment.task
-        limit = self.settings.max_question_rounds
-        if len(self.journal.conversations.rounds(task.id)) >= limit:
-            why = f"its agent asked more than {limit} rounds of questions (max_question_rounds)"
+        """The agent asked its user; past `max_question_rounds` rounds the task fails."""
+        why = self.questions.too_many(flight.assignment.task.id)
+        if why is not None:
             self._failed(flight, PermanentFailure(why))
             return
-        ended = self._wall()
         if flight.endpoint:  # it answered
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
-        self._apply(self.scheduler.ask(task.id, seconds=ended - flight.started))
-        note = self.notes.questions(task.path)
-        if self.journal.asked(flight, output, ask, ended, note):
-            self.journal.answered(task, note.answers[: len(ask.questions)], ended, note)
-            self._apply(self.scheduler.answered(task))
-
-    def _take_answers(self, tasks: Iterable[TaskDef]) -> int:
-        """Each task waiting for input whose note now answers all its questions goes on; for
-        the others, the note says which answers are missing. Returns how many go on."""
-        going = 0
-        for task in tasks:
-            waiting = self.journal.conversations.open(task.id)
-            if waiting is None:
-                continue
-            note = self.notes.questions(task.path)
-            on_note = self.journal.conversations.on_note(task.path)
-            answers = answers_of(on_note, task.id, note.answers)
-            if not all(answers):
-                self.journal.unanswered(task, note)
-                continue
-            now = self._wall()
-            saved = note.mtime if note.mtime is not None else now
-            self.journal.answered(task, answers, min(max(saved, waiting.asked_at), now), note)
-            self._apply(self.scheduler.answered(task))
-            going += 1
-        return going
+        self.questions.asked(flight, output, ask)
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""
@@ -470,7 +449,11 @@ class Orchestrator:
             self._health_changed(health)
 
     def _health_changed(self, change: HealthChange) -> None:
-        """Tell when an agent goes out (why, and until when) and when it is back."""
+        """Tell when an agent goes out (why, and until when) and when it is back, and
+        record it: the analysis tells waits for an agent that was out by it."""
+        self.store.record_agent_change(
+            AgentChange(change.agent_id, str(change.after), self._wall(), change.reason)
+        )
         if change.after is AgentState.IN_SERVICE:
             self.journal.agent_event("back", change.agent_id, change.reason)
         elif change.after is AgentState.OUT and change.agent_id not in self._retired_agents():
@@ -496,3 +479,11 @@ class Orchestrator:
 
     def output_of(self, task_id: str) -> str | None:
         return self.journal.outputs.get(task_id)
+
+    def running_since(self) -> dict[str, float]:
+        """When each running task's attempt started (wall clock)."""
+        return {f.assignment.task.id: f.started for f in self._running.values()}
+
+    def wall_time(self, moment: float) -> float:
+        """A moment of the scheduler's clock (a retry's or a probe's), on the wall clock."""
+        return self._wall() + (moment - self._clock())

@@ -29,11 +29,20 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import AskRecord, Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import (
+    AgentChange,
+    AskRecord,
+    Attempt,
+    CacheSample,
+    PoolSample,
+    TaskState,
+)
+from vault_bmad.metrics.schema import SCHEMA_VERSION, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AgentChange",
     "AskRecord",
     "Attempt",
     "CacheSample",
@@ -42,7 +51,6 @@ __all__ = [
     "TaskState",
 ]
 
-SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
@@ -169,6 +177,9 @@ class Store:
         params = [] if since is None else [since, since]
         return self._select(AskRecord, f"asks{where} ORDER BY asked_at, id", params)
 
+    def record_agent_change(self, change: AgentChange) -> None:
+        self._put(_Rows("agent_changes", [_row(change)], replace=False))
+
     def recover(self) -> list[TaskState]:
         """Move every queued or running task back to todo; return them, as now stored.
 
@@ -238,16 +249,28 @@ class Store:
         return self._select(TaskState, f"tasks{where} ORDER BY task_id", params)
 
     def attempts(
-        self, since: float | None = None, task_id: str | None = None, limit: int = 10_000
+        self,
+        since: float | None = None,
+        task_id: str | None = None,
+        limit: int = 10_000,
+        *,
+        until: float | None = None,
     ) -> list[Attempt]:
-        """The latest `limit` attempts that ended at or after `since`, oldest first."""
-        where, params = _filters(("ended_at >= ?", since), ("task_id = ?", task_id))
+        """The latest `limit` attempts that ended at or after `since` (and before `until`),
+        oldest first."""
+        where, params = _filters(
+            ("ended_at >= ?", since), ("ended_at < ?", until), ("task_id = ?", task_id)
+        )
         tail = f"attempts{where} ORDER BY ended_at DESC, id DESC LIMIT ?"
         return self._select(Attempt, tail, [*params, limit])[::-1]
 
     def cache_samples(self, since: float | None = None) -> list[CacheSample]:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
+
+    def agent_changes(self) -> list[AgentChange]:
+        """Every agent's leaving and coming back into service, in time order."""
+        return self._select(AgentChange, "agent_changes ORDER BY at, id", [])
 
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()
@@ -300,7 +323,7 @@ class Store:
             ready.set_exception(error)
             return
         try:
-            _prepare(db, self._clock())
+            prepare(db, self._clock())
         except BaseException as error:
             db.close()
             ready.set_exception(error)
@@ -410,71 +433,6 @@ def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:
     return groups
 
 
-def _prepare(db: Database, now: float) -> None:
-    """WAL, the tables and indexes, and the schema version; refuse a newer schema."""
-    db.enable_wal()
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA analysis_limit = 1000")  # ANALYZE samples: milliseconds at 1M rows
-    with db.atomic():
-        versions = db.table("schema_version")
-        versions.create({"version": int, "applied_at": float}, pk="version", if_not_exists=True)
-        found = max((row["version"] for row in versions.rows), default=0)
-        if found > SCHEMA_VERSION:
-            raise VaultBmadError(
-                f"{db.conn} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
-            )
-        _create_tables(db)
-        _add_new_columns(db)
-        if found < SCHEMA_VERSION:
-            versions.insert({"version": SCHEMA_VERSION, "applied_at": now})
-
-
-def _create_tables(db: Database) -> None:
-    tasks = db.table("tasks")
-    tasks.create(_columns(TaskState), pk="task_id", if_not_exists=True, not_null={"path", "status"})
-    tasks.create_index(["status"], index_name="tasks_status", if_not_exists=True)
-    attempts = db.table("attempts")
-    attempt_columns = {"id": int, **_columns(Attempt), "wait_ms": float, "duration_ms": float}
-    attempts.create(
-        attempt_columns,
-        pk="id",
-        if_not_exists=True,
-        not_null={"task_id", "agent", "status", "ended_at"},
-    )
-    # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
-    for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
-        name = "attempts_" + "_".join(columns)
-        attempts.create_index(columns, index_name=name, if_not_exists=True)
-    asks = db.table("asks")
-    asks.create({"id": int, **_columns(AskRecord)}, pk="id", if_not_exists=True)
-    for columns in (["task_id", "current"], ["asked_at"]):
-        name = "asks_" + "_".join(columns)
-        asks.create_index(columns, index_name=name, if_not_exists=True)
-    for record in (CacheSample, PoolSample):
-        name = "cache_samples" if record is CacheSample else "pool_samples"
-        samples = db.table(name)
-        samples.create({"id": int, **_columns(record)}, pk="id", if_not_exists=True)
-        samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
-
-
-def _add_new_columns(db: Database) -> None:
-    """Columns a newer record has that an older database lacks: NULL in old rows."""
-    for table, record in (("tasks", TaskState), ("attempts", Attempt)):
-        have = set(db.table(table).columns_dict)
-        for name, kind in _columns(record).items():
-            if name not in have:
-                db.table(table).add_column(name, kind)
-
-
-def _columns(record: type) -> dict[str, type]:
-    """SQLite column types from a record's field annotations ("float | None" -> float)."""
-    kinds = {"str": str, "int": int, "float": float, "bool": int}
-    return {
-        field.name: next(kind for name, kind in kinds.items() if str(field.type).startswith(name))
-        for field in fields(record)
-    }
-
-
 def _attempt_row(attempt: Attempt) -> dict[str, object]:
     return {**_row(attempt), "wait_ms": attempt.wait_ms, "duration_ms": attempt.duration_ms}
 
@@ -507,6 +465,8 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | AskRecord | CacheSample | PoolSample) -> dict[str, object]:
+def _row(
+    record: TaskState | Attempt | AskRecord | CacheSample | PoolSample | AgentChange,
+) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))
