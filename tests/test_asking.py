@@ -81,7 +81,7 @@ def test_run_leaves_it_waiting_with_a_distinct_code_and_the_next_run_resumes(
     third = run(vault, "--format", "json")
     assert third.exit_code == 0, third.output
     assert json.loads(third.output)["tasks"]["tasks/brief"]["status"] == "done"
-    result = frontmatter.load(vault / "Outputs" / "Brief - result.md")
+    result = frontmatter.load(vault / "Outputs" / "Tasks" / "Brief - result.md")
     assert result.content.strip() == "For engineers, by Friday: A brief."
     note = asking.read_text()
     assert "> [!question]- Questions answered" in note and ">    Answer: Friday" in note
@@ -97,7 +97,7 @@ def test_answers_edited_after_the_task_ended_change_nothing_until_it_runs_again(
     answer(asking, "designers", "Monday")
     after_edit = run(vault, "--format", "json")
     assert json.loads(after_edit.output)["tasks"] == {}  # nothing ran
-    output = vault / "Outputs" / "Brief - result.md"
+    output = vault / "Outputs" / "Tasks" / "Brief - result.md"
     assert "For engineers, by Friday" in output.read_text()
 
     # Run again: the agent asks again (no cache serves a question), and the note answers it.
@@ -230,7 +230,7 @@ def test_a_workflow_step_that_asks_pauses_only_its_own_branch(
         "tasks/discover",
     }
     assert props(run_note)["status"] == "done"
-    interview = vault / "Outputs" / "Discover" / "interview.md"
+    interview = vault / "Outputs" / "Tasks" / "Discover" / "interview.md"
     assert "For engineers, by Friday: Go." in interview.read_text()
 
 
@@ -263,7 +263,9 @@ def test_two_steps_asking_on_one_note_are_answered_in_turn(
     assert props(note).get("answers") is None  # "small" was the second step's, now used
     answer(note, "engineers", "Friday")
     assert run(vault).exit_code == 0
-    assert (vault / "Outputs" / "Both" / "second.md").read_text().strip().endswith("small")
+    assert (
+        (vault / "Outputs" / "Tasks" / "Both" / "second.md").read_text().strip().endswith("small")
+    )
 
 
 V4_WORKFLOW = """

@@ -12,13 +12,14 @@ from tests.test_runtime_llm import BASE, MakeRuntime, request, runtime  # noqa: 
 from vault_bmad.engine.asking import OpenAsk, answers_of, missing, note_questions, realigned
 from vault_bmad.engine.graph import TaskGraph
 from vault_bmad.engine.scheduler import Scheduler
-from vault_bmad.errors import AttemptFailed, FailureKind
+from vault_bmad.errors import AttemptFailed, FailureKind, TemplateRenderError
 from vault_bmad.model.definitions import AgentDef, TaskDef
 from vault_bmad.model.fields import listed_texts
 from vault_bmad.runtimes import ask_tool
 from vault_bmad.runtimes.base import Ask, Round
 from vault_bmad.runtimes.llm_errors import refuses_tools
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
+from vault_bmad.runtimes.template import TemplateRuntime
 from vault_bmad.vault.callout import MARKER, set_callout, strip_callout
 
 QUESTIONS = ("Who is the target audience of the brief?", "Is there a deadline?")
@@ -208,3 +209,23 @@ def test_asking_gives_the_slot_back_and_answers_queue_it_again() -> None:
     scheduler.answered(first.task)
     [again] = scheduler.dispatch()
     assert (again.task.id, again.attempt) == (first.task.id, 2)
+
+
+ASKS = '{% set a = ask_user(["Who?", "When?"]) %}\n{{ a[0] }} / {{ a[1] }}'
+
+
+def test_a_template_asks_in_its_sandboxed_worker_and_renders_with_the_answers() -> None:
+    template = TemplateRuntime(workers=1)
+    try:
+        asked = template.run(request(runtime="template", template=ASKS, may_ask=True))
+        assert asked.ask == Ask(("Who?", "When?")) and asked.text == ""
+        answered = request(
+            runtime="template", template=ASKS, rounds=(Round(asked.ask, ("Me", "Now")),)
+        )
+        assert template.run(answered).text.strip() == "Me / Now"
+        with pytest.raises(TemplateRenderError, match="no more questions may be asked"):
+            template.run(request(runtime="template", template=ASKS, may_ask=False))
+        with pytest.raises(TemplateRenderError, match=r"line 1.*question 1 is not text"):
+            template.run(request(runtime="template", template="{{ ask_user([3]) }}", may_ask=True))
+    finally:
+        template.close()

@@ -108,7 +108,7 @@ def _check_the_exchange(server: LoopbackLLM, vault: Path) -> None:
             {"question": QUESTIONS[1], "answer": "June 2026"},
         ]
     }
-    result = (vault / "Outputs" / "Brief - result.md").read_text()
+    result = (vault / "Outputs" / "Tasks" / "Brief - result.md").read_text()
     assert digest_reply(second["messages"]) in result  # the model's final answer
     note = brief.read_text()
     assert "Questions answered" in note and "Answer: June 2026" in note

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vault_bmad.cache.keys import content_key
-from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput
+from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput, cap_output
 
 
 class ResultCache(Protocol):
@@ -51,21 +51,25 @@ def perform(
     runtime: Runtime, request: RunRequest, cache: ResultCache | None, key: str | None = None
 ) -> AttemptResult:
     """Run `request` on `runtime`; a cached result for the same content is used if there is
-    one. `key` is `request_key(request)`, when the caller has it already.
+    one. `key` is `request_key(request)`, when the caller has it already. Whatever the
+    runtime, the output is cut at the request's output cap.
 
     The cache never holds an agent's questions, and a request carrying answers (a
     conversation that resumes) never goes through it: it is for one user at one time."""
-    if cache is None or request.rounds:
-        return AttemptResult(runtime.run(request), "miss")
 
     def compute() -> RuntimeOutput:
-        output = runtime.run(request)
+        return cap_output(runtime.run(request), request.max_output_bytes)
+
+    def compute_to_keep() -> RuntimeOutput:
+        output = compute()
         if output.ask is not None:
             raise _Asked(output)
         return output
 
+    if cache is None or request.rounds:
+        return AttemptResult(compute(), "miss")
     try:
-        result, level = cache.get_or_compute(key or request_key(request), compute)
+        result, level = cache.get_or_compute(key or request_key(request), compute_to_keep)
     except _Asked as asked:
         return AttemptResult(asked.output, "miss")
     return AttemptResult(result, level)

@@ -14,6 +14,7 @@ with `give_up`, as in `run`, the tasks waiting for one that stays down fail.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -43,7 +44,8 @@ from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
+from vault_bmad.model.status import NEEDS_INPUT, REOPENABLE
+from vault_bmad.model.validate import build_definitions
 from vault_bmad.runtimes.base import Ask, Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
@@ -77,7 +79,11 @@ class Orchestrator:
         `llm_give_up_s` (as `run` does); without it they wait (as `serve` does)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
+        self._reruns: queue.SimpleQueue[str] = queue.SimpleQueue()  # notes set back to todo
+        self._rerun_when_ended: set[str] = set()  # task ids
+        self.notes = TaskNotes(
+            NoteWriter(index.root), on_written=index.update, on_rerun=self._reruns.put
+        )
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
@@ -110,6 +116,13 @@ class Orchestrator:
 
     # Feeding work in.
 
+    def read_vault(self, touched: Container[str] | None = None) -> tuple[Definitions, list[str]]:
+        """The vault's definitions as the index holds it now, and its invalid task notes, each
+        marked (`touched`: only those just changed)."""
+        definitions = build_definitions(self.index, self.journal.invalid_marks)
+        invalid = self.journal.invalid(self.index, definitions.problems, self._wall(), touched)
+        return definitions, invalid
+
     def submit(self, definitions: Definitions) -> int:
         """Queue every task that should run, and return how many will; done ones count as done
         for their dependents."""
@@ -132,6 +145,7 @@ class Orchestrator:
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
         new: list[TaskDef] = []
+        settled: dict[str, bool] = {}  # note path -> its edit asks for a re-run
         answered: list[TaskDef] = []
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
@@ -139,9 +153,13 @@ class Orchestrator:
                 continue
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
-            if rerun and phase in (*OUTCOMES, NEEDS_INPUT):
-                self.journal.reopened(task)
-                self._apply(self.scheduler.reopen(task))
+            if rerun and phase in REOPENABLE:
+                if task.path not in settled:  # the run's note and its steps: decided once
+                    settled[task.path] = task.status == "invalid" or self.notes.settle_edit(
+                        task.path
+                    )
+                if settled[task.path]:
+                    self._reopen(task)
             elif phase == NEEDS_INPUT and task.path in touched:
                 answered.append(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
@@ -158,10 +176,14 @@ class Orchestrator:
     # The loop.
 
     def run_until_idle(self, stop: Callable[[], bool] = lambda: False) -> RunSummary:
-        """Run everything submitted to an end state, or until `stop()` says to stop: then
-        what is running or queued goes back to `todo` (`summary.stopped`)."""
+        """Run everything submitted to an end state, and again what the user set back to
+        `todo` meanwhile; or until `stop()` says to stop: then what is running or queued
+        goes back to `todo` (`summary.stopped`)."""
         while self.scheduler.pending() and not stop():
-            self.step()
+            while self.scheduler.pending() and not stop():
+                self.step()
+            self.notes.flush()  # a write-back may find a note set back to todo
+            self._take_reruns()
         if self.scheduler.pending():
             self.summary.stopped = self.drain(STOP_GRACE_S)
         self.notes.flush()
@@ -170,6 +192,7 @@ class Orchestrator:
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
+        self._take_reruns()
         if self.accepting:
             self._dispatch()
         wait_for = max_wait
@@ -286,6 +309,33 @@ class Orchestrator:
         self._completions.watch(future)
         return True
 
+    def _take_reruns(self) -> None:
+        """Run again the tasks whose note the user set back to `todo` while vault-bmad had
+        them (a write-back kept their `todo`): now if they ended, or once they end."""
+        while True:
+            try:
+                path = self._reruns.get_nowait()
+            except queue.Empty:
+                return
+            for task in [t for t in self.definitions.tasks.values() if t.path == path]:
+                if not self.scheduler.knows(task.id):
+                    continue
+                if self.scheduler.phase(task.id) in REOPENABLE:
+                    self._reopen(task)
+                else:
+                    self._rerun_when_ended.add(task.id)
+
+    def _reopen(self, task: TaskDef) -> None:
+        self._rerun_when_ended.discard(task.id)
+        self.journal.reopened(task)
+        self._apply(self.scheduler.reopen(task))
+
+    def _rerun_if_asked(self, task_id: str) -> None:
+        task = self.definitions.tasks.get(task_id)
+        ended = self.scheduler.phase(task_id) in REOPENABLE
+        if task is not None and task_id in self._rerun_when_ended and ended:
+            self._reopen(task)
+
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
         """Stop tracking an attempt; tasks held for its result queue again."""
         flight = self._running.pop(future)
@@ -314,11 +364,12 @@ class Orchestrator:
         if flight.endpoint:  # it answered
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self.questions.asked(flight, output, ask)
+        self._rerun_if_asked(flight.assignment.task.id)  # set back to todo while it ran
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written."""
         task = flight.assignment.task
-        keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
+        keys: dict[str, object] = {"agent": flight.assignment.agent_id, "task_id": task.id}
         if task.updates in self.journal.outputs:  # the version it revises stays as it was
             keys["updates"] = wikilink(self.journal.outputs[task.updates])
         written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
@@ -340,6 +391,7 @@ class Orchestrator:
         if measured and flight.endpoint:
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
+        self._rerun_if_asked(task.id)
 
     def _end_itself(self, task: TaskDef) -> None:
         """End a task no agent runs, once its output note is written: a workflow run sums
@@ -393,6 +445,7 @@ class Orchestrator:
         else:
             self.journal.failed(flight, error, ended)
         self._apply(change)
+        self._rerun_if_asked(assignment.task.id)
 
     def _gone(self, failure: Failure) -> bool:
         """Whether the failure is at an endpoint given up on: no retry can reach it."""

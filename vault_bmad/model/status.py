@@ -28,6 +28,8 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)  # in the order reports list t
 STOPS: tuple[Stop, ...] = (*OUTCOMES, NEEDS_INPUT)  # in the order reports list them
 IN_PROGRESS: tuple[InProgress, ...] = get_args(InProgress)  # found at start: interrupted
 PENDING: tuple[Phase, ...] = (*get_args(Waiting), *IN_PROGRESS)  # a run has it, not ended
+# A run holds nothing for it (ended, or waiting for answers): `status: todo` runs it afresh.
+REOPENABLE: tuple[Phase, ...] = STOPS
 # Ended without a fault: its dependants may start, and a run of only these exits 0.
 ENDED_WELL: frozenset[Outcome] = frozenset({"done", "skipped"})
 BLOCKS_DEPENDANTS: frozenset[TaskStatus] = frozenset({"failed", "blocked", "invalid"})

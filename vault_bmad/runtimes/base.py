@@ -1,9 +1,12 @@
-"""The records every runtime shares, the Runtime interface, and the factory of runtimes."""
+"""The records every runtime shares, the output cap, the Runtime interface, and the factory
+of runtimes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
+
+from vault_bmad.config import MAX_OUTPUT_BYTES
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
@@ -73,6 +76,7 @@ class RunRequest:
     params: tuple[tuple[str, object], ...]
     timeout: float  # seconds
     command: tuple[str, ...] = ()  # argv for the command runtime
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # longer output is cut (see cap_output)
     rounds: tuple[Round, ...] = ()  # the conversation so far, when it resumes after answers
     may_ask: bool = False  # whether the agent may ask its user (another round is allowed)
 
@@ -106,9 +110,26 @@ class RuntimeOutput:
     model: str | None = None
     tokens_in: int | None = None  # prompt tokens
     tokens_out: int | None = None  # completion tokens
-    truncated: bool = False  # cut off at its length limit (finish_reason "length")
+    truncated: bool = False  # cut off: at its length limit (finish_reason "length"), or the cap
     calls: int = 1  # requests it took: more when Dask ran it again after losing a worker
     ask: Ask | None = None  # the agent asked its user instead of answering (`text` is "")
+
+
+def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
+    """`text` cut to at most `max_bytes` of UTF-8, at a character boundary, and whether it
+    was cut: the output cap, the one rule for every runtime."""
+    if len(text) * 4 <= max_bytes:  # no character takes more than 4 bytes
+        return text, False
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return text, False
+    return data[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def cap_output(output: RuntimeOutput, max_bytes: int) -> RuntimeOutput:
+    """The output with its text within the cap, marked truncated when it was cut."""
+    text, cut = cap_text(output.text, max_bytes)
+    return replace(output, text=text, truncated=True) if cut else output
 
 
 class Runtime(Protocol):
@@ -127,7 +148,7 @@ def build_runtimes(settings: Settings) -> dict[str, Runtime]:
     from vault_bmad.runtimes.llm import LlmRuntime
     from vault_bmad.runtimes.template import TemplateRuntime
 
-    template = TemplateRuntime()
+    template = TemplateRuntime.from_settings(settings)
     runtimes: list[Runtime] = [
         template,
         LlmRuntime.from_settings(settings),
