@@ -87,6 +87,15 @@ def test_run_leaves_it_waiting_with_a_distinct_code_and_the_next_run_resumes(
     assert "> [!question]- Questions answered" in note and ">    Answer: Friday" in note
     assert note.rstrip().endswith("A brief.")  # the user's body, as it was
 
+    # The period's report counts the round and how long the answer took.
+    env = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}
+    report = CliRunner().invoke(main, ["report", str(vault), "--format", "json"], env=env)
+    figures = json.loads(report.output)["questions"]
+    assert (figures["asked"], figures["answered"], figures["waiting"]) == (1, 1, [])
+    assert figures["answer_p50_s"] >= 0
+    written = (vault / json.loads(report.output)["report"]).read_text()
+    assert "## Questions to you" in written and "| rounds answered | 1 |" in written
+
 
 def test_answers_edited_after_the_task_ended_change_nothing_until_it_runs_again(
     vault: Path, asking: Path

@@ -453,6 +453,7 @@ class TaskJournal:
             NEEDS_INPUT,
             waiting.agent,
             attempts,
+            seconds=waiting.asked_at - waiting.started_at,
             started_at=self.started_at.get(task.id, waiting.started_at),
             questions=waiting.ask.questions,
         )

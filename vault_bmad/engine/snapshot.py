@@ -195,7 +195,7 @@ def wait_reason(
         pending = [dep for dep in task.depends_on if phases.get(dep) != "done"]
         return f"dependency: waits for {_names(pending)}", None
     if phase == NEEDS_INPUT:
-        return "your answers: write `answers:` in its note", None
+        return "your answers, in its note", None
     if phase != "queued":
         return None, None
     retry, held, agents = scheduler.queue_place(task_id)

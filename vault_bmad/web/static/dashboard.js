@@ -445,8 +445,8 @@
         el("td", { className: "num" }, seconds(t.seconds)),
         el("td", { className: "waits" }, t.waiting_for || ""),
         el("td", {}, t.workflow ? `${t.workflow}${t.step ? " · " + t.step : ""}` : "–"),
-        el("td", { className: "error-text" },
-          t.questions.length ? `asks: ${t.questions.join(" · ")}` : t.error || ""))), "no task matches");
+        t.questions.length ? el("td", { className: "asks" }, `asks: ${t.questions.join(" · ")}`)
+          : el("td", { className: "error-text" }, t.error || ""))), "no task matches");
       const last = Math.min(data.total, offset + data.tasks.length);
       setText("page", data.total ? `${offset + 1}–${last} of ${data.total}` : "0 tasks");
       document.getElementById("page-back").disabled = offset === 0;
