@@ -4,7 +4,9 @@ Every command over a vault takes `--config` and `--format` (`vault_options`), an
 VaultBmadError a command raises ends it with a one-line message and exit code 2
 (`VaultBmadCommands`): a setting, a missing vault, a port in use, a Dask scheduler out of
 reach. Exit 1 means the command ran and something in the vault failed or is invalid.
-`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`).
+`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`). Each command
+imports what it uses inside its body, so `check` never pays for Flask, Plotly or the
+engine (tests/test_start_imports.py).
 """
 
 from __future__ import annotations
@@ -18,24 +20,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from vault_bmad import __version__
 from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
 from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
-from vault_bmad.metrics.marks import stored_invalid_marks
-from vault_bmad.metrics.report import parse_span
-from vault_bmad.metrics.usage import NONE
-from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
-from vault_bmad.model.validate import build_definitions
-from vault_bmad.progress import RunProgress
-from vault_bmad.reports import write_vault_report
-from vault_bmad.runner import retry_tasks, run_vault
-from vault_bmad.runtimes.command import agent_problems
-from vault_bmad.service import Service, ServiceEvent
-from vault_bmad.vault.index import VaultIndex
+
+if TYPE_CHECKING:
+    from vault_bmad.service import ServiceEvent
 
 
 def _existing_vault(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
@@ -125,7 +119,9 @@ def bench() -> None:
 
 
 @bench.command("cache")
-@click.option("--trace", "trace_spec", required=True, help="Trace file (gzip) or zipf:ALPHA.")
+@click.option(
+    "--trace", "trace_spec", required=True, help="Trace file (gzip), zipf:ALPHA or loop:NOTES."
+)
 @click.option("--capacity", type=click.IntRange(min=1), required=True, help="Entries cached.")
 @format_option
 def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
@@ -137,7 +133,7 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
         trace = load_trace(trace_spec)
     except (OSError, ValueError, EOFError) as exc:
         raise click.ClickException(f"cannot read trace {trace_spec}: {exc}") from None
-    name = trace_spec if trace_spec.startswith("zipf:") else Path(trace_spec).name
+    name = trace_spec if trace_spec.startswith(("zipf:", "loop:")) else Path(trace_spec).name
     try:
         document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
     except ModuleNotFoundError as exc:  # a peer from the bench extra
@@ -173,6 +169,8 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 @vault_options
 def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
+    from vault_bmad.vault.index import VaultIndex
+
     load_settings(vault, config_file)  # a broken config is reported by every command
     notes = VaultIndex.load(vault).as_dict()["notes"]
     if output_format == "json":
@@ -197,6 +195,11 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
 
     The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
     with the notes' problems, and what it sets applies to the check."""
+    from vault_bmad.metrics.marks import stored_invalid_marks
+    from vault_bmad.model.validate import build_definitions
+    from vault_bmad.runtimes.command import agent_problems
+    from vault_bmad.vault.index import VaultIndex
+
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
@@ -271,6 +274,11 @@ def run(
 
 def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
     """`run_vault`, its progress on stderr, its outcome on stdout, and its exit code."""
+    from vault_bmad.metrics.usage import NONE
+    from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.runner import run_vault
+
     stops = StopSignals()
     progress = RunProgress(enabled=output_format == "text")
     try:
@@ -338,6 +346,8 @@ def retry(
 ) -> None:
     """Set failed and blocked tasks (or only those the flags name) back to `todo` and run
     them, as `run` does. While `serve` runs on the vault, it runs them instead."""
+    from vault_bmad.runner import retry_tasks
+
     settings = load_settings(vault, config_file)
     statuses = [s for s, wanted in (("failed", failed), ("blocked", blocked)) if wanted]
     retried = retry_tasks(vault, settings, statuses or ["failed", "blocked"])
@@ -363,6 +373,9 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
     The same period (in whole minutes) rewrites the same note. `--format json` prints
     the analysis too.
     """
+    from vault_bmad.metrics.report import parse_span
+    from vault_bmad.reports import write_vault_report
+
     try:
         span = parse_span(since)
     except ValueError as exc:
@@ -401,6 +414,9 @@ def serve(
     the rest go back to `todo`. With `--format json`, it tells when it is serving,
     stopping and stopped as JSON lines on stdout.
     """
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.service import Service
+
     overrides = {"host": host, "port": port, "executor": executor}
     progress = RunProgress(enabled=output_format != "json")  # a line per task move
     service = Service(vault, load_settings(vault, config_file, overrides=overrides), progress.event)

@@ -9,6 +9,9 @@ A database that cannot be read stops the start with `StoreDamaged`: one line nam
 file and how to start afresh. It is never moved aside by itself, since it holds the run
 history; task states come back from the notes. `check()` tells, while serving, whether
 the file still reads.
+
+It speaks to SQLite through the standard library's `sqlite3` (tables and transactions:
+`schema.py`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlite_utils import Database
-
 from vault_bmad.errors import StoreDamaged, VaultBmadError
 from vault_bmad.metrics.records import (
     AgentChange,
@@ -37,7 +38,7 @@ from vault_bmad.metrics.records import (
     PoolSample,
     TaskState,
 )
-from vault_bmad.metrics.schema import SCHEMA_VERSION, prepare
+from vault_bmad.metrics.schema import SCHEMA_VERSION, atomic, insert_rows, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
@@ -78,7 +79,7 @@ class _Rows:
 class _Call:
     """A function the writer thread runs inside its transaction; resolved after commit."""
 
-    run: Callable[[Database], object]
+    run: Callable[[sqlite3.Connection], object]
     done: Future[object]
 
 
@@ -98,7 +99,7 @@ class Store:
         self._unanalyzed_rows = 0  # touched by the writer thread only
         self._read_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = Database(sqlite3.connect(path, check_same_thread=False))
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         ready: Future[None] = Future()
         self._writer = threading.Thread(
             target=self._run_writer, args=(ready,), name="vault-bmad-store-writer", daemon=True
@@ -189,7 +190,7 @@ class Store:
         now = self._clock()
         marks = ", ".join("?" for _ in IN_PROGRESS)
 
-        def move(db: Database) -> list[TaskState]:
+        def move(db: sqlite3.Connection) -> list[TaskState]:
             where = f"status IN ({marks})"
             sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE {where}"
             rows = db.execute(sql, IN_PROGRESS).fetchall()
@@ -299,7 +300,7 @@ class Store:
         done.add_done_callback(lambda ran: _log_failure(ran, sql))
         self._put(_Call(lambda db: db.execute(sql, params), done))
 
-    def _call(self, run: Callable[[Database], _Result]) -> _Result:
+    def _call(self, run: Callable[[sqlite3.Connection], _Result]) -> _Result:
         done: Future[object] = Future()
         self._put(_Call(run, done))
         result: Any = done.result()
@@ -318,12 +319,12 @@ class Store:
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
-            db = Database(sqlite3.connect(self.path))
+            db = sqlite3.connect(self.path, isolation_level=None)  # transactions: atomic
         except BaseException as error:
             ready.set_exception(error)
             return
         try:
-            prepare(db, self._clock())
+            prepare(db, self.path, self._clock())
         except BaseException as error:
             db.close()
             ready.set_exception(error)
@@ -344,18 +345,18 @@ class Store:
         finally:
             db.close()
 
-    def _write_batch(self, db: Database, batch: list[_Rows | _Call]) -> None:
+    def _write_batch(self, db: sqlite3.Connection, batch: list[_Rows | _Call]) -> None:
         """One transaction, so one commit, for the whole batch; calls resolve after it."""
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
         try:
-            with db.atomic():
+            with atomic(db):
                 for group in _group_rows(batch):
                     if isinstance(group, _Rows):
                         self._insert(db, group)
                         continue
                     try:
-                        with db.atomic():
+                        with atomic(db):
                             results[id(group)] = group.run(db)
                     except Exception as error:
                         errors[id(group)] = error
@@ -372,7 +373,7 @@ class Store:
                 else:
                     item.done.set_result(results.get(id(item)))
 
-    def _analyze(self, db: Database) -> None:
+    def _analyze(self, db: sqlite3.Connection) -> None:
         """Refresh the statistics the query planner picks indexes by."""
         try:
             db.execute("ANALYZE")
@@ -380,11 +381,11 @@ class Store:
             _logger.exception("could not ANALYZE %s", self.path)
         self._unanalyzed_rows = 0
 
-    def _insert(self, db: Database, group: _Rows) -> None:
+    def _insert(self, db: sqlite3.Connection, group: _Rows) -> None:
         """Insert rows in a savepoint; if that fails, row by row, dropping only bad rows."""
         try:
-            with db.atomic():
-                db.table(group.table).insert_all(group.rows, replace=group.replace)
+            with atomic(db):
+                insert_rows(db, group.table, group.rows, replace=group.replace)
             if group.table == "attempts":
                 self._unanalyzed_rows += len(group.rows)
         except Exception:

@@ -18,10 +18,10 @@ from typing import IO, TYPE_CHECKING
 from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
-from vault_bmad.runtimes.template import TemplateRuntime
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
+    from vault_bmad.runtimes.template import TemplateRuntime
 
 HOW_TO_ENABLE = (
     "set `command_enabled = true` in your config file "
@@ -49,7 +49,11 @@ class CommandRuntime:
     ) -> None:
         self.enabled = enabled
         self.allowlist = frozenset(allowlist)
-        self._renderer = renderer or TemplateRuntime()
+        if renderer is None:  # imported here: `check` reads agent_problems without Jinja2
+            from vault_bmad.runtimes.template import TemplateRuntime
+
+            renderer = TemplateRuntime()
+        self._renderer = renderer
         source = os.environ if environ is None else environ
         self._env = {k: v for k, v in source.items() if not k.startswith(_HIDDEN_ENV_PREFIX)}
 
