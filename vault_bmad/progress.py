@@ -40,7 +40,7 @@ class RunProgress:
         if self._bar is not None:
             if event.kind in (*OUTCOMES, NEEDS_INPUT):
                 self._bar.label = f"{event.kind}: {event.task_id}"[:50]
-                self._bar.update(1)
+                self._bar.update(0 if event.kind == NEEDS_INPUT else 1)  # not ended
             return
         if event.kind in (*OUTCOMES, "started", "retry", NEEDS_INPUT, "answered"):
             took = f" in {event.seconds:.2f} s" if event.seconds is not None else ""
