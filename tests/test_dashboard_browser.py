@@ -220,6 +220,28 @@ def test_plotly_s_full_bundle_loads_only_for_a_webgl_chart(
     assert watched.errors == [] and watched.dialogs == []
 
 
+def test_a_chart_the_api_sends_unchanged_is_not_drawn_again(
+    service: Service, watched: Watched
+) -> None:
+    page = watched.page
+    now = int(time.time())  # a range in the past: its figures stay the same
+    watched.open(f"{service.url}?range=custom&from={now - 3000}&to={now - 600}")
+    page.wait_for_function("() => document.querySelectorAll('[data-chart] .main-svg').length >= 5")
+    page.evaluate(
+        "() => { window.redrawn = 0; document.querySelector(\"[data-chart='throughput']\")"
+        ".on('plotly_afterplot', () => { window.redrawn += 1; }); }"
+    )
+    for _ in range(2):  # two more answers of the API, the same
+        with page.expect_response(lambda r: "/api/metrics?" in r.url, timeout=10_000):
+            pass
+    page.wait_for_timeout(200)  # their callbacks have run
+    assert page.evaluate("window.redrawn") == 0
+    toggle = page.locator("#theme-toggle")
+    for _ in range(3):  # a theme change redraws it; round to where it was
+        toggle.click()
+    assert page.evaluate("window.redrawn") >= 1
+
+
 def test_every_page_in_the_navigation_loads(service: Service, watched: Watched) -> None:
     page = watched.page
     watched.open(service.url)

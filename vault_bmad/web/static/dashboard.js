@@ -211,9 +211,16 @@
     });
   }
 
+  // A chart the API sent again unchanged is not drawn again (Plotly.react would redraw it).
+  function show(node, figure) {
+    const last = waiting.get(node) || drawn.get(node);
+    if (last && figure && JSON.stringify(last) === JSON.stringify(figure)) return;
+    draw(node, figure);
+  }
+
   function drawAll(charts) {
     for (const node of document.querySelectorAll("[data-chart]")) {
-      if (charts && node.dataset.chart in charts) draw(node, charts[node.dataset.chart]);
+      if (charts && node.dataset.chart in charts) show(node, charts[node.dataset.chart]);
     }
   }
 
@@ -362,7 +369,7 @@
       setText("critical-path", data.critical_path.length
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}`
         : "No chain of dependent tasks in view.");
-      draw(chart, data.chart);
+      show(chart, data.chart);
       openTaskOnClick(chart);
     }, every() * 2);
     select.addEventListener("change", () => {
@@ -380,7 +387,7 @@
       runOptions(select, data.runs, data.run, null);
       setText("critical-path", data.critical_path && data.critical_path.length
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}` : "");
-      draw(chart, data.chart);
+      show(chart, data.chart);
       openTaskOnClick(chart);
       fill("nodes", data.nodes.map((node) => el("tr", {},
         el("td", {}, node.label),
