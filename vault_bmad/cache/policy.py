@@ -260,7 +260,7 @@ class AdaptiveTinyLfu:
         misses, span = self._misses, self._idle_span
         return [
             min(count, max(_HELD_FLOOR, span // max(1, misses - entry.held_since)))
-            for count, entry in zip(counts, self._hand)
+            for count, entry in zip(counts, self._hand, strict=True)
         ]
 
     def _keep_in_hand(self, entries: list[Entry]) -> None:
