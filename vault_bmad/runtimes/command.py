@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING
 
 from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
-from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
+    from vault_bmad.model.definitions import AgentDef
     from vault_bmad.runtimes.template import TemplateRuntime
 
 HOW_TO_ENABLE = (
