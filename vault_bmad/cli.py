@@ -203,7 +203,7 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
-    definitions = build_definitions(index, marks)
+    definitions = build_definitions(index, marks, settings.output_folder)
     problems += definitions.problems
     problems += agent_problems(definitions.agents.values(), settings)
     counts = {
@@ -260,8 +260,10 @@ def run(
     """Run every `todo` task to an end state, write the results back, then exit.
 
     Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
-    invalid, and 128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued
-    tasks go back to `todo`; the report says which).
+    invalid, 3 when none did but an agent asked its user something (its task is
+    `needs-input` until the note's `answers:` are saved and vault-bmad runs again), and
+    128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued tasks go back to
+    `todo`; the report says which).
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -273,7 +275,7 @@ def run(
 def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
     """`run_vault`, its progress on stderr, its outcome on stdout, and its exit code."""
     from vault_bmad.metrics.usage import NONE
-    from vault_bmad.model.status import ENDED_WELL, OUTCOMES
+    from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
     from vault_bmad.progress import RunProgress
     from vault_bmad.runner import run_vault
 
@@ -290,7 +292,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
     finally:
         progress.close()
     summary = result.summary
-    counts: dict[str, int] = {status: summary.count(status) for status in OUTCOMES}
+    counts: dict[str, int] = {status: summary.count(status) for status in STOPS}
     if output_format == "json":
         tasks = {
             task_id: {**asdict(outcome), **result.usage.get(task_id, NONE).as_dict()}
@@ -308,7 +310,12 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status not in ENDED_WELL:
+            if outcome.status == NEEDS_INPUT:
+                asks = " ".join(f"({n}) {q}" for n, q in enumerate(outcome.questions, 1))
+                click.echo(
+                    f"{outcome.status}: {outcome.task_id}: {asks} (answer in {outcome.path})"
+                )
+            elif outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
             elif outcome.truncated:
                 click.echo(f"truncated: {outcome.task_id}: its answer was cut off")
@@ -326,8 +333,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         )
     if summary.stopped or stops.event.is_set():
         _exit_leaving_threads(stops.code)
-    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
-    sys.exit(0 if ended_well and not result.invalid else 1)
+    sys.exit(result.exit_code)
 
 
 @main.command()
@@ -376,7 +382,11 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
     written = write_vault_report(vault, load_settings(vault, config_file), span)
     if output_format == "json":
-        payload = {"report": written.path, **written.analysis.as_dict()}
+        payload = {
+            "report": written.path,
+            **written.analysis.as_dict(),
+            "questions": asdict(written.questions),
+        }
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         click.echo(written.path)

@@ -12,18 +12,25 @@ write, not three. `flush` waits until every write asked for so far is on disk.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
+from vault_bmad.model.fields import listed_texts
+from vault_bmad.model.status import NEEDS_INPUT
+from vault_bmad.vault.callout import set_callout
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.notes import Note
+from vault_bmad.vault.notes import Note, parse_note
+from vault_bmad.vault.paths import resolve_in_vault
 from vault_bmad.vault.writer import (
+    ANSWERS_KEY,
     NoteWriter,
     is_stale_copy,
     iso_time,
@@ -37,6 +44,26 @@ log = logging.getLogger(__name__)
 
 _TYPE_TASK = re.compile(r"^type:\s*['\"]?task['\"]?\s*$", re.MULTILINE)
 
+
+@dataclass(frozen=True)
+class NoteQuestions:
+    """A note's `questions:` and `answers:` as they are on disk now."""
+
+    questions: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    mtime: float | None = None  # when the note was last saved
+
+
+@dataclass
+class _Pending:
+    """Changes to one note waiting for its write: keys, and the callout (when `callout_set`)."""
+
+    changes: dict[str, object | None] = field(default_factory=dict)
+    callout: str | None = None
+    callout_set: bool = False
+
+
+_KEEP_CALLOUT = object()  # a write that leaves the callout as it is
 _CLEARED_ON_START: dict[str, object | None] = {
     "error": None,
     "completed": None,
@@ -61,7 +88,7 @@ class TaskNotes:
         self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
         self._on_rerun = on_rerun or (lambda path: None)  # see `_write_now`; any thread
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
-        self._pending: dict[str, dict[str, object | None]] = {}  # path -> changes to write
+        self._pending: dict[str, _Pending] = {}  # path -> changes to write
         self._pending_lock = threading.Lock()
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
@@ -190,6 +217,31 @@ class TaskNotes:
             },
         )
 
+    def ask(self, path: str, questions: list[str], answers: list[str] | None, callout: str) -> None:
+        """Questions wait on the note: `needs-input`, the list, the user's answers moved
+        beside their questions (None: as they are) and the callout."""
+        changes: dict[str, object | None] = {"status": NEEDS_INPUT, "questions": questions}
+        if answers is not None:
+            changes[ANSWERS_KEY] = answers or None
+        self._write(path, changes, callout=callout)
+
+    def show_callout(self, path: str, callout: str | None) -> None:
+        self._write(path, {}, callout=callout)
+
+    def questions(self, path: str) -> NoteQuestions:
+        """The note's questions and answers as on disk, once the writes asked for are done."""
+        self._state_thread.submit(lambda: None).result()
+        try:
+            file = resolve_in_vault(self.writer.root, path)
+            note = parse_note(path, file.read_text(encoding="utf-8-sig"))
+            mtime = file.stat().st_mtime
+        except (OSError, VaultBmadError, UnicodeDecodeError):
+            return NoteQuestions()
+        fm = note.frontmatter
+        return NoteQuestions(
+            listed_texts(fm.get("questions")), listed_texts(fm.get(ANSWERS_KEY)), mtime
+        )
+
     def blocked(self, task: TaskDef, reason: str) -> None:
         if not task.step:
             self._write(task.path, {"status": "blocked", "error": reason})
@@ -222,27 +274,40 @@ class TaskNotes:
                 self._write(path, {"status": "invalid", "error": error})
         return invalid
 
-    def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
-        """Queue `changes` for the note at `path`, merged into a write still waiting."""
+    def _write(
+        self, path: str, changes: Mapping[str, object | None], *, callout: object = _KEEP_CALLOUT
+    ) -> None:
+        """Queue `changes` (and the callout: its text, or None to remove it) for the note at
+        `path`, merged into a write still waiting."""
         with self._pending_lock:
             waiting = self._pending.get(path)
-            if waiting is not None:
-                waiting.update(changes)
-                return
-            self._pending[path] = dict(changes)
-        self._state_thread.submit(self._write_pending, path)
+            new = waiting is None
+            waiting = waiting or _Pending()
+            waiting.changes.update(changes)
+            if callout is not _KEEP_CALLOUT:
+                assert callout is None or isinstance(callout, str)
+                waiting.callout, waiting.callout_set = callout, True
+            self._pending[path] = waiting
+        if new:
+            self._state_thread.submit(self._write_pending, path)
 
     def _write_pending(self, path: str) -> None:
         with self._pending_lock:
-            changes = self._pending.pop(path)
+            pending = self._pending.pop(path)
         try:
-            self._write_now(path, changes)
+            self._write_now(path, pending)
         except Exception:  # a bug must not silently stop the notes' write-back
             log.exception("writing the state of %s failed", path)
 
-    def _write_now(self, path: str, changes: Mapping[str, object | None]) -> None:
+    def _write_now(self, path: str, pending: _Pending) -> None:
+        edit = functools.partial(set_callout, callout=pending.callout)
         try:
-            outcome = self.writer.update(path, changes, self._seen.get(path))
+            outcome = self.writer.update(
+                path,
+                pending.changes,
+                self._seen.get(path),
+                body_edit=edit if pending.callout_set else None,
+            )
         except (VaultBmadError, OSError) as exc:
             log.warning("could not write the state of %s: %s", path, exc)
             return

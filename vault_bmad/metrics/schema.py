@@ -16,7 +16,14 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import (
+    AgentChange,
+    AskRecord,
+    Attempt,
+    CacheSample,
+    PoolSample,
+    TaskState,
+)
 
 SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 
@@ -93,6 +100,10 @@ def _create_tables(db: sqlite3.Connection) -> None:
     # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
     for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
         _create_index(db, "attempts", columns)
+    # The rounds of questions agents asked: a task's current conversation, and history.
+    _create_table(db, "asks", _columns(AskRecord), key="id", not_null={"task_id", "asked_at"})
+    for columns in (["task_id", "current"], ["asked_at"]):
+        _create_index(db, "asks", columns)
     for name, record in _SAMPLES:
         # Fields with a default came after the first schema: NOT NULL with that default, so
         # a row written without them reads well, and an older table gains them.

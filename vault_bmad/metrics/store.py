@@ -30,13 +30,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import (
+    AgentChange,
+    AskRecord,
+    Attempt,
+    CacheSample,
+    PoolSample,
+    TaskState,
+)
 from vault_bmad.metrics.schema import SCHEMA_VERSION, atomic, insert_rows, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
     "SCHEMA_VERSION",
     "AgentChange",
+    "AskRecord",
     "Attempt",
     "CacheSample",
     "PoolSample",
@@ -140,6 +148,35 @@ class Store:
 
     def record_pool_sample(self, sample: PoolSample) -> None:
         self._put(_Rows("pool_samples", [_row(sample)], replace=False))
+
+    def record_ask(self, ask: AskRecord) -> None:
+        """A new round of questions (its task's conversation so far stays current)."""
+        self._put(_Rows("asks", [_row(ask)], replace=False))
+
+    def record_answers(self, task_id: str, round_: int, answers: str, answered_at: float) -> None:
+        """The answers (a JSON list) to round `round_` of the task's current conversation."""
+        sql = (
+            "UPDATE asks SET answers = ?, answered_at = ? "
+            "WHERE task_id = ? AND round = ? AND current = 1"
+        )
+        self._execute(sql, [answers, answered_at, task_id, round_])
+
+    def end_conversation(self, task_id: str) -> None:
+        """The task ended, or runs afresh: its rounds so far are history, not resumed."""
+        self._execute("UPDATE asks SET current = 0 WHERE task_id = ? AND current = 1", [task_id])
+
+    def conversations(self) -> list[AskRecord]:
+        """Every round of every current conversation, by task and round."""
+        return self._select(AskRecord, "asks WHERE current = 1 ORDER BY task_id, round", [])
+
+    def asks(self, since: float | None = None) -> list[AskRecord]:
+        """The rounds asked or answered at or after `since`, or still unanswered, oldest
+        first."""
+        where = ""
+        if since is not None:
+            where = " WHERE asked_at >= ? OR answered_at >= ? OR answered_at IS NULL"
+        params = [] if since is None else [since, since]
+        return self._select(AskRecord, f"asks{where} ORDER BY asked_at, id", params)
 
     def record_agent_change(self, change: AgentChange) -> None:
         self._put(_Rows("agent_changes", [_row(change)], replace=False))
@@ -257,6 +294,12 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             self._queue.put(item)
 
+    def _execute(self, sql: str, params: Sequence[object]) -> None:
+        """Run one write statement on the writer thread, without waiting for it."""
+        done: Future[object] = Future()
+        done.add_done_callback(lambda ran: _log_failure(ran, sql))
+        self._put(_Call(lambda db: db.execute(sql, params), done))
+
     def _call(self, run: Callable[[sqlite3.Connection], _Result]) -> _Result:
         done: Future[object] = Future()
         self._put(_Call(run, done))
@@ -354,6 +397,11 @@ class Store:
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
 
 
+def _log_failure(ran: Future[object], sql: str) -> None:
+    if (error := ran.exception()) is not None:
+        _logger.error("could not run %s: %s", sql.split(" WHERE")[0], error)
+
+
 def _file_id(path: Path) -> tuple[int, int] | None:
     try:
         status = path.stat()
@@ -418,6 +466,8 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | CacheSample | PoolSample | AgentChange) -> dict[str, object]:
+def _row(
+    record: TaskState | Attempt | AskRecord | CacheSample | PoolSample | AgentChange,
+) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING
 
+from vault_bmad.config import Settings
 from vault_bmad.errors import Problem
 from vault_bmad.model.sources import conflict_problems, model_notes
 
@@ -44,10 +45,13 @@ class InvalidMark:
 
 
 def build_definitions(
-    index: VaultIndex, invalid_marks: Mapping[str, InvalidMark] | None = None
+    index: VaultIndex,
+    invalid_marks: Mapping[str, InvalidMark] | None = None,
+    output_folder: str = Settings.output_folder,
 ) -> Definitions:
     """The vault's definitions and problems; `invalid_marks` (by note path) are the task
-    notes vault-bmad marked invalid before.
+    notes vault-bmad marked invalid before; tasks that name no `output:` write under
+    `output_folder` (the setting).
 
     The loaders, and the pydantic models they build, are imported only when the vault has
     notes to read: `check` on an empty vault loads neither (tests/test_start_imports.py).
@@ -67,7 +71,7 @@ def build_definitions(
 
     agents = load_agents(index, problems)
     workflows = load_workflows(index, agents, problems)
-    tasks = load_tasks(index, agents, workflows, problems)
+    tasks = load_tasks(index, agents, workflows, problems, output_folder)
     for cycle in find_cycles(tasks):
         on_cycle = [tasks[task_id] for task_id in cycle]
         names = " → ".join(task.path for task in [*on_cycle, on_cycle[0]])

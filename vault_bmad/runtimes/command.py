@@ -69,8 +69,10 @@ class CommandRuntime:
 
     def run(self, request: RunRequest) -> RuntimeOutput:
         argv = self.check(request)
-        stdin_text = self._renderer.render(request)
-        return RuntimeOutput(text=self._execute(argv, stdin_text, request), runtime=self.name)
+        rendered = self._renderer.run(request)
+        if rendered.ask is not None:  # its template asks first; the program runs once answered
+            return RuntimeOutput(text="", runtime=self.name, ask=rendered.ask)
+        return RuntimeOutput(text=self._execute(argv, rendered.text, request), runtime=self.name)
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
         """The argv to run, or RuntimeRefused saying why it may not run."""

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from vault_bmad.errors import VaultPathError, WriteConflict
+from vault_bmad.vault.callout import strip_callout
 from vault_bmad.vault.frontmatter_edit import (
     raw_values,
     set_frontmatter_keys,
@@ -35,7 +36,7 @@ from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
-    "DEFAULT_OUTPUT_FOLDER",
+    "ANSWERS_KEY",
     "GENERATED_BY",
     "OWNED_TASK_KEYS",
     "NoteWriter",
@@ -66,10 +67,13 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "cache",
     "result",
     "truncated",
+    "questions",
 )
+# The user's answers to `questions`: vault-bmad only moves them beside their questions, or
+# clears those of a round that is over, when it writes new questions (see engine/asking.py).
+ANSWERS_KEY = "answers"
 _OWNED: dict[str, object] = dict.fromkeys(OWNED_TASK_KEYS)
 GENERATED_BY = "vault-bmad"
-DEFAULT_OUTPUT_FOLDER = "Outputs"
 _ANY_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
@@ -108,29 +112,25 @@ def iso_time(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds).astimezone().isoformat(timespec="seconds")
 
 
-def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
-    """Where a task without `output:` puts its result: its note's path under "Outputs/",
-    "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that no two tasks share one."""
+def default_output_path(source_task: str, folder: str) -> str:
+    """Where a task without `output:` puts its result: its note's path under the
+    `output_folder` setting, "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that
+    no two tasks share one."""
     task = PurePosixPath(normalize_vault_path(source_task))
     return normalize_vault_path(f"{folder}/{task.parent}/{task.stem} - result.md")
 
 
-def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+def step_output_path(source_task: str, step: str, folder: str) -> str:
     """Where a workflow step that creates no note of its own puts its result: beside its
     run's, "Tasks/Kick off.md" -> "Outputs/Tasks/Kick off/<step id>.md"."""
     run = PurePosixPath(default_output_path(source_task, folder))
     return str(run.with_name(run.name.removesuffix(" - result.md")) / f"{step}.md")
 
 
-def output_note_path(output: str | None, source_task: str | None) -> str:
-    """The note a task's output goes to: its `output:` (".md" added when it names no file
-    type), or `default_output_path` of the task note."""
-    if output:
-        wanted = normalize_vault_path(output)
-    elif source_task:
-        wanted = default_output_path(source_task)
-    else:
-        raise ValueError("an output note needs a path or a source task")
+def output_note_path(output: str) -> str:
+    """The note an `output:` names, confined to the vault, ".md" added when it names no
+    file type."""
+    wanted = normalize_vault_path(output)
     return wanted if PurePosixPath(wanted).suffix else wanted + ".md"
 
 
@@ -167,11 +167,12 @@ def unwritable_reason(path: Path) -> str | None:
 
 
 def user_content_sha(note: Note) -> str:
-    """A hash of what the user wrote in a note: its body and the frontmatter keys vault-bmad
-    does not own. It stays the same across vault-bmad's own writes."""
+    """A hash of what the user wrote in a note: its body (but the questions' callout) and
+    the frontmatter keys vault-bmad does not own. It stays the same across vault-bmad's own
+    writes."""
     theirs = {k: v for k, v in note.frontmatter.items() if k not in OWNED_TASK_KEYS}
     text = json.dumps(json_safe(theirs), sort_keys=True, ensure_ascii=False)
-    return _text_sha(text + "\x00" + note.body)
+    return _text_sha(text + "\x00" + strip_callout(note.body))
 
 
 class NoteWriter:
@@ -184,9 +185,15 @@ class NoteWriter:
         self._last_written: dict[str, str] = {}  # vault-relative path -> sha256 of text
 
     def update(
-        self, rel_path: str, changes: Mapping[str, object | None], read_text: str | None
+        self,
+        rel_path: str,
+        changes: Mapping[str, object | None],
+        read_text: str | None,
+        *,
+        body_edit: Callable[[str], str] | None = None,
     ) -> WriteOutcome:
-        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`.
+        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`,
+        then apply `body_edit` (e.g. `callout.set_callout`) to the note's text.
 
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
@@ -195,7 +202,7 @@ class NoteWriter:
         as read_text had it, with the changes. With read_text None every change is applied.
         Raises WriteConflict if the note is gone or may not be changed (`unwritable_reason`).
         """
-        not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
+        not_owned = sorted(set(changes) - {*OWNED_TASK_KEYS, ANSWERS_KEY})
         if not_owned:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
@@ -217,6 +224,8 @@ class NoteWriter:
                 else:
                     applied = {key: value for key, value in changes.items() if key not in kept}
                 new_text = set_frontmatter_keys(current, applied)
+                if body_edit is not None:
+                    new_text = body_edit(new_text)
                 if new_text == current:
                     return WriteOutcome(rel, False, merged, kept, current, restored)
                 if self._replace(path, rel, new_text, expected=current):
@@ -232,13 +241,16 @@ class NoteWriter:
     ) -> str:
         """Write a task's output note and return the vault-relative path written.
 
-        `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
-        is the task note's path (None for a note of vault-bmad's own, such as a report).
+        `rel_path` is the task's output, which reading the vault always sets (see
+        `default_output_path`); `source_task` is the task note's path (None for a note of
+        vault-bmad's own, such as a report).
         A note at that path that vault-bmad did not write for this same task, or whose
         body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
-        wanted = output_note_path(rel_path, task_rel)
+        if not rel_path:
+            raise ValueError(f"no output note given for {task_rel or 'a note of its own'}")
+        wanted = output_note_path(rel_path)
         refused = output_path_problem(wanted)
         if refused is not None:
             raise VaultPathError(f"output {wanted} {refused}")
