@@ -27,7 +27,15 @@ SERVE_AND_DASK = (
 )
 # Reading and validating a vault needs neither the engine, the store (`check` reads the
 # invalid marks with one read-only query, `metrics.marks`) nor a runtime's library.
-RUN_ONLY = ("vault_bmad.engine", "vault_bmad.metrics.store", "jinja2", "httpx")
+RUN_ONLY = (
+    "vault_bmad.engine",
+    "vault_bmad.metrics.store",
+    "vault_bmad.runtimes.command",  # `check` applies its rule, `runtimes.command_rules`
+    "jinja2",
+    "httpx",
+)
+# Reading the store's invalid marks: a vault without a store needs neither.
+STORE_READ = ("sqlite3", "vault_bmad.metrics.records")
 # Validating notes: pydantic's models and the loaders that build them, and the note writer.
 # A vault with no notes to read needs none of them.
 NOTE_MODELS = ("pydantic.main", "vault_bmad.model.definitions", "vault_bmad.vault.writer")
@@ -73,7 +81,7 @@ def test_checking_a_vault_without_notes_builds_no_models(tmp_path: Path) -> None
     vault.mkdir()
     modules = imported_by(["check", str(vault)], tmp_path)
     assert "vault_bmad.model.validate" in modules
-    assert loaded(modules, NOTE_MODELS + SERVE_AND_DASK + RUN_ONLY) == []
+    assert loaded(modules, NOTE_MODELS + STORE_READ + SERVE_AND_DASK + RUN_ONLY) == []
 
 
 def test_checking_a_vault_with_notes_validates_them(sample_vault: Path, tmp_path: Path) -> None:
