@@ -14,7 +14,7 @@ counter increment and all other work happens on a miss:
   it (a loop) keeps a stable part cached instead of churning. A flooded sketch (more
   keys than counters, see `FrequencySketch.flooded`) cannot rank keys; only then are
   popular candidates let in now and then on a loss.
-- An entry the hand holds unhit loses its count with the wait (`_held_counts`): one that
+- An entry the hand holds unhit loses its count with the wait (`_least_held`): one that
   earned a full count and is then never asked for again (a note's result before the note
   changed) would otherwise hold the hand until the sketch halves, refusing every
   candidate, while more such entries pile up behind it.
@@ -35,7 +35,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from vault_bmad.cache.sketch import FrequencySketch
+from vault_bmad.cache.sketch import MAX_COUNT, FrequencySketch
 
 _HASH_FLOOD_FREQUENCY = 6  # in a flooded sketch, candidates this popular may win a loss
 _HASH_FLOOD_ODDS = 1 / 128
@@ -127,7 +127,7 @@ class AdaptiveTinyLfu:
 
     def frequency(self, entry: Entry) -> int:
         """The entry's estimated recent popularity, counting hits not yet banked."""
-        return min(15, self._sketch.frequency(entry.key_hash) + entry.hits)
+        return min(MAX_COUNT, self._sketch.frequency(entry.key_hash) + entry.hits)
 
     def on_miss(self, key_hash: int) -> None:
         """Count an access that missed, and move the window by the ghost it hit, if any."""
@@ -215,7 +215,7 @@ class AdaptiveTinyLfu:
 
     def _select_victim(self) -> tuple[Entry, int]:
         """The least popular of the first few unreferenced entries at the hand, and its count
-        (`_held_counts`).
+        (capped by its wait, `_least_held`).
 
         The hand moves referenced entries to the tail (a hit earns a credit of up to
         `max_credit` passes) and holds the unreferenced ones it looked at in `_hand`, in
@@ -240,14 +240,15 @@ class AdaptiveTinyLfu:
                 entry.held_since = self._misses
                 hand.append(entry)
                 counts.append(sketch.frequency(entry.key_hash))
-        if not sketch.flooded:
-            counts = self._held_counts(counts)
-        lowest = min(counts)
-        return hand[counts.index(lowest)], lowest
+        if sketch.flooded:
+            lowest = min(counts)
+            return hand[counts.index(lowest)], lowest
+        return self._least_held()
 
-    def _held_counts(self, counts: list[int]) -> list[int]:
-        """The held entries' sketch counts, each capped by its wait: at most 12 x capacity
-        / the misses since the hand took it unhit, but not below 3.
+    def _least_held(self) -> tuple[Entry, int]:
+        """The held entry of lowest count, each count capped by its wait: at most 12 x
+        capacity / the misses since the hand took it unhit, but not below 3. The first
+        such entry wins a tie. No list is built: this runs on every miss of a full cache.
 
         A full count (15) lasts four fifths of a capacity of misses, and every doubling
         of the wait halves the cap. A key recurring at the rate its count says is hit
@@ -258,10 +259,15 @@ class AdaptiveTinyLfu:
         mostly other keys' collisions: a candidate's would beat any capped count.
         """
         misses, span = self._misses, self._idle_span
-        return [
-            min(count, max(_HELD_FLOOR, span // max(1, misses - entry.held_since)))
-            for count, entry in zip(counts, self._hand, strict=True)
-        ]
+        victim, lowest = self._hand[0], MAX_COUNT + 1
+        for count, entry in zip(self._hand_counts, self._hand, strict=True):
+            if count > _HELD_FLOOR:
+                idle = misses - entry.held_since
+                if idle * count > span:  # the cap, span // idle, is below the count
+                    count = max(_HELD_FLOOR, span // idle)
+            if count < lowest:
+                victim, lowest = entry, count
+        return victim, lowest
 
     def _keep_in_hand(self, entries: list[Entry]) -> None:
         frequency = self._sketch.frequency
