@@ -1,4 +1,5 @@
-"""Task state into task notes on the write threads: merged while waiting, flushed, closed."""
+"""Task state into task notes on the write threads: merged while waiting, in batches,
+`queued` held back until the engine has dispatched, flushed, closed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,122 @@ import frontmatter
 from tests.conftest import WriteNote
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.model.definitions import TaskDef
+from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter
 
 TASK = TaskDef(id="tasks/ask", path="Tasks/Ask.md", title="Ask")
+
+
+def task_named(name: str) -> TaskDef:
+    return TaskDef(id=f"tasks/{name.lower()}", path=f"Tasks/{name}.md", title=name)
+
+
+def status_of(note: Path) -> str:
+    return str(frontmatter.load(note)["status"])
+
+
+def test_a_task_that_starts_at_once_is_never_written_queued(vault: Path, write: WriteNote) -> None:
+    note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo\nerror: old\n---\nAsk.\n")
+    seen: list[str] = []
+    notes = TaskNotes(NoteWriter(vault), on_written=lambda path: seen.append(status_of(note)))
+    try:
+        notes.queued(TASK)  # held until the engine has dispatched
+        notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)  # it started at once
+        notes.publish()
+        notes.flush()
+    finally:
+        notes.close()
+    assert seen == ["running"]  # todo -> running: one write, never queued
+    assert "error" not in frontmatter.load(note)  # what queued clears, running clears
+
+
+def test_published_queued_states_wait_until_nothing_else_does(
+    vault: Path, write: WriteNote
+) -> None:
+    first, waiting, started = task_named("First"), task_named("Waiting"), task_named("Started")
+    for task in (first, waiting, started):
+        write(task.path, "---\ntype: task\nstatus: todo\n---\nDo it.\n")
+    order: list[str] = []
+    first_written, let_go, waiting_written = threading.Event(), threading.Event(), threading.Event()
+
+    def held_on_first(path: str) -> None:
+        order.append(path)
+        if path == first.path:
+            first_written.set()
+            let_go.wait(5)
+        if path == waiting.path:
+            waiting_written.set()
+
+    notes = TaskNotes(NoteWriter(vault), on_written=held_on_first)
+    try:
+        notes.failed(first, "boom", completed=1_800_000_000.0, attempts=1)
+        assert first_written.wait(5)
+        notes.queued(waiting)
+        notes.queued(started)
+        notes.publish()  # neither started at once
+        notes.running(started, "dev", started=1_800_000_001.0, attempt=1)  # then this one did
+        let_go.set()
+        assert waiting_written.wait(5)  # the thread is free again: queued gets written
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    assert order == [first.path, started.path, waiting.path]  # running first, queued after
+    assert status_of(vault / started.path) == "running"
+    assert status_of(vault / waiting.path) == "queued"
+
+
+def test_tasks_ending_together_are_written_as_one_batch(vault: Path, write: WriteNote) -> None:
+    tasks = [task_named(f"Task {n}") for n in range(5)]
+    for task in tasks:
+        write(task.path, "---\ntype: task\nstatus: todo\n---\nDo it.\n")
+    blocker = task_named("Blocker")
+    write(blocker.path, "---\ntype: task\nstatus: todo\n---\nDo it.\n")
+    blocker_written, let_go = threading.Event(), threading.Event()
+    statuses_at_first_call: list[list[str]] = []
+
+    def hold_then_look(path: str) -> None:
+        if path == blocker.path:
+            blocker_written.set()
+            let_go.wait(5)
+        elif not statuses_at_first_call:  # the batch is on disk before anyone hears of it
+            statuses_at_first_call.append([status_of(vault / t.path) for t in tasks])
+
+    notes = TaskNotes(NoteWriter(vault), on_written=hold_then_look)
+    try:
+        notes.blocked(blocker, "waiting")
+        assert blocker_written.wait(5)
+        for task in tasks:  # they all end while the thread is busy
+            notes.failed(task, "boom", completed=1_800_000_000.0, attempts=1)
+        let_go.set()
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    assert statuses_at_first_call == [["failed"] * 5]
+
+
+def test_the_index_learns_what_was_written_without_reading_it_back(
+    vault: Path, write: WriteNote
+) -> None:
+    note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo\n---\nAsk.\n")
+    index = VaultIndex.load(vault)
+    notes = TaskNotes(NoteWriter(vault, on_written=index.learn))
+    try:
+        notes.failed(TASK, "boom", completed=1_800_000_000.0, attempts=2)
+        output = notes.submit_output(None, "The answer.\n", TASK.path, {"agent": "dev"}).result(5)
+        notes.flush()
+    finally:
+        notes.close()
+    learned, learned_output = index.get(TASK.path), index.get(output)
+    assert learned is not None and learned_output is not None
+    assert (learned.frontmatter["status"], learned.frontmatter["error"]) == ("failed", "boom")
+    assert learned_output.body == "The answer.\n"
+    assert index.update(TASK.path) is learned  # its stamp matches the file: not read again
+    assert index.update(output) is learned_output
+    note.write_text(note.read_text().replace("status: failed", "status: todo"))  # the user
+    reread = index.update(TASK.path)
+    assert reread is not None and reread.frontmatter["status"] == "todo"
 
 
 def test_changes_waiting_for_their_write_merge_into_one(vault: Path, write: WriteNote) -> None:
@@ -29,6 +143,7 @@ def test_changes_waiting_for_their_write_merge_into_one(vault: Path, write: Writ
     notes = TaskNotes(NoteWriter(vault), on_written=slow_index_update)
     try:
         notes.queued(TASK)
+        notes.publish()  # it did not start at once, and the write thread is free
         assert first_write_done.wait(5)
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
         notes.done(
@@ -108,6 +223,7 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
         note.write_text(note.read_text().replace("status: blocked", "status: todo"))  # the user
         notes.forget(TASK.path)  # the engine took the edit: the task runs again
         notes.queued(other)
+        notes.publish()
         assert other_written.wait(5)
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)  # these two merge
         notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)

@@ -60,16 +60,19 @@ class Orchestrator:
         *,
         executor: Executor | None = None,
         cache: ResultCache | None = None,
+        writer: NoteWriter | None = None,
         on_event: Callable[[Event], None] | None = None,
         give_up: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """`give_up`: fail the tasks waiting for an endpoint unreachable for
-        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does)."""
+        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does). `writer`
+        writes the notes (by default a NoteWriter on the index's vault that keeps the
+        index current)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self.notes = TaskNotes(NoteWriter(index.root), on_written=index.update)
+        self.notes = TaskNotes(writer or NoteWriter(index.root, on_written=index.learn))
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
@@ -148,6 +151,7 @@ class Orchestrator:
         """Start what may start, wait a little for attempts, and handle what ended."""
         if self.accepting:
             self._dispatch()
+        self.notes.publish()  # what is still queued now did not start at once
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]

@@ -3,31 +3,40 @@
 A workflow step shares its note with the task that started the run, so steps write only
 their output notes; the run's note shows the run as a whole.
 
-Notes are written on two write threads, so the engine never waits for the disk (each write
-is fsynced twice): one for output notes, which a task's dependents wait for, and one for
-task state, which they do not. State changes to a note that is still waiting for its write
-merge into that write: a task that is queued, runs and ends before its turn costs one
-write, not three. `flush` waits until every write asked for so far is on disk.
+Notes are written on two write threads, so the engine never waits for the disk: one for
+output notes, which a task's dependents wait for, and one for task state, which they do
+not. Each thread writes in batches: whatever was asked for while it wrote the last batch
+goes in the next, each file fsynced and each folder once per batch. State changes to a
+note still waiting for its write merge into that write: a task that is queued, runs and
+ends before its turn costs one write, not three. A `queued` state is held back until the
+engine has dispatched (`publish`), then written when no other state waits, so a task that
+starts at once, or before the write thread is free, goes from todo to running.
+`flush` waits until every write asked for so far is on disk.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
+from vault_bmad.vault.writer import NoteWriter, iso_time, sync_folders, wikilink
 
 log = logging.getLogger(__name__)
 
 _TYPE_TASK = re.compile(r"^type:\s*['\"]?task['\"]?\s*$", re.MULTILINE)
+
+_SPARE_BATCH = 16  # published `queued` states written in one batch, at most
 
 _CLEARED_ON_START: dict[str, object | None] = {
     "error": None,
@@ -39,6 +48,17 @@ _CLEARED_ON_START: dict[str, object | None] = {
 }
 
 
+@dataclass(frozen=True)
+class _OutputAsked:
+    """An output note `submit_output` was asked for, and the future that tells where it went."""
+
+    written: Future[str]
+    path: str | None
+    body: str
+    task_path: str | None
+    keys: Mapping[str, object]
+
+
 class TaskNotes:
     """Writes each task's state into its note, remembering the text it last saw; see the
     module docstring. `close` (or `flush`) before reading the notes back."""
@@ -47,10 +67,15 @@ class TaskNotes:
         self, writer: NoteWriter, on_written: Callable[[str], object] | None = None
     ) -> None:
         self.writer = writer
-        self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
+        self._on_written = on_written or (lambda path: None)  # after each note is on disk
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
+        self._lock = threading.Lock()  # guards what follows
         self._pending: dict[str, dict[str, object | None]] = {}  # path -> changes to write
-        self._pending_lock = threading.Lock()
+        self._held: dict[str, None] = {}  # pending `queued` states waiting for `publish`
+        self._spare: dict[str, None] = {}  # published ones, written when nothing else waits
+        self._state_due = False  # a batch of state writes is on its way
+        self._outputs: list[_OutputAsked] = []
+        self._outputs_due = False  # a batch of outputs is on its way
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
 
@@ -65,22 +90,39 @@ class TaskNotes:
     def submit_output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
     ) -> Future[str]:
-        """`write_output` on the output write thread, after the outputs asked for before."""
-        return self._output_thread.submit(self.write_output, path, body, task_path, keys)
+        """`write_output` on the output write thread, after the outputs asked for before;
+        the future ends once the note is on disk."""
+        written: Future[str] = Future()
+        with self._lock:
+            self._outputs.append(_OutputAsked(written, path, body, task_path, keys))
+            due, self._outputs_due = self._outputs_due, True
+        if not due:
+            self._output_thread.submit(self._write_outputs)
+        return written
+
+    def publish(self) -> None:
+        """Let the `queued` states held back until now be written, when the state write
+        thread has nothing else to write: the engine has dispatched, so these tasks did not
+        start at once, and a start before their turn writes `running` over them."""
+        self._release()
 
     def flush(self) -> None:
         """Wait until every write asked for so far is done."""
+        self._release(now=True)
         for thread in (self._output_thread, self._state_thread):
             thread.submit(lambda: None).result()
 
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
+        self._release(now=True)
         for thread in (self._output_thread, self._state_thread):
             thread.shutdown(wait=True)
 
     def queued(self, task: TaskDef) -> None:
+        """Held back until `publish`; a start before then writes `running` over it."""
         if not task.step:
-            self._write(task.path, {"status": "queued", **_CLEARED_ON_START, "started": None})
+            changes = {"status": "queued", **_CLEARED_ON_START, "started": None}
+            self._write(task.path, changes, hold=True)
 
     def requeue(self, task: TaskDef) -> None:
         """Back to `todo`: the service stopped before the task finished."""
@@ -90,6 +132,7 @@ class TaskNotes:
         """Back to `todo` as a user would set it, on the state write thread after the state
         writes asked for before (not the outputs), waiting for it; raises VaultBmadError or
         OSError if the note cannot be written."""
+        self._release(now=True)
         written = self._state_thread.submit(self.writer.update, task.path, {"status": "todo"}, None)
         self._seen[task.path] = written.result().text
 
@@ -189,35 +232,111 @@ class TaskNotes:
                 marked.append(path)
         return marked
 
-    def _write(self, path: str, changes: Mapping[str, object | None]) -> None:
-        """Queue `changes` for the note at `path`, merged into a write still waiting."""
-        with self._pending_lock:
+    def _write(
+        self, path: str, changes: Mapping[str, object | None], *, hold: bool = False
+    ) -> None:
+        """Queue `changes` for the note at `path`, merged into a write still waiting; with
+        `hold`, a `queued` state (see `publish`)."""
+        with self._lock:
             waiting = self._pending.get(path)
-            if waiting is not None:
+            if waiting is None:
+                self._pending[path] = dict(changes)
+            else:
                 waiting.update(changes)
+            if hold and (waiting is None or path in self._held or path in self._spare):
+                self._held[path] = None
+                self._spare.pop(path, None)
                 return
-            self._pending[path] = dict(changes)
-        self._state_thread.submit(self._write_pending, path)
+            self._held.pop(path, None)
+            self._spare.pop(path, None)
+            due, self._state_due = self._state_due, True
+        if not due:
+            self._state_thread.submit(self._write_pending)
 
-    def _write_pending(self, path: str) -> None:
-        with self._pending_lock:
-            changes = self._pending.pop(path)
-        try:
-            self._write_now(path, changes)
-        except Exception:  # a bug must not silently stop the notes' write-back
-            log.exception("writing the state of %s failed", path)
+    def _release(self, *, now: bool = False) -> None:
+        """Held `queued` states become spare ones; with `now`, every held or spare one goes
+        in the next batch."""
+        with self._lock:
+            if not (self._held or (now and self._spare)):
+                return
+            if not now:
+                self._spare.update(self._held)
+            self._held.clear()
+            if now:
+                self._spare.clear()
+            due, self._state_due = self._state_due, True
+        if not due:
+            self._state_thread.submit(self._write_pending)
 
-    def _write_now(self, path: str, changes: Mapping[str, object | None]) -> None:
+    def _write_pending(self) -> None:
+        """Write every state change waiting, as one batch; `queued` states that were
+        published (`publish`) only when nothing else waits, a few at a time."""
+        with self._lock:
+            urgent = [p for p in self._pending if p not in self._held and p not in self._spare]
+            paths = urgent or list(itertools.islice(self._spare, _SPARE_BATCH))
+            batch = {path: self._pending.pop(path) for path in paths}
+            for path in paths:
+                self._spare.pop(path, None)
+            more, self._state_due = bool(self._spare), bool(self._spare)
+        if more:  # after this batch, and after any write asked for meanwhile
+            self._state_thread.submit(self._write_pending)
+        folders: set[Path] = set()
+        written = []
+        for path, changes in batch.items():
+            try:
+                if self._write_now(path, changes, folders):
+                    written.append(path)
+            except Exception:  # a bug must not silently stop the notes' write-back
+                log.exception("writing the state of %s failed", path)
         try:
-            outcome = self.writer.update(path, changes, self._seen.get(path))
+            sync_folders(folders)
+        except OSError as exc:
+            log.warning("could not sync the folders of %s: %s", ", ".join(written), exc)
+        for path in written:
+            self._on_written(path)
+
+    def _write_now(
+        self, path: str, changes: Mapping[str, object | None], folders: set[Path]
+    ) -> bool:
+        """Write `changes` into the note; True when its file changed."""
+        try:
+            outcome = self.writer.update(path, changes, self._seen.get(path), sync_later=folders)
         except (VaultBmadError, OSError) as exc:
             log.warning("could not write the state of %s: %s", path, exc)
-            return
+            return False
         self._seen[path] = outcome.text
-        if outcome.written:
-            self._on_written(path)
         if outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+        return outcome.written
+
+    def _write_outputs(self) -> None:
+        """Write every output asked for, in order, as one batch; each future ends once its
+        note and folder are on disk."""
+        with self._lock:
+            batch, self._outputs = self._outputs, []
+            self._outputs_due = False
+        folders: set[Path] = set()
+        written: list[tuple[Future[str], str]] = []
+        for asked in batch:
+            if not asked.written.set_running_or_notify_cancel():
+                continue
+            try:
+                path = self.writer.write_output(
+                    asked.path, asked.body, asked.task_path, asked.keys, sync_later=folders
+                )
+            except Exception as exc:  # the engine sees it, and fails the task
+                asked.written.set_exception(exc)
+            else:
+                written.append((asked.written, path))
+        try:
+            sync_folders(folders)
+        except OSError as exc:
+            for future, _ in written:
+                future.set_exception(exc)
+            return
+        for future, path in written:
+            self._on_written(path)
+            future.set_result(path)
 
 
 def workflow_run_output(
