@@ -30,6 +30,7 @@ from tests.conftest import SAMPLE_VAULT
 from tests.dashboard_history import cache_samples, history, record
 from tests.llm_servers import recorded
 from vault_bmad.config import load_settings
+from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
 from vault_bmad.service import Service
 
@@ -161,9 +162,10 @@ def test_overview_draws_its_charts_and_follows_the_theme(
         f"() => document.querySelectorAll('[data-chart] .main-svg').length >= {charts}"
     )
     page.wait_for_function(
-        "() => document.querySelectorAll('#bottlenecks li, #recommendations li').length >= 2"
-        " && !document.querySelector('#bottlenecks .muted')?.textContent.startsWith('…')"
+        "() => document.querySelectorAll('#findings > li').length >= 1"
+        " && !document.querySelector('#findings > li').textContent.startsWith('…')"
     )
+    assert "%" in page.locator("[data-field='utilization']").inner_text()
     assert page.locator("[data-field='throughput']").inner_text() not in ("", "–")
     assert "%" in page.locator("[data-field='hit-rate']").inner_text()
     assert page.locator("#status-counts li").count() >= 1
@@ -250,6 +252,97 @@ def test_a_hostile_note_name_runs_no_script(service: Service, watched: Watched) 
     watched.open(service.url.rstrip("/") + "/notes/" + quote(f"Tasks/{HOSTILE}.md"))
     assert page.locator("h1").inner_text() == f"{HOSTILE}.md"
     assert page.evaluate("document.querySelectorAll('img[src=x], main script').length") == 0
+
+
+def test_definitions_show_as_tooltips(service: Service, watched: Watched) -> None:
+    page = watched.page
+    watched.open(service.url)
+    for name in ("throughput", "utilization", "latency", "hit_rate"):
+        tip = page.locator(f".card [data-definition='{name}']")
+        text = tip.locator(".tip-text")
+        assert not text.is_visible()
+        tip.hover()
+        text.wait_for(state="visible")
+        assert text.inner_text() == DEFINITIONS[name]
+        page.mouse.move(0, 0)
+    watched.open(service.url.rstrip("/") + "/timeline")
+    tip = page.locator("[data-definition='critical_path']")
+    tip.focus()  # the keyboard shows it too
+    assert tip.locator(".tip-text").inner_text() == DEFINITIONS["critical_path"]
+    assert tip.locator(".tip-text").is_visible()
+
+
+def test_the_critical_path_shows_in_the_dark_theme(service: Service, watched: Watched) -> None:
+    page = watched.page
+    watched.open(service.url.rstrip("/") + "/timeline")
+    page.evaluate("localStorage.setItem('vault-bmad-theme', 'dark')")
+    watched.open(service.url.rstrip("/") + "/timeline")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    color = (
+        "(document.querySelector(\"[data-chart='chart']\")._fullData || [])"
+        ".find((t) => t.name === 'critical path')?.line.color"
+    )
+    page.wait_for_function(f"() => Boolean({color})")
+    drawn = page.evaluate(color)
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(drawn, background) >= 7  # an outline the eye finds at once
+    page.evaluate("localStorage.setItem('vault-bmad-theme', 'auto')")
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS colours given as #rrggbb or rgb(r, g, b)."""
+
+    def luminance(css: str) -> float:
+        if css.startswith("#"):
+            channels = [int(css[i : i + 2], 16) for i in (1, 3, 5)]
+        else:
+            channels = [int(float(v)) for v in css[css.index("(") + 1 : -1].split(",")[:3]]
+        linear = [
+            c / 12.92 if c <= 10 else ((c + 14.025) / 269.025) ** 2.4
+            for c in (value for value in channels)
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_running_now_lists_task_links(
+    tmp_path: Path, context: BrowserContext, watched: Watched
+) -> None:
+    vault = tmp_path / "vault"
+    (vault / "Agents").mkdir(parents=True)
+    (vault / "Tasks").mkdir()
+    (vault / "Agents" / "Solo.md").write_text(
+        "---\ntype: agent\nruntime: llm\ncapacity: 2\n---\nThinks.\n"
+    )
+    for name in ("Long", "Longer"):
+        (vault / "Tasks" / f"{name}.md").write_text(
+            f"---\ntype: task\nagent: solo\ntimeout: 60\n---\n{name}.\n"
+        )
+    with LoopbackLLM(latency=lambda: 30.0) as llm:
+        overrides = {"port": 0, "debounce_ms": 50, "llm_base_url": llm.base_url}
+        isolated = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+        running = Service(vault, load_settings(vault, None, isolated, overrides=overrides))
+        running.start()
+        try:
+            wait_until(lambda: running.snapshot().running == 2)
+            page = watched.page
+            watched.open(running.url)
+            links = page.locator("#running-now a")
+            links.first.wait_for()
+            assert sorted(links.nth(n).get_attribute("href") or "" for n in range(2)) == [
+                "/tasks/tasks/long",
+                "/tasks/tasks/longer",
+            ]
+            assert page.locator("#running-now li").inner_text() == "solo: tasks/long, tasks/longer"
+            assert "http" not in page.locator("main").inner_text()  # no raw URL anywhere
+            watched.open(running.url.rstrip("/") + "/agents")
+            cell = page.locator("#agents tr td").nth(6)
+            assert cell.locator("a").count() == 2
+            assert cell.inner_text() == "tasks/long, tasks/longer"
+        finally:
+            running.stop()
 
 
 @pytest.fixture

@@ -228,3 +228,22 @@ def test_serve_tells_its_life_as_json_lines(vault: Path, env: dict[str, str]) ->
     stopping, stopped = (json.loads(line) for line in output.splitlines())
     assert stopping == {"event": "stopping", "dashboard": dashboard}
     assert stopped == {"event": "stopped", "dashboard": dashboard, "back_to_todo": []}
+
+
+def test_the_serve_log_shows_task_progress_not_polls(
+    vault: Path, write: WriteNote, serve: Callable[[Path], Served]
+) -> None:
+    write("Agents/Writer.md", "---\ntype: agent\n---\nWrites.\n")
+    served = serve(vault)
+    write("Tasks/Hello.md", "---\ntype: task\nagent: writer\n---\nHello.\n")
+    wait_until(lambda: status_of(vault / "Tasks/Hello.md") == "done", 10, "the task never ran")
+    for _ in range(20):  # what a dashboard polling for a while sends
+        assert served.get("/api/metrics?since=1h").status_code == 200
+    assert served.get("/api/tasks/no-such-task").status_code == 404
+    code, output = served.stop()
+    assert code == 0
+    lines = output.splitlines()
+    assert any(line.split()[:2] == ["started", "tasks/hello"] for line in lines), output
+    assert any(line.split()[:2] == ["done", "tasks/hello"] and " s" in line for line in lines)
+    assert not [line for line in lines if "/api/metrics" in line]  # no line per poll
+    assert [line for line in lines if "/api/tasks/no-such-task" in line]  # failures show

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from vault_bmad.errors import VaultBmadError
-from vault_bmad.metrics.queries import PoolPoint, query_digest
+from vault_bmad.metrics.digest import PoolPoint
+from vault_bmad.metrics.queries import query_digest
 from vault_bmad.metrics.store import (
     SCHEMA_VERSION,
     Attempt,
@@ -252,6 +253,22 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(db_path: Path) -> No
     } <= indexes
     with pytest.raises(VaultBmadError, match="schema version"):
         Store(db_path)
+
+
+def test_a_store_from_before_ghost_hits_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn:  # the cache_samples table as it first was
+        conn.execute(
+            "CREATE TABLE cache_samples (id INTEGER PRIMARY KEY, level TEXT, hits INTEGER,"
+            " misses INTEGER, evictions INTEGER, expirations INTEGER, size INTEGER, at FLOAT)"
+        )
+        conn.execute("INSERT INTO cache_samples VALUES (1, 'L1', 1, 2, 0, 0, 1, 5.0)")
+        conn.commit()
+    with Store(path) as store:
+        store.record_cache_sample(CacheSample("L1", 3, 4, 0, 0, 1, 6.0, ghost_hits=2))
+        store.flush()
+        assert [s.ghost_hits for s in store.cache_samples()] == [0, 2]
+        assert store.agent_changes() == []
 
 
 def test_a_version_1_database_gets_the_new_columns_and_keeps_its_rows(db_path: Path) -> None:

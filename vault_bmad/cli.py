@@ -386,7 +386,8 @@ def serve(
     stopping and stopped as JSON lines on stdout.
     """
     overrides = {"host": host, "port": port, "executor": executor}
-    service = Service(vault, load_settings(vault, config_file, overrides=overrides))
+    progress = RunProgress(enabled=output_format != "json")  # a line per task move
+    service = Service(vault, load_settings(vault, config_file, overrides=overrides), progress.event)
 
     def tell(event: ServiceEvent) -> None:
         if output_format == "json":

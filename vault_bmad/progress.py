@@ -1,4 +1,5 @@
-"""Progress of a run on the terminal: a bar on a TTY, plain lines otherwise."""
+"""Progress on the terminal: for `run`, a bar on a TTY and plain lines otherwise; for
+`serve`, a line per task move."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ class RunProgress:
                 self._bar.update(1)
             return
         if event.kind in (*OUTCOMES, "started", "retry"):
+            took = f" in {event.seconds:.2f} s" if event.seconds is not None else ""
             detail = f" ({event.detail})" if event.detail else ""
-            click.echo(f"{event.kind:>8} {event.task_id}{detail}", file=self.stream)
+            click.echo(f"{event.kind:>8} {event.task_id}{took}{detail}", file=self.stream)
 
     def close(self) -> None:
         if self._bar is not None:

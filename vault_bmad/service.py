@@ -20,7 +20,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Literal
 
-from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from vault_bmad.cache.tiered import TieredCache, TieredStats
 from vault_bmad.config import Settings
@@ -47,6 +53,15 @@ PUBLISH_EVERY_S = 0.1  # at most this often after changes: a snapshot costs O(ta
 SAMPLE_EVERY_S = 10.0  # cache and pool samples, for charts over time
 RERUN_ANSWER_S = 5.0  # how long the web thread waits for the engine to take a re-run
 ServiceEvent = Literal["serving", "stopping", "stopped"]  # what `Service.run` tells
+
+
+class QuietRequests(WSGIRequestHandler):
+    """Logs only requests that went wrong: the dashboard polls every two seconds, and a
+    line per poll would drown the task progress `serve` prints."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if str(code)[:1] in ("4", "5"):
+            super().log_request(code, size)
 
 
 class ServeError(SetupError):
@@ -88,7 +103,9 @@ def _not_yet(environ: object, start_response: Callable[..., object]) -> list[byt
 class Service:
     """One vault, served: start() brings everything up, stop() takes it down in order."""
 
-    def __init__(self, vault: Path, settings: Settings) -> None:
+    def __init__(
+        self, vault: Path, settings: Settings, on_event: Callable[[Event], None] | None = None
+    ) -> None:
         check_bind(settings.host, settings.token)
         self.vault = vault.resolve()
         self.settings = settings
@@ -104,6 +121,7 @@ class Service:
         self._web_thread: threading.Thread | None = None
         self._server: BaseWSGIServer | None = None
         self.metrics = ServiceMetrics(self.snapshot, self._cache_by_level, self._usage_by_agent)
+        self._listener = on_event or (lambda event: None)  # e.g. the progress lines
         self._next_sample = 0.0
         self._dirty = True  # the engine changed something the snapshot does not show yet
         self.unfinished: list[str] = []
@@ -118,7 +136,14 @@ class Service:
         written; then open the vault and start the watcher, the engine and the web threads."""
         host, port = self.settings.host, self.settings.port
         with _bound(host, port) as listening:  # the app comes once the vault is open
-            self._server = make_server(host, port, _not_yet, threaded=True, fd=listening.fileno())
+            self._server = make_server(
+                host,
+                port,
+                _not_yet,
+                threaded=True,
+                fd=listening.fileno(),
+                request_handler=QuietRequests,
+            )
         self.orchestrator = orchestrator = open_orchestrator(
             self.vault, self.settings, self._stack, self._on_event
         )
@@ -327,6 +352,7 @@ class Service:
     def _on_event(self, event: Event) -> None:
         self._dirty = True
         self.metrics.observe(event)
+        self._listener(event)
 
     # What the web app reads.
 

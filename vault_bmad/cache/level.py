@@ -22,6 +22,7 @@ class LevelStats:
     expirations: int  # entries dropped because their TTL had passed
     size: int
     capacity: int
+    ghost_hits: int = 0  # misses on keys dropped for room lately: a larger level would hit
 
     @property
     def requests(self) -> int:
@@ -115,6 +116,7 @@ class CacheLevel(ABC):
                 expirations=self._expirations,
                 size=len(self._entries),
                 capacity=self._capacity,
+                ghost_hits=self._policy.ghost_hits,
             )
 
     def _expires_at(self, ttl: float | None, now: float) -> float:

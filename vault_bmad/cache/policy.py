@@ -83,6 +83,7 @@ class AdaptiveTinyLfu:
         self._full_step_depth = max(1.0, capacity * full_step_share)
         self._window_ghost = Ghost(max(1, int(capacity * ghost_share)))
         self._main_ghost = Ghost(max(1, int(capacity * ghost_share)))
+        self.ghost_hits = 0  # misses on keys a ghost list held: more room would have hit
         self._victim_sample = victim_sample
         self._max_credit = max_credit
         self._random = random.Random(seed)
@@ -106,10 +107,12 @@ class AdaptiveTinyLfu:
         self._sketch.add(key_hash)
         depth = self._window_ghost.pop_depth(key_hash)
         if depth is not None:
+            self.ghost_hits += 1
             self._window_target = min(self._max_window, self._window_target + self._step(depth))
             return
         depth = self._main_ghost.pop_depth(key_hash)
         if depth is not None:
+            self.ghost_hits += 1
             self._window_target = max(self._min_window, self._window_target - self._step(depth))
 
     def _step(self, depth: int) -> float:

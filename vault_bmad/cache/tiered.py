@@ -71,6 +71,7 @@ class TieredStats:
                 "expirations": level.expirations,
                 "size": level.size,
                 "capacity": level.capacity,
+                "ghost_hits": level.ghost_hits,
             }
             for level in self.levels
         }

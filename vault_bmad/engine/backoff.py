@@ -45,6 +45,10 @@ class Backoffs:
         heapq.heappush(self._heap, (at, task_id))
         return at
 
+    def until(self, task_id: str) -> float | None:
+        """When `task_id` may queue again, while it waits out its backoff."""
+        return self._until.get(task_id)
+
     def drop(self, task_id: str) -> None:
         self._until.pop(task_id, None)
 

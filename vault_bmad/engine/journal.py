@@ -125,6 +125,7 @@ class TaskJournal:
 
     def retrying(self, flight: InFlight, error: str, ended: float) -> None:
         assignment = flight.assignment
+        self.queued_at[assignment.task.id] = ended  # its next attempt waits from here
         seconds = ended - flight.started
         self._event("retry", assignment.task.id, error, assignment.agent_id, seconds)
         self.store.save_task(task_state(assignment, "queued", ended, error=error))

@@ -83,6 +83,10 @@ class Lanes:
         """Every queued task's lane."""
         return dict(self._lane_of)
 
+    def lane_of(self, task_id: str) -> Lane | None:
+        """The agents that may take a queued task; None when it is not queued."""
+        return self._lane_of.get(task_id)
+
     def get(self, task_id: str) -> QueuedTask | None:
         lane = self._lane_of.get(task_id)
         return self._queues[lane].get(task_id) if lane is not None else None

@@ -111,17 +111,4 @@ def observations(attempts: Iterable[Attempt], tasks: Mapping[str, TaskDef]) -> l
 
 def cache_samples(cache: ResultCache | None, now: float) -> list[CacheSample]:
     """Each cache level's counters, for hit rate over time; none without a cache."""
-    if cache is None:
-        return []
-    return [
-        CacheSample(
-            level,
-            figures["hits"],
-            figures["misses"],
-            figures["evictions"],
-            figures["expirations"],
-            figures["size"],
-            now,
-        )
-        for level, figures in cache.stats().by_level().items()
-    ]
+    return [] if cache is None else CacheSample.of(cache.stats().by_level(), now)

@@ -32,7 +32,7 @@ from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
 from vault_bmad.errors import Failure, RuntimeRefused, TaskTimeout, VaultBmadError, classify
 from vault_bmad.metrics.outcomes import Event, RunSummary
-from vault_bmad.metrics.records import PoolSample
+from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import OUTCOMES
@@ -409,7 +409,11 @@ class Orchestrator:
             self._health_changed(health)
 
     def _health_changed(self, change: HealthChange) -> None:
-        """Tell when an agent goes out (why, and until when) and when it is back."""
+        """Tell when an agent goes out (why, and until when) and when it is back, and
+        record it: the analysis tells waits for an agent that was out by it."""
+        self.store.record_agent_change(
+            AgentChange(change.agent_id, str(change.after), self._wall(), change.reason)
+        )
         if change.after is AgentState.IN_SERVICE:
             self.journal.agent_event("back", change.agent_id, change.reason)
         elif change.after is AgentState.OUT and change.agent_id not in self._retired_agents():
@@ -435,3 +439,11 @@ class Orchestrator:
 
     def output_of(self, task_id: str) -> str | None:
         return self.journal.outputs.get(task_id)
+
+    def running_since(self) -> dict[str, float]:
+        """When each running task's attempt started (wall clock)."""
+        return {f.assignment.task.id: f.started for f in self._running.values()}
+
+    def wall_time(self, moment: float) -> float:
+        """A moment of the scheduler's clock (a retry's or a probe's), on the wall clock."""
+        return self._wall() + (moment - self._clock())

@@ -342,18 +342,18 @@ class Scheduler:
     def phase(self, task_id: str) -> Phase:
         if task_id in self._running or self._agentless.get(task_id):
             return "running"
-        if (
-            task_id in self._agentless
-            or task_id in self._lanes
-            or task_id in self._backing_off
-            or task_id in self._held
-        ):
+        places = (self._agentless, self._lanes, self._backing_off, self._held)
+        if any(task_id in place for place in places):
             return "queued"
         state = self._graph.state(task_id)
         return "waiting" if state == "ready" else state
 
     def blocked(self, task_id: str) -> Blocked | None:
         return self._graph.blocked(task_id)
+
+    def queue_place(self, task_id: str) -> tuple[float | None, bool, Lane | None]:
+        """A queued task's backoff end (this clock), whether it is `hold`-ing, its lane."""
+        return self._backing_off.until(task_id), task_id in self._held, self._lanes.lane_of(task_id)
 
     @property
     def concurrency(self) -> int:

@@ -1,17 +1,20 @@
 """A frozen picture of the engine at one moment, for the API, /metrics and the dashboard.
 
 The engine thread takes a snapshot after it changes something; web threads only ever
-read the latest one, so they never touch the scheduler while it moves.
+read the latest one, so they never touch the scheduler while it moves. Each task waiting
+or queued says what it waits for (`waiting_for`), in the words of `wait_reason`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from vault_bmad.engine.endpoints import EndpointView
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
+from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import Phase, TaskStatus
 
 
@@ -29,6 +32,9 @@ class TaskView:
     workflow: str | None
     step: str | None
     depends_on: tuple[str, ...]
+    seconds: float | None = None  # its latest attempt's time, so far while it runs
+    waiting_for: str | None = None  # while waiting or queued: what it waits for
+    waiting_until: float | None = None  # when that wait ends, if known (epoch seconds)
     truncated: bool = False  # its answer was cut off at its length limit
 
 
@@ -90,13 +96,20 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
     scheduler = orchestrator.scheduler
     definitions = orchestrator.definitions
     running = {a.task.id: a for a in scheduler.running}
+    since = orchestrator.running_since()
     outcomes = orchestrator.summary.outcomes
+    phases = {
+        task_id: scheduler.phase(task_id) if scheduler.knows(task_id) else task.status
+        for task_id, task in definitions.tasks.items()
+    }
     tasks = []
     for task in definitions.tasks.values():
-        phase = scheduler.phase(task.id) if scheduler.knows(task.id) else task.status
+        phase = phases[task.id]
         outcome = outcomes.get(task.id)
         assignment = running.get(task.id)
         blocked = scheduler.blocked(task.id) if scheduler.knows(task.id) else None
+        reason, until = wait_reason(orchestrator, task, phases)
+        seconds = at - since[task.id] if task.id in since else None
         tasks.append(
             TaskView(
                 id=task.id,
@@ -115,6 +128,9 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 workflow=task.workflow,
                 step=task.step,
                 depends_on=task.depends_on,
+                seconds=seconds if seconds is not None else (outcome.seconds if outcome else None),
+                waiting_for=reason,
+                waiting_until=until,
                 truncated=task.id in orchestrator.journal.truncated,
             )
         )
@@ -152,3 +168,55 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         pool_size=scheduler.concurrency,
         endpoints=orchestrator.endpoints.views(),
     )
+
+
+def wait_reason(
+    orchestrator: Orchestrator, task: TaskDef, phases: dict[str, Phase | TaskStatus]
+) -> tuple[str | None, float | None]:
+    """What a waiting or queued task waits for, and until when if that is known: its
+    dependencies, a retry's backoff, an identical request's result, its agents being out
+    (until their probe), their capacity, or the pool's workers."""
+    task_id = task.id
+    phase = phases.get(task_id)
+    scheduler = orchestrator.scheduler
+    if phase == "waiting":
+        pending = [dep for dep in task.depends_on if phases.get(dep) != "done"]
+        return f"dependency: waits for {_names(pending)}", None
+    if phase != "queued":
+        return None, None
+    retry, held, agents = scheduler.queue_place(task_id)
+    if retry is not None:
+        until = orchestrator.wall_time(retry)
+        return f"retry backoff until {_clock(until)}", until
+    if held:
+        return "an identical request running now: it takes its result", None
+    health = scheduler.health
+    lane = sorted(agents or ())
+    named = [task.agent] if task.agent and not health.in_service(task.agent) else []
+    serving = [agent for agent in lane if health.in_service(agent)]
+    if not serving:  # the task's own agent, or every agent that may take it, is out
+        out = named or lane
+        if not out:
+            return "no agent qualifies for it", None
+        probes = [p for agent in out if (p := health.probe_at(agent)) is not None]
+        if not probes:
+            return f"agent out: {_names(out)}, probing", None
+        until = orchestrator.wall_time(min(probes))
+        return f"agent out: {_names(out)} until {_clock(until)}", until
+    capacity = {a.id: a.capacity for a in orchestrator.definitions.agents.values()}
+    full = [a for a in serving if scheduler.in_flight(a) >= capacity.get(a, 0)]
+    if len(full) == len(serving):
+        counts = ", ".join(f"{a} {scheduler.in_flight(a)}/{capacity.get(a, 0)}" for a in full[:3])
+        return f"capacity: its agents are full ({counts})", None
+    if len(scheduler.running) >= scheduler.concurrency:
+        return f"pool: all {scheduler.concurrency} workers busy", None
+    return "its turn: tasks ahead of it in the queue go first", None
+
+
+def _names(ids: list[str]) -> str:
+    shown = ", ".join(ids[:3])
+    return shown + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+
+
+def _clock(epoch: float) -> str:
+    return f"{datetime.fromtimestamp(epoch):%H:%M:%S}"

@@ -1,9 +1,10 @@
-"""The analyzer: a period's attempts in; figures, bottlenecks and recommendations out.
+"""The analyzer: a period's attempts in; figures, findings and advice out.
 
 Pure. The period is half-open, `[since, until)`; an attempt belongs to it when it ended
 inside it. A workflow run's own bookkeeping attempt (runtime "workflow") is not agent
-work and is left out. The figures are computed in `figures`, the bottlenecks and
-recommendations in `bottlenecks`; this module puts them together.
+work and is left out. The figures come from a digest of the attempts through
+`metrics.series`, the same functions the dashboard reads its digests with; the
+bottlenecks and advice come from `bottlenecks`, grouped into findings by `findings`.
 """
 
 from __future__ import annotations
@@ -12,27 +13,28 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from vault_bmad.metrics import series
 from vault_bmad.metrics.bottlenecks import (
     DEFAULT_THRESHOLDS,
     Bottleneck,
     Recommendation,
     Thresholds,
     find_bottlenecks,
+    outages,
     recommend,
 )
+from vault_bmad.metrics.digest import digest_of
 from vault_bmad.metrics.figures import (
     AgentFigures,
     LevelFigures,
     Overall,
     TaskFigures,
-    agent_figures,
-    cache_levels,
     critical_path,
-    overall_figures,
     percentile,
     task_figures,
 )
-from vault_bmad.metrics.records import WORKFLOW_RUNTIME, Attempt, CacheSample
+from vault_bmad.metrics.findings import Finding, group_findings
+from vault_bmad.metrics.records import WORKFLOW_RUNTIME, AgentChange, Attempt, CacheSample
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -40,6 +42,7 @@ __all__ = [
     "AgentFigures",
     "Analysis",
     "Bottleneck",
+    "Finding",
     "LevelFigures",
     "Overall",
     "Recommendation",
@@ -48,6 +51,9 @@ __all__ = [
     "analyze",
     "percentile",
 ]
+
+
+SAMPLE_BUCKET_S = 60.0  # the dashboard's finest bucket: a cache sample per level in each
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Analysis:
     critical_path_s: float
     bottlenecks: tuple[Bottleneck, ...]
     recommendations: tuple[Recommendation, ...]
+    findings: tuple[Finding, ...]  # the bottlenecks grouped by kind, with their advice
 
     def as_dict(self) -> dict[str, object]:
         """Plain data for JSON."""
@@ -74,15 +81,17 @@ def analyze(
     capacities: Mapping[str, int],
     cache_samples: Sequence[CacheSample] = (),
     dependencies: Mapping[str, Sequence[str]] | None = None,
+    agent_changes: Sequence[AgentChange] = (),
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Analysis:
-    """Figures, bottlenecks and recommendations for the attempts that ended in the period.
+    """Figures, bottlenecks and advice for the attempts that ended in the period.
 
-    `capacities` maps each agent id to its capacity (1 for an agent missing from it); an
-    agent in it with no attempts counts as idle. `cache_samples` are cumulative counters:
-    when they show lookups in the period, the hit rate by level comes from their
-    increases, else from the level that served each attempt. `dependencies` (task id ->
-    the task ids it depends on) gives the critical path.
+    `capacities` maps each agent id to its capacity (1 for an agent missing from it).
+    `cache_samples` are cumulative counters: when they show lookups in the period, the
+    hit rate by level comes from their growth (from the last sample before the period,
+    or from zero), else from the level that served each attempt. `dependencies` (task id
+    -> the task ids it depends on) gives the critical path; `agent_changes`, when agents
+    were out of service.
     """
     if until < since:
         raise ValueError(f"the period ends ({until}) before it starts ({since})")
@@ -90,14 +99,12 @@ def analyze(
     by_agent: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in period:
         by_agent[attempt.agent].append(attempt)
-    agents = tuple(
-        agent_figures(name, capacities.get(name, 1), by_agent[name], since, until)
-        for name in sorted(set(capacities) | set(by_agent))
-    )
+    digest = digest_of(period, since, until, SAMPLE_BUCKET_S, cache_samples)
+    agents = series.agent_figures(digest, capacities)
+    overall = series.overall(digest, agents)
+    levels = series.cache_levels(digest)
     tasks = task_figures(period)
-    levels = cache_levels(period, cache_samples, since, until)
     path, path_s = critical_path(tasks, dependencies or {})
-    overall = overall_figures(period, tasks, agents, since, until)
     found = find_bottlenecks(
         by_agent=by_agent,
         agents=agents,
@@ -106,8 +113,10 @@ def analyze(
         tasks=tasks,
         path=path,
         path_s=path_s,
+        out=outages(agent_changes, until),
         thresholds=thresholds,
     )
+    advice = recommend(found, agents)
     return Analysis(
         overall=overall,
         agents=agents,
@@ -116,5 +125,6 @@ def analyze(
         critical_path=path,
         critical_path_s=path_s,
         bottlenecks=found,
-        recommendations=recommend(found, agents, thresholds),
+        recommendations=advice,
+        findings=group_findings(found, agents),
     )

@@ -1,24 +1,44 @@
-"""A period's figures: latency, throughput, errors, utilization, cache levels, critical path.
+"""Every figure a report, the dashboard, the API and /metrics show: what it means and its rule.
 
-Pure: records in, frozen values out. An attempt's latency is its whole time, queue wait
-plus run (`ended_at - queued_at`). Percentiles are nearest-rank: the p-th percentile is
-the smallest measured value with at least p% of the values at or below it, so it is
-always a value that was measured.
+Pure. `DEFINITIONS` holds each figure's meaning in one line, as the report prints it and the
+dashboard shows it in a tooltip; the functions here hold the rules, and `metrics.series`
+applies them to a period's `Digest`, whichever way the digest was made (SQL over the store
+for the dashboard, `digest.digest_of` over attempt records for a report). So a figure shown
+in two places is computed once.
+
+An attempt belongs to a period when it ended inside it. Its latency is queue wait plus run
+(`ended_at - queued_at`); the time an agent "had work" is when some attempt it ran was
+queued or running; the vault had work when any attempt was.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Protocol, TypeVar
 
-from vault_bmad.metrics.records import Attempt, CacheSample
+from vault_bmad.metrics.records import Attempt
 
 MISS = "miss"  # an attempt's `cache` when no level served it
+
+DEFINITIONS: dict[str, str] = {
+    "throughput": "tasks that ended done, per minute of the time the vault had work "
+    "(some task queued or running)",
+    "latency": "from queued to ended: queue wait plus run; percentiles by nearest rank, "
+    "read from a histogram to within 3%",
+    "queue_wait": "from queued to started; its share is the part of all latency spent queued",
+    "error_rate": "attempts that did not end done, over all attempts",
+    "hit_rate": "attempts a cache level served, over all attempts; for a level, its hits "
+    "over the lookups that reached it",
+    "utilization": "run time over capacity × the time the agent had work (a task of its "
+    "queued or running)",
+    "critical_path": "the longest chain of dependent tasks of one run, each task counted "
+    "once with its latest attempt's run time",
+}
 
 
 @dataclass(frozen=True)
@@ -26,19 +46,18 @@ class Overall:
     since: float
     until: float
     attempts: int
-    tasks: int
     done: int
     failed: int  # every attempt that did not end done: failed, timeout
-    error_rate: float
-    throughput_per_min: float  # attempts ended done, per minute of the period
-    latency_p50_s: float | None
-    latency_p95_s: float | None
-    latency_p99_s: float | None
+    error_rate: float | None
+    work_s: float  # time the vault had work in the period
+    throughput_per_min: float | None
+    latency_s: dict[str, float]  # "p50", "p90", "p95", "p99"
     latency_mean_s: float | None
-    wait_share: float | None  # the part of all latency spent queued
     mean_wait_s: float | None
-    hit_rate: float | None  # attempts served by any cache level
-    utilization: float  # busy time over all agents' capacity and the period
+    wait_share: float | None
+    hit_rate: float | None
+    busy_s: float  # run time, all agents
+    utilization: float | None  # all agents' run time over their capacity × their work time
 
 
 @dataclass(frozen=True)
@@ -48,13 +67,14 @@ class AgentFigures:
     attempts: int
     done: int
     failed: int
-    error_rate: float
-    utilization: float  # busy time over capacity × the period
+    error_rate: float | None
     busy_s: float  # run time inside the period
-    latency_p50_s: float | None
-    latency_p95_s: float | None
+    work_s: float  # time the agent had work inside the period
+    utilization: float | None
     latency_mean_s: float | None
+    mean_wait_s: float | None
     wait_share: float | None
+    latency_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,30 +84,47 @@ class LevelFigures:
     misses: int  # lookups that reached this level and missed it
     hit_rate: float | None
     source: str  # "samples": the level's counters; "attempts": which level served each
+    evictions: int = 0
+    size: int | None = None  # entries at the last sample; None when only attempts tell
+    ghost_hits: int = 0  # misses on keys the level had dropped to make room
 
 
 @dataclass(frozen=True)
 class TaskFigures:
     task_id: str
-    agent: str  # of its last attempt in the period
-    status: str  # of its last attempt
+    agent: str  # of its latest attempt in the period
+    status: str  # of its latest attempt
     attempts: int
     started: float  # its first attempt's start
-    ended: float  # its last attempt's end
+    ended: float  # its latest attempt's end
     run_s: float  # its attempts' run time, summed
+    last_started: float  # its latest attempt's start
 
     @property
     def span_s(self) -> float:
         return self.ended - self.started
 
+    @property
+    def last_run_s(self) -> float:
+        """The latest attempt's run time: what the task counts on a critical path."""
+        return max(0.0, self.ended - self.last_started)
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def throughput_per_min(done: int, work_s: float) -> float | None:
+    return ratio(done * 60.0, work_s)
+
+
+def utilization(busy_s: float, capacity: int, work_s: float) -> float | None:
+    return ratio(busy_s, max(1, capacity) * work_s)
+
 
 def percentile(values: Iterable[float], percent: int) -> float | None:
     """Nearest rank: the smallest value with at least `percent`% of values at or below it."""
-    return _ranked(sorted(values), percent)
-
-
-def _ranked(ordered: Sequence[float], percent: int) -> float | None:
-    """`percentile` of values already in ascending order."""
+    ordered = sorted(values)
     if not ordered:
         return None
     rank = max(1, -(-percent * len(ordered) // 100))  # ceil, in integers
@@ -107,17 +144,6 @@ def wait(attempt: Attempt) -> float:
 def run_time(attempt: Attempt) -> float:
     d = attempt.ended_at - attempt.started_at
     return d if d > 0.0 else 0.0
-
-
-def busy_time(attempt: Attempt, since: float, until: float) -> float:
-    """Run time inside the period."""
-    end = attempt.ended_at if attempt.ended_at < until else until
-    start = attempt.started_at if attempt.started_at > since else since
-    return end - start if end > start else 0.0
-
-
-def ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole > 0 else None
 
 
 def level_key(level: str) -> list[str | int]:
@@ -156,9 +182,11 @@ def counter_growth(before: int, after: int) -> int:
     return after - before if after >= before else after
 
 
-def total_growth(counts: Iterable[int]) -> int:
-    """How much a cumulative counter grew over its samples, in order."""
-    return sum(counter_growth(a, b) for a, b in itertools.pairwise(counts))
+def total_growth(counts: Iterable[int], baseline: int = 0) -> int:
+    """How much a cumulative counter grew over its samples, in order, from `baseline`:
+    the sample before the period, or zero when none came before (the counter started in
+    the period, so its first sample's counts are growth too)."""
+    return sum(counter_growth(a, b) for a, b in itertools.pairwise([baseline, *counts]))
 
 
 def level_lookups(
@@ -178,41 +206,6 @@ def level_lookups(
     return found
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _latencies(attempts: Sequence[Attempt]) -> list[float]:
-    return [d if d > 0.0 else 0.0 for d in [a.ended_at - a.queued_at for a in attempts]]
-
-
-def _waits(attempts: Sequence[Attempt]) -> list[float]:
-    return [d if d > 0.0 else 0.0 for d in [a.started_at - a.queued_at for a in attempts]]
-
-
-def agent_figures(
-    agent: str, capacity: int, attempts: Sequence[Attempt], since: float, until: float
-) -> AgentFigures:
-    latencies = _latencies(attempts)
-    ordered = sorted(latencies)
-    done = sum(1 for a in attempts if a.status == "done")
-    busy = sum([busy_time(a, since, until) for a in attempts])
-    return AgentFigures(
-        agent=agent,
-        capacity=capacity,
-        attempts=len(attempts),
-        done=done,
-        failed=len(attempts) - done,
-        error_rate=ratio(len(attempts) - done, len(attempts)) or 0.0,
-        utilization=ratio(busy, capacity * (until - since)) or 0.0,
-        busy_s=busy,
-        latency_p50_s=_ranked(ordered, 50),
-        latency_p95_s=_ranked(ordered, 95),
-        latency_mean_s=_mean(latencies),
-        wait_share=ratio(sum(_waits(attempts)), sum(latencies)),
-    )
-
-
 @dataclass(slots=True)
 class _TaskTally:
     """A task's attempts so far, while `task_figures` reads them."""
@@ -224,7 +217,7 @@ class _TaskTally:
 
 
 def task_figures(attempts: Sequence[Attempt]) -> tuple[TaskFigures, ...]:
-    """One row per task, in order of start."""
+    """One row per task, in order of its first start."""
     tallies: dict[str, _TaskTally] = {}
     for a in attempts:
         tally = tallies.get(a.task_id)
@@ -239,71 +232,19 @@ def task_figures(attempts: Sequence[Attempt]) -> tuple[TaskFigures, ...]:
             tally.last = a
     figures = [
         TaskFigures(
-            task_id, t.last.agent, t.last.status, t.tries, t.first_start, t.last.ended_at, t.run_s
+            task_id,
+            t.last.agent,
+            t.last.status,
+            t.tries,
+            t.first_start,
+            t.last.ended_at,
+            t.run_s,
+            min(t.last.started_at, t.last.ended_at),
         )
         for task_id, t in tallies.items()
     ]
     figures.sort(key=attrgetter("started", "task_id"))
     return tuple(figures)
-
-
-def overall_figures(
-    attempts: Sequence[Attempt],
-    tasks: Sequence[TaskFigures],
-    agents: Sequence[AgentFigures],
-    since: float,
-    until: float,
-) -> Overall:
-    latencies, waits = _latencies(attempts), _waits(attempts)
-    ordered = sorted(latencies)
-    done = sum(1 for a in attempts if a.status == "done")
-    capacity_s = sum(agent.capacity for agent in agents) * (until - since)
-    hits = sum(1 for a in attempts if a.cache != MISS)
-    return Overall(
-        since=since,
-        until=until,
-        attempts=len(attempts),
-        tasks=len(tasks),
-        done=done,
-        failed=len(attempts) - done,
-        error_rate=ratio(len(attempts) - done, len(attempts)) or 0.0,
-        throughput_per_min=ratio(done, (until - since) / 60.0) or 0.0,
-        latency_p50_s=_ranked(ordered, 50),
-        latency_p95_s=_ranked(ordered, 95),
-        latency_p99_s=_ranked(ordered, 99),
-        latency_mean_s=_mean(latencies),
-        wait_share=ratio(sum(waits), sum(latencies)),
-        mean_wait_s=_mean(waits),
-        hit_rate=ratio(hits, len(attempts)),
-        utilization=ratio(sum(agent.busy_s for agent in agents), capacity_s) or 0.0,
-    )
-
-
-def cache_levels(
-    attempts: Sequence[Attempt], samples: Sequence[CacheSample], since: float, until: float
-) -> tuple[LevelFigures, ...]:
-    """Hit rate by level: from the samples when they show lookups in the period, else attempts."""
-    return _levels_from_samples(samples, since, until) or _levels_from_attempts(attempts)
-
-
-def _levels_from_samples(
-    samples: Sequence[CacheSample], since: float, until: float
-) -> tuple[LevelFigures, ...]:
-    """Hits and misses by level from the counters' increases in the period; () if none."""
-    levels = []
-    in_period = (sample for sample in samples if since <= sample.at < until)
-    for level, ordered in samples_by_level(in_period).items():
-        hits = total_growth(s.hits for s in ordered)
-        misses = total_growth(s.misses for s in ordered)
-        levels.append(LevelFigures(level, hits, misses, ratio(hits, hits + misses), "samples"))
-    return tuple(levels) if any(level.hits + level.misses for level in levels) else ()
-
-
-def _levels_from_attempts(attempts: Sequence[Attempt]) -> tuple[LevelFigures, ...]:
-    return tuple(
-        LevelFigures(level, hits, reaching - hits, ratio(hits, reaching), "attempts")
-        for level, hits, reaching in level_lookups(Counter(a.cache for a in attempts))
-    )
 
 
 def critical_path(
@@ -312,24 +253,31 @@ def critical_path(
     *,
     linked_only: bool = False,
 ) -> tuple[tuple[str, ...], float]:
-    """The longest chain of the period's tasks by span, dependencies first, and its length;
-    with `linked_only`, the longest of two tasks or more, however long a lone task is.
+    """The longest chain of dependent tasks of one run, dependencies first, and its length:
+    each task counted once, with its latest attempt's run time (`DEFINITIONS`). With
+    `linked_only`, the longest of two tasks or more, however long a lone task is.
 
-    `tasks` come in order of start, so one pass finds it: a task extends the longest chain
-    among its dependencies that started before it. A dependency outside the period, or
-    that started later (it ran again), is no link; so a loop cannot arise. Of equal
-    chains, the first found.
+    A dependency links a task only when its latest attempt ended before the task's latest
+    attempt started: they ran in the same run. A task run again later starts afresh, and
+    idle time between runs never counts. Tasks taken in order of their latest start, one
+    pass finds it, and no loop can arise. Of equal chains, the first found.
     """
     if not dependencies:
         return (), 0.0
+    ordered = sorted(tasks, key=attrgetter("last_started", "task_id"))
+    by_id = {task.task_id: task for task in ordered}
     length: dict[str, float] = {}  # of the longest chain ending with the task
     before: dict[str, str | None] = {}
-    for task in tasks:
-        links = [dep for dep in dependencies.get(task.task_id, ()) if dep in length]
+    for task in ordered:
+        links = [
+            dep
+            for dep in dependencies.get(task.task_id, ())
+            if dep in length and by_id[dep].ended <= task.last_started
+        ]
         previous = max(links, key=length.__getitem__) if links else None
         before[task.task_id] = previous
         chained = length[previous] if previous is not None else 0.0
-        length[task.task_id] = chained + task.ended - task.started
+        length[task.task_id] = chained + task.last_run_s
     ends = [task for task in length if before[task] is not None] if linked_only else length
     if not ends:
         return (), 0.0

@@ -1,8 +1,9 @@
 """A Mermaid Gantt chart of a period's tasks, in a ```mermaid block Obsidian renders natively.
 
-One section per agent, one bar per task from its first start to its last end, in local
-time: `done` (grey) when it ended done, `crit` (red) when it failed. A chart of
-thousands of bars is unreadable, so it shows the `max_bars` longest tasks.
+One section per agent, one bar per task: its latest attempt, in local time, `done` (grey)
+when it ended done, `crit` (red) when it failed. A chart of thousands of bars is
+unreadable, so it shows the `max_bars` longest. The axis reads to the millisecond when
+the chart spans less than `MS_AXIS_BELOW_S`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from vault_bmad.metrics.figures import TaskFigures
 
 MAX_BARS = 50
+MS_AXIS_BELOW_S = 10.0
 DATE_FORMAT = "YYYY-MM-DD HH:mm:ss.SSS"  # dayjs tokens, as Mermaid parses dates
 
 # Mermaid's gantt lexer reads `#` and `%` as comments, `:` as the start of a bar's data and
@@ -43,9 +45,9 @@ def mermaid_title(text: str) -> str:
 
 
 def chosen_bars(tasks: Sequence[TaskFigures], max_bars: int = MAX_BARS) -> list[TaskFigures]:
-    """The `max_bars` longest tasks by span, in order of start."""
-    longest = heapq.nsmallest(max_bars, tasks, key=lambda t: (t.started - t.ended, t.started))
-    return sorted(longest, key=lambda t: (t.started, t.task_id))
+    """The `max_bars` tasks whose latest attempt ran longest, in order of its start."""
+    longest = heapq.nsmallest(max_bars, tasks, key=lambda t: (-t.last_run_s, t.last_started))
+    return sorted(longest, key=lambda t: (t.last_started, t.task_id))
 
 
 def gantt_block(
@@ -61,8 +63,16 @@ def gantt_block(
     """
     if not bars:
         return []
-    length = max(t.ended for t in bars) - min(t.started for t in bars)
-    axis = "%H:%M:%S" if length < 3600 else "%H:%M" if length < 86_400 else "%m-%d %H:%M"
+    length = max(t.ended for t in bars) - min(t.last_started for t in bars)
+    axis = (
+        "%H:%M:%S.%L"
+        if length < MS_AXIS_BELOW_S
+        else "%H:%M:%S"
+        if length < 3600
+        else "%H:%M"
+        if length < 86_400
+        else "%m-%d %H:%M"
+    )
     lines = [
         "```mermaid",
         "gantt",
@@ -78,7 +88,7 @@ def gantt_block(
         for number in sections[section]:
             bar = bars[number]
             tag = "done" if bar.status == "done" else "crit"
-            start_ms = round(bar.started * 1000)
+            start_ms = round(bar.last_started * 1000)
             end_ms = max(start_ms + 1, round(bar.ended * 1000))  # a zero-length bar vanishes
             lines.append(
                 f"    {mermaid_text(bar_name(bar.task_id))} :{tag}, t{number + 1}, "

@@ -23,6 +23,11 @@ def bin_sql(seconds: str) -> str:
     return f"CAST(floor(log10(max({seconds}, {FLOOR_S})) * {BINS_PER_DECADE}) AS INTEGER)"
 
 
+def bin_of(seconds: float) -> int:
+    """The bin of a latency in seconds: `bin_sql` in Python, to the same float operations."""
+    return math.floor(math.log10(max(seconds, FLOOR_S)) * BINS_PER_DECADE)
+
+
 def bin_bounds(number: int) -> tuple[float, float]:
     """The latencies `[low, high)` in seconds that fall into bin `number`."""
     return 10 ** (number / BINS_PER_DECADE), 10 ** ((number + 1) / BINS_PER_DECADE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 WORKFLOW_RUNTIME = "workflow"  # the runtime of a workflow run's own attempt: not agent work
@@ -66,6 +67,24 @@ class CacheSample:
     expirations: int
     size: int
     at: float
+    ghost_hits: int = 0  # misses on keys the level had dropped to make room: more room hits
+
+    @classmethod
+    def of(cls, by_level: Mapping[str, Mapping[str, int]], at: float) -> list[CacheSample]:
+        """A sample per level from a cache's counters (`TieredStats.by_level()`)."""
+        return [
+            cls(
+                level,
+                counts["hits"],
+                counts["misses"],
+                counts["evictions"],
+                counts["expirations"],
+                counts["size"],
+                at,
+                counts.get("ghost_hits", 0),
+            )
+            for level, counts in by_level.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -74,3 +93,13 @@ class PoolSample:
     busy: int
     queued: int
     at: float
+
+
+@dataclass(frozen=True)
+class AgentChange:
+    """An agent leaving service or coming back: `state` is in_service, out or probing."""
+
+    agent: str
+    state: str
+    at: float
+    reason: str = ""

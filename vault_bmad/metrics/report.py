@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
-from vault_bmad.metrics.queries import earliest_attempt
+from vault_bmad.metrics.queries import cache_samples_from, earliest_attempt
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
@@ -171,6 +171,7 @@ def write_report(
         "period_end": iso_time(period.end),
         "data_until": iso_time(analysis.overall.until),
         "bottlenecks": len(analysis.bottlenecks),
+        "findings": len(analysis.findings),
     }
     body = report_markdown(analysis, period.start, period.end, links, notes=notes)
     if spent:
@@ -223,7 +224,7 @@ def report_span(
         period = span_period(now, span_s, earliest_attempt(store))
         return report_from_store(store, definitions, writer, period, now=now, thresholds=thresholds)
     attempts = store.attempts(limit=MAX_ATTEMPTS)
-    earliest = min((a.started_at for a in attempts), default=None)
+    earliest = min((a.queued_at for a in attempts), default=None)
     period = span_period(now, None, earliest)
     return _report(store, definitions, writer, period, attempts, now, thresholds)
 
@@ -243,8 +244,9 @@ def _report(
         since=period.start,
         until=until,
         capacities={agent.id: agent.capacity for agent in definitions.agents.values()},
-        cache_samples=store.cache_samples(since=period.start),
+        cache_samples=cache_samples_from(store, period.start),
         dependencies={task.id: task.depends_on for task in definitions.tasks.values()},
+        agent_changes=store.agent_changes(),
         thresholds=thresholds,
     )
     notes = []

@@ -1,7 +1,11 @@
-"""An Analysis as the Markdown body of a report note: tables, callouts, a Gantt, wikilinks.
+"""An Analysis as the Markdown body of a report note: summary first, findings, then details.
 
-Every agent and task the report names is a wikilink to its note, so the report joins the
-vault's graph; one whose note is unknown is named in code style instead.
+The note opens with a summary and at most one screen of findings (callouts, the same
+finding for many agents once), then the figures, each with its one-line definition
+(`metrics.figures.DEFINITIONS`), and the details: agents, cache levels, the critical path,
+the evidence and a Mermaid Gantt. Every agent and task the report names is a wikilink to
+its note, so the report joins the vault's graph; one whose note is unknown is named in
+code style instead.
 """
 
 from __future__ import annotations
@@ -11,28 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from vault_bmad.metrics.analyze import Analysis, Bottleneck, Recommendation
-from vault_bmad.metrics.bottlenecks import Evidence
+from vault_bmad.metrics.analyze import Analysis, Bottleneck, Finding
+from vault_bmad.metrics.bottlenecks import Evidence, Recommendation
+from vault_bmad.metrics.figures import DEFINITIONS
+from vault_bmad.metrics.findings import ACTION_TITLES
 from vault_bmad.metrics.gantt import MAX_BARS, chosen_bars, gantt_block
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import wikilink
 
-_BOTTLENECK_TITLES = {
-    "slow_agent": "Slow agent: {}",
-    "low_hit_rate": "Low hit rate: cache level {}",
-    "saturated_agent": "Saturated agent: {}",
-    "queue_wait": "Long queue wait",
-    "rising_errors": "Rising error rate: {}",
-    "critical_path": "Critical path dominated by {}",
-}
-_ACTION_TITLES = {
-    "raise_capacity": "Raise the capacity of {}",
-    "add_agent": "Add an agent with the expertise of {}",
-    "change_strategy": "Change the balancing strategy, for {}",
-    "enlarge_cache": "Enlarge cache level {}",
-    "split_task": "Split the task {}",
-}
+MAX_FINDINGS = 5  # callouts in the findings section: about one screen
+MAX_SUBJECTS = 3  # lines per callout before "and N more"
+_NOT_AGENTS = frozenset({"small_cache", "queue_wait"})  # kinds whose subject is no agent
 
 
 @dataclass(frozen=True)
@@ -90,97 +84,153 @@ def report_markdown(
     max_bars: int = MAX_BARS,
 ) -> str:
     """The report's body for the period `[start, end)`."""
-    o = analysis.overall
-    working = sum(a.attempts > 0 for a in analysis.agents)
     lines = [
         f"# Performance report {_span_label(start, end)}",
         "",
-        f"{o.attempts} attempts at {o.tasks} tasks by {working} agents, "
-        f"with data up to {_local(o.until):%Y-%m-%d %H:%M:%S}.",
+        *_summary(analysis),
         *(line for note in notes for line in ("", note)),
         "",
-        *_overall_table(analysis),
+        *_findings(analysis, links),
+        "",
+        *_figures(analysis),
+        "",
+        "## Details",
         "",
         *_agents_table(analysis, links),
         "",
         *_levels_table(analysis),
         "",
-        *_bottlenecks(analysis, links),
-        "",
-        *_recommendations(analysis, links),
-        "",
         *_critical_path(analysis, links),
+        *_evidence_section(analysis, links),
         *_timeline(analysis, links, start, end, max_bars),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _overall_table(analysis: Analysis) -> list[str]:
+def _summary(analysis: Analysis) -> list[str]:
     o = analysis.overall
-    p50, p95, p99 = o.latency_p50_s, o.latency_p95_s, o.latency_p99_s
+    working = sum(a.attempts > 0 for a in analysis.agents)
+    p50, p95 = o.latency_s.get("p50"), o.latency_s.get("p95")
     return [
-        "## Overall",
+        f"{o.attempts} attempts at {len(analysis.tasks)} tasks by {working} agents, over "
+        f"{_s(o.work_s)} of work, with data up to {_local(o.until):%Y-%m-%d %H:%M:%S}: "
+        f"{_rate(o.throughput_per_min)} tasks done a minute, latency p50 {_s(p50)} and p95 "
+        f"{_s(p95)}, {_pct(o.error_rate, 1)} of attempts not done, {_pct(o.hit_rate)} served "
+        f"from the cache, agents busy {_pct(o.utilization)} of their capacity.",
+    ]
+
+
+def _findings(analysis: Analysis, links: NoteLinks) -> list[str]:
+    lines = ["## Findings", ""]
+    if not analysis.findings:
+        return [*lines, "> [!success] Nothing to change", "> Every figure is within bounds."]
+    shown = analysis.findings[:MAX_FINDINGS]
+    for number, finding in enumerate(shown):
+        lines += ["", *_callout(finding, links)] if number else _callout(finding, links)
+    if len(analysis.findings) > len(shown):
+        rest = len(analysis.findings) - len(shown)
+        lines += ["", f"{rest} more finding(s) under Details, Evidence."]
+    return lines
+
+
+def _callout(finding: Finding, links: NoteLinks) -> list[str]:
+    subjects = ", ".join(_named(finding.kind, s, links) for s in finding.subjects)
+    title = finding.title + ("" if finding.kind == "queue_wait" else f": {subjects}")
+    lines = [f"> [!warning] {title}"]
+    lines += [f"> - {message}" for message in finding.messages[:MAX_SUBJECTS]]
+    if len(finding.messages) > MAX_SUBJECTS:
+        lines.append(f"> - and {len(finding.messages) - MAX_SUBJECTS} more.")
+    for advice in finding.advice[:MAX_SUBJECTS]:
+        action = ACTION_TITLES.get(advice.action, advice.action.replace("_", " "))
+        lines.append(f"> **Advice, {action} ({_advised(advice, links)}):** {advice.reason}")
+    return lines
+
+
+def _named(kind: str, subject: str, links: NoteLinks) -> str:
+    return f"`{subject}`" if kind in _NOT_AGENTS else links.agent(subject)
+
+
+def _advised(r: Recommendation, links: NoteLinks) -> str:
+    if r.action == "split_task":
+        return links.task(r.subject)
+    return (
+        f"`{r.subject}`"
+        if r.action in ("enlarge_cache", "raise_workers")
+        else links.agent(r.subject)
+    )
+
+
+def _figures(analysis: Analysis) -> list[str]:
+    o = analysis.overall
+    latency = " / ".join(_s(o.latency_s.get(p)) for p in ("p50", "p95", "p99"))
+    path = f"{_s(analysis.critical_path_s)} ({len(analysis.critical_path)} tasks)"
+    rows = [
+        ("throughput", f"{_rate(o.throughput_per_min)} tasks/min over {_s(o.work_s)} of work"),
+        ("latency", f"p50 / p95 / p99 {latency}, mean {_s(o.latency_mean_s)}"),
+        ("queue_wait", f"mean {_s(o.mean_wait_s)}, {_pct(o.wait_share)} of latency"),
+        ("error_rate", f"{_pct(o.error_rate, 1)} ({o.failed} of {o.attempts} attempts)"),
+        ("hit_rate", _pct(o.hit_rate)),
+        ("utilization", _pct(o.utilization, 1)),
+        ("critical_path", path if analysis.critical_path else "–"),
+    ]
+    return [
+        "## Figures",
         "",
-        "| figure | value |",
-        "|---|---|",
-        f"| latency p50 / p95 / p99 | {_s(p50)} / {_s(p95)} / {_s(p99)} |",
-        f"| latency mean | {_s(o.latency_mean_s)} |",
-        f"| queue wait share of latency | {_pct(o.wait_share)} (mean wait {_s(o.mean_wait_s)}) |",
-        f"| throughput | {o.throughput_per_min:.2f} tasks/min |",
-        f"| error rate | {_pct(o.error_rate, 1)} ({o.failed} of {o.attempts} attempts) |",
-        f"| cache hit rate | {_pct(o.hit_rate)} |",
-        f"| utilization | {_pct(o.utilization, 1)} |",
+        "| figure | value | what it is |",
+        "|---|---|---|",
+        *(f"| {name.replace('_', ' ')} | {value} | {DEFINITIONS[name]} |" for name, value in rows),
     ]
 
 
 def _agents_table(analysis: Analysis, links: NoteLinks) -> list[str]:
     lines = [
-        "## Agents",
+        "### Agents",
         "",
         "| agent | capacity | attempts | done | failed | error rate | utilization | busy "
-        "| p50 | p95 | mean | queue wait | health |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| had work | p50 | p95 | mean | queue wait | flags |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in analysis.agents:
         flags = sorted({b.kind for b in analysis.bottlenecks if b.subject == a.agent})
         lines.append(
             f"| {_cell(links.agent(a.agent))} | {a.capacity} | {a.attempts} | {a.done} "
-            f"| {a.failed} | {_pct(a.error_rate, 1)} | {_pct(a.utilization, 1)} | {_s(a.busy_s)} "
-            f"| {_s(a.latency_p50_s)} | {_s(a.latency_p95_s)} | {_s(a.latency_mean_s)} "
-            f"| {_pct(a.wait_share)} | {', '.join(k.replace('_', ' ') for k in flags) or 'ok'} |"
+            f"| {a.failed} | {_pct(a.error_rate, 1)} | {_pct(a.utilization, 1)} "
+            f"| {_s(a.busy_s)} | {_s(a.work_s)} | {_s(a.latency_s.get('p50'))} "
+            f"| {_s(a.latency_s.get('p95'))} | {_s(a.latency_mean_s)} | {_pct(a.wait_share)} "
+            f"| {', '.join(k.replace('_', ' ') for k in flags) or 'ok'} |"
         )
     return lines
 
 
 def _levels_table(analysis: Analysis) -> list[str]:
-    lines = ["## Cache by level", ""]
+    lines = ["### Cache by level", ""]
     if not analysis.levels:
         return [*lines, "No cache level served an attempt in this period."]
-    lines += ["| level | hits | misses | hit rate | from |", "|---|---|---|---|---|"]
     lines += [
-        f"| {_cell(lv.level)} | {lv.hits} | {lv.misses} | {_pct(lv.hit_rate)} | {lv.source} |"
+        "Hit rate per level: its hits over the lookups that reached it. Ghost hits: misses on "
+        "results the level had dropped for room.",
+        "",
+        "| level | lookups | hits | misses | hit rate | ghost hits | from |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {_cell(lv.level)} | {lv.hits + lv.misses} | {lv.hits} | {lv.misses} "
+        f"| {_pct(lv.hit_rate)} | {lv.ghost_hits} | {lv.source} |"
         for lv in analysis.levels
     ]
     return lines
 
 
-def _bottlenecks(analysis: Analysis, links: NoteLinks) -> list[str]:
-    lines = ["## Bottlenecks", ""]
+def _evidence_section(analysis: Analysis, links: NoteLinks) -> list[str]:
     if not analysis.bottlenecks:
-        return [*lines, "> [!success] No bottlenecks found", "> Every figure is within bounds."]
+        return []
     agents = {a.agent for a in analysis.agents}
     tasks = {t.task_id for t in analysis.tasks}
-    for number, b in enumerate(analysis.bottlenecks):
-        subject = (
-            links.agent(b.subject) if b.kind not in ("low_hit_rate", "queue_wait") else b.subject
-        )
-        lines += [
-            *([""] if number else []),
-            f"> [!warning] {_BOTTLENECK_TITLES.get(b.kind, b.kind).format(subject)}",
-            f"> {b.message}",
-            *(f"> - {key}: {value}" for key, value in _evidence(b, agents, tasks, links)),
-        ]
-    return lines
+    lines = ["### Evidence", ""]
+    for b in analysis.bottlenecks:
+        shown = "; ".join(f"{k}: {v}" for k, v in _evidence(b, agents, tasks, links))
+        lines.append(f"- {b.kind.replace('_', ' ')}, {_named(b.kind, b.subject, links)}: {shown}")
+    return [*lines, ""]
 
 
 def _evidence(
@@ -201,7 +251,9 @@ def _evidence(
             return links.task(value) if value in tasks else value or "–"
         if key.endswith("_s"):
             return _s(value)
-        if key == "threshold" or any(word in key for word in ("rate", "share", "utilization")):
+        if key in ("threshold", "gain") or any(
+            word in key for word in ("rate", "share", "utilization")
+        ):
             return _pct(value, 1)
         return str(value)
 
@@ -211,44 +263,23 @@ def _evidence(
     ]
 
 
-def _recommendations(analysis: Analysis, links: NoteLinks) -> list[str]:
-    lines = ["## Recommendations", ""]
-    if not analysis.recommendations:
-        return [*lines, "Nothing to change."]
-    for number, r in enumerate(analysis.recommendations):
-        lines += [
-            *([""] if number else []),
-            f"> [!tip] {_ACTION_TITLES.get(r.action, r.action).format(_subject(r, links))}",
-            f"> {r.reason}",
-        ]
-        if r.action == "add_agent" and links.expertise.get(r.subject):
-            lines.append(f"> Expertise: {', '.join(links.expertise[r.subject])}.")
-    return lines
-
-
-def _subject(r: Recommendation, links: NoteLinks) -> str:
-    if r.action == "split_task":
-        return links.task(r.subject)
-    return r.subject if r.action == "enlarge_cache" else links.agent(r.subject)
-
-
 def _critical_path(analysis: Analysis, links: NoteLinks) -> list[str]:
     if not analysis.critical_path:
         return []
     chain = " → ".join(links.task(task_id) for task_id in analysis.critical_path)
-    return ["## Critical path", "", f"{chain} ({_s(analysis.critical_path_s)})", ""]
+    return ["### Critical path", "", f"{chain} ({_s(analysis.critical_path_s)})", ""]
 
 
 def _timeline(
     analysis: Analysis, links: NoteLinks, start: float, end: float, max_bars: int
 ) -> list[str]:
-    lines = ["## Timeline", ""]
+    lines = ["### Timeline", ""]
     bars = chosen_bars(analysis.tasks, max_bars)
     if not bars:
         return [*lines, "No task ran in this period."]
     total = len(analysis.tasks)
     shown = f"all {total}" if len(bars) == total else f"the {len(bars)} longest of {total}"
-    lines += [f"The chart shows {shown} tasks, by agent.", ""]
+    lines += [f"The chart shows {shown} tasks by agent, each as its latest attempt.", ""]
     lines += gantt_block(
         bars,
         title=f"Tasks {_span_label(start, end)}",
@@ -258,12 +289,12 @@ def _timeline(
     clock = "%H:%M:%S" if end - start < 86_400 else "%m-%d %H:%M:%S"
     lines += [
         "",
-        "| task | agent | status | attempts | started | span |",
+        "| task | agent | status | attempts | last run started | ran |",
         "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {_cell(links.task(t.task_id))} | {_cell(links.agent(t.agent))} | {t.status} "
-        f"| {t.attempts} | {_local(t.started):{clock}} | {_s(t.span_s)} |"
+        f"| {t.attempts} | {_local(t.last_started):{clock}} | {_s(t.last_run_s)} |"
         for t in bars
     ]
     return lines
@@ -284,6 +315,10 @@ def _s(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _rate(per_min: float | None) -> str:
+    return "–" if per_min is None else f"{per_min:.2f}"
 
 
 def _pct(share: float | None, decimals: int = 0) -> str:

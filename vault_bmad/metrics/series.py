@@ -1,56 +1,33 @@
-"""A digest's figures: totals, time series, per-agent figures and cache levels. Pure.
+"""A digest's figures: totals, per-agent figures, cache levels, and series over time. Pure.
 
-The definitions follow `metrics.figures`, so the dashboard and the report agree: an
-attempt's latency is queue wait plus run; the error rate counts every attempt that did
-not end done; throughput counts attempts that ended done, per minute; utilization is
-run time over capacity × time (here run time counts in the bucket where it ended).
-Percentiles come from the digest's histogram, within `histogram.RELATIVE_ERROR`.
+Every figure here follows its definition in `metrics.figures` and is read from a `Digest`,
+whichever way the digest was made, so the report, the dashboard, the API and /metrics
+show the same numbers for the same attempts. Percentiles come from the digest's latency
+histogram, within `histogram.RELATIVE_ERROR`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from vault_bmad.metrics.digest import AttemptGroup, Coverage, Digest, LevelSample, bucket_times
 from vault_bmad.metrics.figures import (
     MISS,
+    AgentFigures,
+    LevelFigures,
+    Overall,
     counter_growth,
     level_key,
     level_lookups,
     ratio,
     samples_by_level,
+    throughput_per_min,
     total_growth,
+    utilization,
 )
 from vault_bmad.metrics.histogram import merge_counts, percentiles
-from vault_bmad.metrics.queries import AttemptGroup, Digest, LevelSample
-
-
-@dataclass(frozen=True)
-class Totals:
-    attempts: int
-    done: int
-    failed: int
-    error_rate: float | None
-    throughput_per_min: float
-    hit_rate: float | None  # attempts served by any cache level
-    mean_wait_s: float | None
-    wait_share: float | None  # the part of all latency spent queued
-    mean_latency_s: float | None
-    latency_s: dict[str, float] = field(default_factory=dict)  # "p50", "p90", "p95", "p99"
-
-
-@dataclass(frozen=True)
-class AgentPeriod:
-    agent: str
-    capacity: int
-    attempts: int
-    done: int
-    error_rate: float | None
-    busy_s: float
-    utilization: float
-    mean_wait_s: float | None
-    latency_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,24 +38,6 @@ class TimeSeries:
     values: dict[str, tuple[float | None, ...]]
 
 
-@dataclass(frozen=True)
-class LevelTotals:
-    level: str
-    hits: int
-    misses: int
-    evictions: int
-    size: int | None  # entries at the last sample; None when only attempts tell
-    hit_rate: float | None
-    source: str  # "samples" or "attempts"
-
-
-def bucket_times(digest: Digest) -> tuple[float, ...]:
-    """Every bucket's start in the period, gaps included."""
-    first = digest.since - digest.since % digest.bucket_s
-    count = max(0, int(-(-(digest.until - first) // digest.bucket_s)))
-    return tuple(first + n * digest.bucket_s for n in range(count))
-
-
 def latency_counts(digest: Digest, agent: str | None = None) -> dict[int, int]:
     """Histogram counts by bin, for one agent or all."""
     return merge_counts(
@@ -86,29 +45,122 @@ def latency_counts(digest: Digest, agent: str | None = None) -> dict[int, int]:
     )
 
 
-def totals(digest: Digest) -> Totals:
+def _seconds(coverage: Iterable[Coverage]) -> dict[str | None, float]:
+    """Seconds covered in the whole period, by agent (None: the vault)."""
+    found: dict[str | None, float] = defaultdict(float)
+    for piece in coverage:
+        found[piece.agent] += piece.seconds
+    return found
+
+
+def agent_figures(digest: Digest, capacities: Mapping[str, int]) -> tuple[AgentFigures, ...]:
+    """Every agent in `capacities` or in the digest, by id; an agent missing from
+    `capacities` counts as capacity 1."""
+    by_agent: dict[str, list[AttemptGroup]] = defaultdict(list)
+    for group in digest.groups:
+        by_agent[group.agent].append(group)
+    work, busy = _seconds(digest.work), _seconds(digest.busy)
+    found = []
+    for agent in sorted(set(capacities) | set(by_agent)):
+        groups = by_agent.get(agent, [])
+        capacity = max(1, capacities.get(agent, 1))
+        count = sum(g.count for g in groups)
+        done = sum(g.count for g in groups if g.status == "done")
+        waited = sum(g.wait_s for g in groups)
+        latency = sum(g.latency_s for g in groups)
+        found.append(
+            AgentFigures(
+                agent=agent,
+                capacity=capacity,
+                attempts=count,
+                done=done,
+                failed=count - done,
+                error_rate=ratio(count - done, count),
+                busy_s=busy.get(agent, 0.0),
+                work_s=work.get(agent, 0.0),
+                utilization=utilization(busy.get(agent, 0.0), capacity, work.get(agent, 0.0)),
+                latency_mean_s=ratio(latency, count),
+                mean_wait_s=ratio(waited, count),
+                wait_share=ratio(waited, latency),
+                latency_s=percentiles(latency_counts(digest, agent)),
+            )
+        )
+    return tuple(found)
+
+
+def overall(digest: Digest, agents: Iterable[AgentFigures]) -> Overall:
+    """The period's totals; `agents` are the digest's `agent_figures`."""
     groups = digest.groups
     attempts = sum(g.count for g in groups)
     done = sum(g.count for g in groups if g.status == "done")
     latency = sum(g.latency_s for g in groups)
-    wait = sum(g.wait_s for g in groups)
-    minutes = (digest.until - digest.since) / 60.0
-    return Totals(
+    waited = sum(g.wait_s for g in groups)
+    work_s = _seconds(digest.work).get(None, 0.0)
+    busy = [(a.busy_s, a.capacity * a.work_s) for a in agents]
+    return Overall(
+        since=digest.since,
+        until=digest.until,
         attempts=attempts,
         done=done,
         failed=attempts - done,
         error_rate=ratio(attempts - done, attempts),
-        throughput_per_min=done / minutes if minutes > 0 else 0.0,
-        hit_rate=ratio(sum(g.count for g in groups if g.cache != MISS), attempts),
-        mean_wait_s=ratio(wait, attempts),
-        wait_share=ratio(wait, latency),
-        mean_latency_s=ratio(latency, attempts),
+        work_s=work_s,
+        throughput_per_min=throughput_per_min(done, work_s),
         latency_s=percentiles(latency_counts(digest)),
+        latency_mean_s=ratio(latency, attempts),
+        mean_wait_s=ratio(waited, attempts),
+        wait_share=ratio(waited, latency),
+        hit_rate=ratio(sum(g.count for g in groups if g.cache != MISS), attempts),
+        busy_s=sum(b for b, _ in busy),
+        utilization=ratio(sum(b for b, _ in busy), sum(c for _, c in busy)),
     )
 
 
+def cache_levels(digest: Digest) -> tuple[LevelFigures, ...]:
+    """Each cache level over the period: from its counters' growth when they show lookups
+    (a level's first sample counts in full unless one before the period says where its
+    counters stood), else from the level that served each attempt."""
+    baseline = {sample.level: sample for sample in digest.baseline}
+    found = []
+    for level, ordered in samples_by_level(digest.levels).items():
+        before = baseline.get(level)
+        hits, misses = _growth(ordered, before, "hits"), _growth(ordered, before, "misses")
+        found.append(
+            LevelFigures(
+                level,
+                hits,
+                misses,
+                ratio(hits, hits + misses),
+                "samples",
+                evictions=_growth(ordered, before, "evictions"),
+                size=ordered[-1].size,
+                ghost_hits=_growth(ordered, before, "ghost_hits"),
+            )
+        )
+    if any(level.hits + level.misses for level in found):
+        return tuple(found)
+    return tuple(
+        LevelFigures(level, hits, reaching - hits, ratio(hits, reaching), "attempts")
+        for level, hits, reaching in level_lookups(served_by_level(digest))
+    )
+
+
+def _growth(ordered: list[LevelSample], before: LevelSample | None, counter: str) -> int:
+    """How much one counter of a level grew over its samples, from `before` or from zero."""
+    start = getattr(before, counter) if before is not None else 0
+    return total_growth((getattr(sample, counter) for sample in ordered), start)
+
+
+def served_by_level(digest: Digest) -> dict[str, int]:
+    """Attempts by the cache level that served them ("miss" for none), in level order."""
+    served: dict[str, int] = defaultdict(int)
+    for group in digest.groups:
+        served[group.cache] += group.count
+    return {level: served[level] for level in sorted(served, key=level_key)}
+
+
 def attempt_series(digest: Digest) -> TimeSeries:
-    """Per bucket: done and failed per minute, cache hit share, mean queue wait."""
+    """Per bucket: done and failed per minute of the bucket, cache hit share, mean wait."""
     times = bucket_times(digest)
     by_slot: dict[float, list[AttemptGroup]] = defaultdict(list)
     for group in digest.groups:
@@ -134,47 +186,20 @@ def attempt_series(digest: Digest) -> TimeSeries:
     )
 
 
-def agent_periods(digest: Digest, capacities: Mapping[str, int]) -> tuple[AgentPeriod, ...]:
-    """Every agent in `capacities` or in the digest, by id."""
-    by_agent: dict[str, list[AttemptGroup]] = defaultdict(list)
-    for group in digest.groups:
-        by_agent[group.agent].append(group)
-    span = digest.until - digest.since
-    found = []
-    for agent in sorted(set(capacities) | set(by_agent)):
-        groups = by_agent.get(agent, [])
-        capacity = max(1, capacities.get(agent, 1))
-        count = sum(g.count for g in groups)
-        done = sum(g.count for g in groups if g.status == "done")
-        busy = sum(g.run_s for g in groups)
-        found.append(
-            AgentPeriod(
-                agent=agent,
-                capacity=capacity,
-                attempts=count,
-                done=done,
-                error_rate=ratio(count - done, count),
-                busy_s=busy,
-                utilization=ratio(busy, capacity * span) or 0.0,
-                mean_wait_s=ratio(sum(g.wait_s for g in groups), count),
-                latency_s=percentiles(latency_counts(digest, agent)),
-            )
-        )
-    return tuple(found)
-
-
 def utilization_grid(
     digest: Digest, capacities: Mapping[str, int]
-) -> tuple[tuple[str, ...], tuple[float, ...], tuple[tuple[float, ...], ...]]:
-    """(agents, bucket starts, utilization per agent per bucket) for a heatmap."""
+) -> tuple[tuple[str, ...], tuple[float, ...], tuple[tuple[float | None, ...], ...]]:
+    """(agents, bucket starts, utilization per agent per bucket) for a heatmap; None where
+    the agent had no work."""
     times = bucket_times(digest)
-    busy: dict[tuple[str, float], float] = defaultdict(float)
-    for group in digest.groups:
-        busy[(group.agent, group.slot)] += group.run_s
-    agents = tuple(sorted(set(capacities) | {agent for agent, _ in busy}))
+    work = {(c.agent, c.slot): c.seconds for c in digest.work if c.agent is not None}
+    busy = {(c.agent, c.slot): c.seconds for c in digest.busy}
+    agents = tuple(sorted(set(capacities) | {agent for agent, _ in work if agent}))
     rows = tuple(
         tuple(
-            busy.get((agent, slot), 0.0) / (max(1, capacities.get(agent, 1)) * digest.bucket_s)
+            utilization(
+                busy.get((agent, slot), 0.0), capacities.get(agent, 1), work.get((agent, slot), 0.0)
+            )
             for slot in times
         )
         for agent in agents
@@ -187,13 +212,14 @@ def level_series(digest: Digest) -> dict[str, TimeSeries]:
     without samples, the hit rate from the level that served each attempt."""
     if not digest.levels:
         return _levels_from_attempts(digest)
+    baseline = {sample.level: sample for sample in digest.baseline}
     samples: dict[str, dict[float, LevelSample]] = defaultdict(dict)
-    for sample in digest.levels:
+    for sample in sorted(digest.levels, key=lambda s: s.at):
         samples[sample.level][sample.slot] = sample
     times = bucket_times(digest)
     series = {}
     for level in sorted(samples, key=level_key):
-        previous: LevelSample | None = None
+        previous = baseline.get(level)
         rates: list[float | None] = []
         evictions: list[float | None] = []
         sizes: list[float | None] = []
@@ -204,11 +230,11 @@ def level_series(digest: Digest) -> dict[str, TimeSeries]:
                 evictions.append(None)
                 sizes.append(None)
                 continue
-            hits = counter_growth(previous.hits, found.hits) if previous else 0
-            misses = counter_growth(previous.misses, found.misses) if previous else 0
+            hits = counter_growth(previous.hits if previous else 0, found.hits)
+            misses = counter_growth(previous.misses if previous else 0, found.misses)
             rates.append(ratio(hits, hits + misses))
             evictions.append(
-                float(counter_growth(previous.evictions, found.evictions)) if previous else None
+                float(counter_growth(previous.evictions if previous else 0, found.evictions))
             )
             sizes.append(float(found.size))
             previous = found
@@ -232,40 +258,8 @@ def _levels_from_attempts(digest: Digest) -> dict[str, TimeSeries]:
     return {level: TimeSeries(times, {"hit_rate": tuple(rates[level])}) for level in levels}
 
 
-def level_totals(digest: Digest) -> tuple[LevelTotals, ...]:
-    """Each level over the whole period: counter increases and the last size."""
-    if not digest.levels:
-        return _level_totals_from_attempts(digest.groups)
-    found = []
-    for level, ordered in samples_by_level(digest.levels).items():
-        hits = total_growth(s.hits for s in ordered)
-        misses = total_growth(s.misses for s in ordered)
-        evictions = total_growth(s.evictions for s in ordered)
-        rate = ratio(hits, hits + misses)
-        found.append(LevelTotals(level, hits, misses, evictions, ordered[-1].size, rate, "samples"))
-    return tuple(found)
-
-
-def _level_totals_from_attempts(groups: Iterable[AttemptGroup]) -> tuple[LevelTotals, ...]:
-    served: dict[str, int] = defaultdict(int)
-    for group in groups:
-        served[group.cache] += group.count
-    return tuple(
-        LevelTotals(level, hits, reaching - hits, 0, None, ratio(hits, reaching), "attempts")
-        for level, hits, reaching in level_lookups(served)
-    )
-
-
-def served_by_level(digest: Digest) -> dict[str, int]:
-    """Attempts by the cache level that served them ("miss" for none), in level order."""
-    served: dict[str, int] = defaultdict(int)
-    for group in digest.groups:
-        served[group.cache] += group.count
-    return {level: served[level] for level in sorted(served, key=level_key)}
-
-
 def pool_series(digest: Digest) -> TimeSeries:
-    """The pool's size, busy workers and queue at each sampled bucket."""
+    """The pool's peak size, busy workers and queue in each sampled bucket."""
     points = sorted(digest.pool, key=lambda p: p.at)
     return TimeSeries(
         tuple(p.at for p in points),

@@ -29,11 +29,12 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AgentChange",
     "Attempt",
     "CacheSample",
     "PoolSample",
@@ -139,6 +140,9 @@ class Store:
     def record_pool_sample(self, sample: PoolSample) -> None:
         self._put(_Rows("pool_samples", [_row(sample)], replace=False))
 
+    def record_agent_change(self, change: AgentChange) -> None:
+        self._put(_Rows("agent_changes", [_row(change)], replace=False))
+
     def recover(self) -> list[TaskState]:
         """Move every queued or running task back to todo; return them, as now stored.
 
@@ -208,16 +212,28 @@ class Store:
         return self._select(TaskState, f"tasks{where} ORDER BY task_id", params)
 
     def attempts(
-        self, since: float | None = None, task_id: str | None = None, limit: int = 10_000
+        self,
+        since: float | None = None,
+        task_id: str | None = None,
+        limit: int = 10_000,
+        *,
+        until: float | None = None,
     ) -> list[Attempt]:
-        """The latest `limit` attempts that ended at or after `since`, oldest first."""
-        where, params = _filters(("ended_at >= ?", since), ("task_id = ?", task_id))
+        """The latest `limit` attempts that ended at or after `since` (and before `until`),
+        oldest first."""
+        where, params = _filters(
+            ("ended_at >= ?", since), ("ended_at < ?", until), ("task_id = ?", task_id)
+        )
         tail = f"attempts{where} ORDER BY ended_at DESC, id DESC LIMIT ?"
         return self._select(Attempt, tail, [*params, limit])[::-1]
 
     def cache_samples(self, since: float | None = None) -> list[CacheSample]:
         where, params = _filters(("at >= ?", since))
         return self._select(CacheSample, f"cache_samples{where} ORDER BY at, id", params)
+
+    def agent_changes(self) -> list[AgentChange]:
+        """Every agent's leaving and coming back into service, in time order."""
+        return self._select(AgentChange, "agent_changes ORDER BY at, id", [])
 
     def query(
         self, sql: str, params: Sequence[object] | dict[str, object] = ()
@@ -404,10 +420,24 @@ def _create_tables(db: Database) -> None:
     for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
         name = "attempts_" + "_".join(columns)
         attempts.create_index(columns, index_name=name, if_not_exists=True)
-    for record in (CacheSample, PoolSample):
-        name = "cache_samples" if record is CacheSample else "pool_samples"
+    for record, name in (
+        (CacheSample, "cache_samples"),
+        (PoolSample, "pool_samples"),
+        (AgentChange, "agent_changes"),
+    ):
         samples = db.table(name)
-        samples.create({"id": int, **_columns(record)}, pk="id", if_not_exists=True)
+        defaults = {
+            f.name: f.default for f in fields(record) if f.default is not MISSING
+        }  # columns added after the first schema: a row written without them reads well
+        samples.create(
+            {"id": int, **_columns(record)},
+            pk="id",
+            if_not_exists=True,
+            defaults=defaults,
+            not_null=set(defaults),
+        )
+        for column in defaults.keys() - samples.columns_dict.keys():  # an older database
+            samples.add_column(column, _columns(record)[column], not_null_default=defaults[column])
         samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
 
 
@@ -461,6 +491,6 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | CacheSample | PoolSample) -> dict[str, object]:
+def _row(record: TaskState | Attempt | CacheSample | PoolSample | AgentChange) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))

@@ -9,6 +9,7 @@ so a page polling it gets a 304 while nothing changed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +20,7 @@ from vault_bmad.engine.snapshot import EngineSnapshot, TaskView
 from vault_bmad.metrics import series, usage
 from vault_bmad.metrics.figures import critical_path, task_figures
 from vault_bmad.metrics.records import Attempt
+from vault_bmad.model.definitions import Priority
 from vault_bmad.model.status import PENDING
 from vault_bmad.web import charts, run_charts
 from vault_bmad.web.dag import Run, run_graph, workflow_runs
@@ -36,8 +38,13 @@ MAX_QUERY_WORDS = 20  # words searched for in /api/tasks?q=
 
 
 def json_response(payload: object, status: int = 200) -> Response:
-    """JSON through Plotly's encoder: NaN becomes null, and `<`, `>` are escaped."""
-    return Response(to_json_plotly(payload), status=status, mimetype="application/json")
+    """JSON through Plotly's encoder: NaN becomes null, and `<`, `>` are escaped. It carries
+    an ETag, so a page polling an answer that did not change gets a 304."""
+    response = Response(to_json_plotly(payload), status=status, mimetype="application/json")
+    if status == 200:
+        response.add_etag()
+        response.make_conditional(request)
+    return response
 
 
 def _range_arg() -> str | None:
@@ -77,33 +84,35 @@ def metrics() -> Response:
     board = dashboard()
     period = board.time_range(_range_arg())
     snapshot = board.backend.snapshot()
-    digest = board.digests.digest(period.since, period.until, period.bucket_s)
-    capacities = {agent.id: agent.capacity for agent in snapshot.agents}
-    totals = series.totals(digest)
+    digest = board.digest(period)
+    agents = series.agent_figures(digest, _capacities(snapshot))
+    overall = series.overall(digest, agents)
     levels = series.level_series(digest)
     out = [agent.id for agent in snapshot.agents if agent.state != "in_service"]
     return json_response(
         {
             "range": asdict(period),
             "now": _now(snapshot),
-            "totals": asdict(totals),
+            "totals": asdict(overall),
             "usage": usage.total(board.backend.store, period.since, period.until).as_dict(),
-            "levels": [asdict(level) for level in series.level_totals(digest)],
+            "levels": [asdict(level) for level in series.cache_levels(digest)],
             "charts": {
                 "throughput": charts.throughput_figure(series.attempt_series(digest)),
-                "latency": charts.latency_figure(series.latency_counts(digest), totals.latency_s),
+                "latency": charts.latency_figure(series.latency_counts(digest), overall.latency_s),
                 "cache_levels": charts.rate_lines_figure(
                     levels, "hit_rate", "cache-levels", "hit rate"
                 ),
-                "utilization": charts.utilization_figure(
-                    series.agent_periods(digest, capacities), out
-                ),
+                "utilization": charts.utilization_figure(agents, out),
                 "pool": charts.pool_figure(
                     series.pool_series(digest), snapshot.pool_size, period.since, period.until
                 ),
             },
         }
     )
+
+
+def _capacities(snapshot: EngineSnapshot) -> dict[str, int]:
+    return {agent.id: agent.capacity for agent in snapshot.agents}
 
 
 def _now(snapshot: EngineSnapshot) -> dict[str, Any]:
@@ -130,7 +139,9 @@ def analysis() -> Response:
 
 @api.get("/tasks")
 def tasks() -> Response:
-    """Tasks now, filtered by `status`, `agent`, `workflow` and the words in `q`."""
+    """Tasks now, filtered by `status`, `agent`, `workflow` and the words in `q` (which
+    search ids, titles, paths, agents, workflows and error text), sorted by `sort`
+    (a field of SORTS, "-" first for descending)."""
     snapshot = dashboard().backend.snapshot()
     status, agent = request.args.get("status"), request.args.get("agent")
     workflow = request.args.get("workflow")
@@ -145,6 +156,13 @@ def tasks() -> Response:
         and (not workflow or task.workflow == workflow)
         and all(word in _searchable(task) for word in words)
     ]
+    order = request.args.get("sort") or "id"
+    name = order.removeprefix("-")
+    if name not in SORTS:
+        abort(400, description=f"sort must be one of {', '.join(SORTS)}, not {order!r}")
+    found.sort(key=lambda task: (_absent(SORTS[name](task), order != name), task.id))
+    if order != name:
+        found.reverse()
     offset = _int_arg("offset", 0, 0, len(found))
     limit = _int_arg("limit", MAX_TASKS, 1, MAX_TASKS)
     return json_response(
@@ -158,7 +176,27 @@ def tasks() -> Response:
 
 
 def _searchable(task: TaskView) -> str:
-    return f"{task.id} {task.title} {task.path} {task.agent or ''} {task.workflow or ''}".lower()
+    return (
+        f"{task.id} {task.title} {task.path} {task.agent or ''} {task.workflow or ''} "
+        f"{task.error or ''}"
+    ).lower()
+
+
+SortKey = str | int | float
+SORTS: dict[str, Callable[[TaskView], SortKey | None]] = {
+    "id": lambda t: t.id,
+    "title": lambda t: t.title.casefold(),
+    "status": lambda t: t.status,
+    "agent": lambda t: t.agent,
+    "priority": lambda t: Priority.parse(t.priority).value,
+    "attempts": lambda t: t.attempts,
+    "duration": lambda t: t.seconds,
+}
+
+
+def _absent(value: SortKey | None, descending: bool) -> tuple[bool, SortKey]:
+    """Tasks without a value come last, whichever way the list is sorted."""
+    return (value is None) != descending, value if value is not None else 0
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -230,9 +268,9 @@ def agents() -> Response:
     board = dashboard()
     period = board.time_range(_range_arg())
     snapshot = board.backend.snapshot()
-    digest = board.digests.digest(period.since, period.until, period.bucket_s)
-    capacities = {agent.id: agent.capacity for agent in snapshot.agents}
-    figures = {figure.agent: figure for figure in series.agent_periods(digest, capacities)}
+    digest = board.digest(period)
+    capacities = _capacities(snapshot)
+    figures = {figure.agent: figure for figure in series.agent_figures(digest, capacities)}
     spent = usage.usage(board.backend.store, "agent", period.since, period.until)
     found = [
         {
@@ -260,7 +298,7 @@ def cache() -> Response:
     """The cache levels over the range, their counters now, and the prefetch precision."""
     board = dashboard()
     period = board.time_range(_range_arg())
-    digest = board.digests.digest(period.since, period.until, period.bucket_s)
+    digest = board.digest(period)
     levels = series.level_series(digest)
     served = series.served_by_level(digest)
     live = board.backend.cache_stats()
@@ -268,7 +306,7 @@ def cache() -> Response:
     return json_response(
         {
             "range": asdict(period),
-            "levels": [asdict(level) for level in series.level_totals(digest)],
+            "levels": [asdict(level) for level in series.cache_levels(digest)],
             "served": served,
             "live": live.as_dict() if live else None,
             "prefetch_precision": prefetch.precision if prefetch and prefetch.issued else None,
@@ -322,9 +360,10 @@ def timeline() -> Response:
     if request.if_none_match.contains(version):
         return Response(status=304, headers={"ETag": f'"{version}"'})
     if run is None:
-        attempts = board.backend.store.attempts(since=period.since, limit=MAX_BARS)
-        digest = board.digests.digest(period.since, period.until, period.bucket_s)
-        total = series.totals(digest).attempts
+        attempts = board.backend.store.attempts(
+            since=period.since, until=period.until + 1e-6, limit=MAX_BARS
+        )
+        total = series.overall(board.digest(period), ()).attempts
     else:
         attempts = _run_attempts(board, run)
         total = len(attempts)

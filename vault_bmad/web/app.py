@@ -3,7 +3,8 @@
 `create_app(backend, token)` takes what it serves as a value, so tests hand it a real
 service. Who may ask is checked first (guards.py: loopback hosts, the token, requests
 from other sites), every POST needs the CSRF token (csrf.py), and a strict
-Content-Security-Policy lets only the dashboard's own scripts run.
+Content-Security-Policy lets only the dashboard's own scripts run. Answers go out
+compressed (Flask-Compress) when the browser accepts it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, render_template, request
+from flask_compress import Compress
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from vault_bmad.metrics import series
 from vault_bmad.web import csrf, guards
 from vault_bmad.web.api import api, json_response
 from vault_bmad.web.pages import pages
-from vault_bmad.web.prometheus import CONTENT_TYPE
+from vault_bmad.web.prometheus import CONTENT_TYPE, figures_exposition
 from vault_bmad.web.state import Backend, Dashboard, dashboard, install
 
 __all__ = ["LOOPBACK_NAMES", "TOKEN_COOKIE", "Backend", "create_app"]
 
 TOKEN_COOKIE = guards.TOKEN_COOKIE
 LOOPBACK_NAMES = guards.LOOPBACK_NAMES
+PROMETHEUS_RANGE = "1h"  # the figures /metrics shows cover the last hour
 PACKAGE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64 * 1024  # a POST's body: the dashboard's forms hold a token at most
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -52,6 +56,10 @@ def create_app(
         static_folder=str(PACKAGE / "static"),
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Pages, Plotly's bundle and the JSON go out compressed. Streamed files (the small
+    # static ones) go as they are: Flask-Compress would leave their files open.
+    app.config["COMPRESS_STREAMS"] = False
+    Compress(app)
     install(app, Dashboard(backend, wall=wall))
     guards.protect(app, token)
     csrf.protect(app)
@@ -81,7 +89,13 @@ def create_app(
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(backend.metrics_text(), content_type=CONTENT_TYPE)
+        board = dashboard()
+        digest = board.digest(board.time_range(PROMETHEUS_RANGE))
+        agents = series.agent_figures(
+            digest, {agent.id: agent.capacity for agent in backend.snapshot().agents}
+        )
+        text = backend.metrics_text() + figures_exposition(series.overall(digest, agents), agents)
+        return Response(text, content_type=CONTENT_TYPE)
 
     app.register_blueprint(api)
     app.register_blueprint(pages)

@@ -19,8 +19,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vault_bmad.metrics.figures import AgentFigures
 from vault_bmad.metrics.histogram import bin_bounds
-from vault_bmad.metrics.series import AgentPeriod, TimeSeries
+from vault_bmad.metrics.series import TimeSeries
 
 Figure = dict[str, Any]
 
@@ -201,9 +202,10 @@ def rate_lines_figure(
     return {"data": data, "layout": layout(uirevision, xaxis={"type": "date"}, yaxis=yaxis)}
 
 
-def utilization_figure(agents: Sequence[AgentPeriod], out: Sequence[str] = ()) -> Figure:
-    """Horizontal bars: each agent's run time over its capacity and the period."""
+def utilization_figure(agents: Sequence[AgentFigures], out: Sequence[str] = ()) -> Figure:
+    """Horizontal bars: each agent's run time over its capacity × the time it had work."""
     names = [plot_text(a.agent + (" (out)" if a.agent in out else "")) for a in agents]
+    shares = [a.utilization or 0.0 for a in agents]
     return {
         "data": [
             {
@@ -211,11 +213,16 @@ def utilization_figure(agents: Sequence[AgentPeriod], out: Sequence[str] = ()) -
                 "orientation": "h",
                 "name": "utilization",
                 "y": names,
-                "x": [a.utilization for a in agents],
-                "text": [f"{a.utilization:.0%}" for a in agents],
+                "x": shares,
+                "text": [
+                    f"{a.utilization:.0%}" if a.utilization is not None else "no work"
+                    for a in agents
+                ],
                 "textposition": "auto",
-                "marker": {"color": [_load_color(a.utilization) for a in agents]},
-                "hovertemplate": "%{y}: %{x:.1%} busy<extra></extra>",
+                "marker": {"color": [_load_color(share) for share in shares]},
+                "customdata": [round(a.work_s, 3) for a in agents],
+                "hovertemplate": "%{y}: %{x:.1%} busy over %{customdata:.1f} s of work"
+                "<extra></extra>",
             }
         ],
         "layout": layout(
@@ -236,9 +243,9 @@ def _load_color(share: float) -> str:
 
 
 def utilization_heatmap(
-    agents: Sequence[str], times: Sequence[float], rows: Sequence[Sequence[float]]
+    agents: Sequence[str], times: Sequence[float], rows: Sequence[Sequence[float | None]]
 ) -> Figure:
-    """Agents by time bucket, coloured by utilization."""
+    """Agents by time bucket, coloured by utilization; blank where an agent had no work."""
     return {
         "data": [
             {

@@ -7,24 +7,32 @@ with no internet connection.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.metrics.records import Attempt
 from vault_bmad.metrics.usage import NONE, cost_text, usage
 from vault_bmad.model.status import IN_PROGRESS
-from vault_bmad.web.ranges import CHOICES, DEFAULT_RANGE
+from vault_bmad.vault.notes import parse_note
+from vault_bmad.web.markdown import render_markdown
+from vault_bmad.web.ranges import CHOICES, CUSTOM, DEFAULT_RANGE
 from vault_bmad.web.state import dashboard
-from vault_bmad.web.vault_files import obsidian_url, read_note
+from vault_bmad.web.vault_files import note_path, obsidian_url, read_note
 
 pages = Blueprint("pages", __name__)
 
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+PLOTLY_VERSION = version("plotly")  # in the bundle's URL, so it may be cached for good
+A_YEAR_S = 365 * 86_400
 TASK_HISTORY = 1_000
 POLL_MS = 2_000
 RETRIED = ("failed", "blocked")  # what the tasks page's retry buttons set back to todo
@@ -55,14 +63,19 @@ def _page(
     names what dashboard.js does on it."""
     backend = dashboard().backend
     wanted = request.args.get("range", DEFAULT_RANGE)
+    known = wanted in dict(CHOICES) or wanted == CUSTOM
     return render_template(
         template,
         page=page,
         view=view or page,
         navigation=NAVIGATION,
         ranges=CHOICES,
-        range=wanted if wanted in dict(CHOICES) else DEFAULT_RANGE,
+        range=wanted if known else DEFAULT_RANGE,
+        range_from=request.args.get("from", ""),
+        range_to=request.args.get("to", ""),
         ranged=ranged,
+        definitions=DEFINITIONS,
+        plotly_version=PLOTLY_VERSION,
         vault_name=backend.vault.name,
         poll_ms=POLL_MS,
         problems=len(backend.snapshot().problems),
@@ -182,17 +195,39 @@ def note(rel_path: str) -> str:
     found = read_note(backend.vault, rel_path)
     if found is None:
         abort(404, description=f"There is no note {rel_path!r} in the vault.")
+    parsed = parse_note(found.path, found.text)
     return _page(
         "note.html",
         "reports" if found.path.startswith("Reports/") else "tasks",
         view="note",
         ranged=False,
         note=found,
+        frontmatter=parsed.frontmatter,
+        # markdown-it escapes the note's own HTML, so the page shows it as is (`|safe`)
+        rendered=render_markdown(
+            parsed.body, lambda path: note_path(backend.vault, path) is not None
+        ),
         obsidian=obsidian_url(backend.vault, found.path),
     )
 
 
+@functools.cache
+def _plotly_bundle() -> tuple[bytes, str]:
+    """Plotly's bundle and its ETag, read once."""
+    data = PLOTLY_JS.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:20]
+
+
 @pages.get("/assets/plotly.min.js")
 def plotly_js() -> Response:
-    """Plotly's bundle from the installed package; cached by the browser, revalidated."""
-    return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86_400, conditional=True)
+    """Plotly's bundle from the installed package, held in memory so the app compresses it.
+    Pages ask for it with the package's version in the URL, so the browser keeps it a year."""
+    data, etag = _plotly_bundle()
+    response = Response(data, mimetype="text/javascript")
+    response.set_etag(etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = A_YEAR_S
+    if request.args.get("v") == PLOTLY_VERSION:
+        response.cache_control.immutable = True
+    response.make_conditional(request)
+    return response

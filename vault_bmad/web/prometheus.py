@@ -1,21 +1,35 @@
 """Prometheus exposition for `/metrics`, through prometheus-client.
 
-Counters and the latency histogram follow the engine's events; gauges are read from the
-latest engine snapshot and the cache's per-level stats when Prometheus scrapes.
+Counters and the run-time histogram follow the engine's events; gauges are read from the
+latest engine snapshot and the cache's per-level stats when Prometheus scrapes, and the
+last hour's figures (throughput, utilization) come from `metrics.series`, as the
+dashboard's do. Every status has its gauge, 0 when no task has it, and no counter carries
+a `_created` series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import get_args
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vault_bmad.engine.snapshot import EngineSnapshot
+from vault_bmad.metrics.figures import DEFINITIONS, AgentFigures, Overall
 from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.usage import Usage
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import OUTCOMES, Phase, TaskStatus
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series only add bulk
+STATUSES: tuple[str, ...] = tuple(dict.fromkeys((*get_args(TaskStatus), *get_args(Phase))))
 
 # Agent calls take from milliseconds (a template, a cache hit) to minutes (a slow LLM).
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -48,8 +62,9 @@ class _SnapshotCollector(Collector):
         by_status = GaugeMetricFamily(
             "vault_bmad_tasks_current", "Tasks the vault defines, by status", labels=["status"]
         )
-        for status, count in sorted(snapshot.counts().items()):
-            by_status.add_metric([status], count)
+        counts = snapshot.counts()
+        for status in sorted({*STATUSES, *counts}):
+            by_status.add_metric([status], counts.get(status, 0))
         yield by_status
         health = GaugeMetricFamily(
             "vault_bmad_agent_health", "Agent health score, 0 to 1", labels=["agent"]
@@ -124,7 +139,7 @@ class ServiceMetrics:
         )
         self.latency = Histogram(
             "vault_bmad_attempt_seconds",
-            "Seconds per task attempt, by agent and outcome",
+            "Run time per task attempt, started to ended, by agent and outcome",
             ["agent", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -140,3 +155,32 @@ class ServiceMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def figures_exposition(overall: Overall, agents: Iterable[AgentFigures]) -> bytes:
+    """A period's figures as gauges: throughput, and utilization per agent and overall."""
+    registry = CollectorRegistry()
+    registry.register(_FigureCollector(overall, tuple(agents)))
+    return generate_latest(registry)
+
+
+class _FigureCollector(Collector):
+    def __init__(self, overall: Overall, agents: tuple[AgentFigures, ...]) -> None:
+        self._overall, self._agents = overall, agents
+
+    def collect(self) -> Iterator[Metric]:
+        o = self._overall
+        yield GaugeMetricFamily(
+            "vault_bmad_throughput_per_minute",
+            "The last hour: " + DEFINITIONS["throughput"],
+            value=o.throughput_per_min or 0.0,
+        )
+        utilization = GaugeMetricFamily(
+            "vault_bmad_utilization",
+            "The last hour: " + DEFINITIONS["utilization"] + '; agent="" for all',
+            labels=["agent"],
+        )
+        utilization.add_metric([""], o.utilization or 0.0)
+        for agent in self._agents:
+            utilization.add_metric([agent.agent], agent.utilization or 0.0)
+        yield utilization

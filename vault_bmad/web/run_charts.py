@@ -2,7 +2,9 @@
 
 As in charts.py: dicts for `Plotly.react`, note text escaped with `plot_text`, local
 times as numbers, and WebGL traces past `WEBGL_FROM` points. A bar is a thick line
-segment, so ten thousand of them draw as one WebGL trace per status.
+segment, so ten thousand of them draw as one WebGL trace per status. The critical path's
+traces carry `meta: "critical"`: the page draws CRITICAL_COLOR in the theme's own
+contrasting colour. A timeline shorter than `MS_AXIS_BELOW_S` reads to the millisecond.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vault_bmad.metrics.gantt import MS_AXIS_BELOW_S
 from vault_bmad.web.charts import (
     Figure,
     format_seconds,
@@ -40,7 +43,8 @@ def gantt_figure(timeline: Timeline, titles: Mapping[str, str]) -> Figure:
         )
     critical = [b for b in timeline.bars if b.critical]
     if critical:
-        traces.append(_segments(kind, critical, lanes, "critical path", CRITICAL_COLOR, 20))
+        outline = _segments(kind, critical, lanes, "critical path", CRITICAL_COLOR, 20)
+        traces.append({**outline, "meta": "critical"})
     groups: dict[str, list[Bar]] = {}
     for bar in timeline.bars:
         groups.setdefault("retried" if bar.retried else bar.status, []).append(bar)
@@ -49,12 +53,17 @@ def gantt_figure(timeline: Timeline, titles: Mapping[str, str]) -> Figure:
         traces.append(_segments(kind, groups[name], lanes, name, color, 14))
         traces.append(_hover_points(kind, groups[name], lanes, name, color, titles))
     height = max(260, 34 * len(lanes) + 90)
+    xaxis: dict[str, Any] = {"type": "date"}
+    if timeline.bars:
+        span = max(b.ended_at for b in timeline.bars) - min(b.queued_at for b in timeline.bars)
+        if span < MS_AXIS_BELOW_S:
+            xaxis["tickformat"] = "%H:%M:%S.%L"
     return {
         "data": traces,
         "layout": layout(
             "gantt",
             height=height,
-            xaxis={"type": "date"},
+            xaxis=xaxis,
             yaxis={
                 "tickmode": "array",
                 "tickvals": list(lanes.values()),
@@ -201,6 +210,7 @@ def graph_figure(graph: Graph, critical: Sequence[str] = ()) -> Figure:
             "hovertext": hover,
             "hovertemplate": "%{hovertext}<extra></extra>",
             "customdata": [n.id for n in nodes],
+            "meta": "critical",
             "marker": {
                 "size": 26,
                 "color": [status_color(n.status) for n in nodes],

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from flask import Flask, abort, current_app
+from flask import Flask, abort, current_app, request
 
 from vault_bmad.cache.tiered import TieredStats
 from vault_bmad.engine.snapshot import EngineSnapshot
+from vault_bmad.metrics.digest import Digest
 from vault_bmad.metrics.queries import DigestCache, earliest_attempt
+from vault_bmad.metrics.records import CacheSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.web.analysis import AnalysisCache
 from vault_bmad.web.ranges import DEFAULT_RANGE, TimeRange, time_range
@@ -89,20 +91,51 @@ class Dashboard:
     reports: ReportShelf = field(init=False)
     failures: FailedRequests = field(init=False)
 
+    _earliest: float | None = field(init=False, default=None)
+
     def __post_init__(self) -> None:
         self.failures = FailedRequests(wall=self.wall)
         self.digests = DigestCache(self.backend.store)
         self.analyses = AnalysisCache(self.backend.store, wall=self.wall)
         self.reports = ReportShelf(self.backend.vault)
 
+    def earliest(self) -> float | None:
+        """When the first recorded attempt was queued; kept once known, as none is earlier."""
+        if self._earliest is None:
+            self._earliest = earliest_attempt(self.backend.store)
+        return self._earliest
+
     def time_range(self, name: str | None) -> TimeRange:
-        """The range a request names (`since=` or `range=`); 400 for one that is not a span."""
+        """The range a request names (`since=` or `range=`, with `from` and `to` for a
+        custom one); 400 for one that is not a span."""
         try:
             return time_range(
-                name or DEFAULT_RANGE, self.wall(), earliest_attempt(self.backend.store)
+                name or DEFAULT_RANGE,
+                self.wall(),
+                self.earliest(),
+                start=_number_arg("from"),
+                end=_number_arg("to"),
             )
         except ValueError as exc:
             abort(400, description=str(exc))
+
+    def digest(self, period: TimeRange) -> Digest:
+        """The period's digest, with the cache's counters now when the period runs to now."""
+        digest = self.digests.digest(period.since, period.until, period.bucket_s)
+        live = self.backend.cache_stats()
+        if live is None or period.until < self.wall() - 1.0:
+            return digest
+        return digest.with_samples(CacheSample.of(live.by_level(), period.until))
+
+
+def _number_arg(name: str) -> float | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        abort(400, description=f"{name} must be epoch seconds, not {text!r}")
 
 
 def install(app: Flask, dashboard: Dashboard) -> None:

@@ -28,7 +28,7 @@
       else if (key === "style") for (const [p, v] of Object.entries(value)) node.style.setProperty(p, v);
       else node.setAttribute(key, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -101,7 +101,27 @@
   function themeColors() {
     const style = getComputedStyle(document.documentElement);
     const read = (name) => style.getPropertyValue(name).trim();
-    return { fg: read("--fg"), muted: read("--muted"), grid: read("--grid"), card: read("--card") };
+    return {
+      fg: read("--fg"), muted: read("--muted"), grid: read("--grid"), card: read("--card"),
+      critical: read("--critical"),
+    };
+  }
+
+  // The critical path is drawn in CRITICAL (run_charts.py); the theme picks its colour.
+  const CRITICAL = "#111111";
+
+  function themedData(data) {
+    const color = themeColors().critical || CRITICAL;
+    return (data || []).map((trace) => {
+      if (trace.meta !== "critical") return trace;
+      const copy = JSON.parse(JSON.stringify(trace));
+      if (copy.line && copy.line.color === CRITICAL) copy.line.color = color;
+      const outline = copy.marker && copy.marker.line;
+      if (outline && Array.isArray(outline.color)) {
+        outline.color = outline.color.map((c) => (c === CRITICAL ? color : c));
+      }
+      return copy;
+    });
   }
 
   function themedLayout(layout) {
@@ -122,9 +142,22 @@
   }
 
   const drawn = new Map(); // chart element -> last figure, to redraw on a theme change
+  const waiting = new Map(); // chart element -> figure that came before Plotly did
+
+  // Plotly's bundle loads async, while the page fetches its data: draw what waited for it.
+  document.addEventListener("load", (event) => {
+    if (event.target.id !== "plotly") return;
+    for (const [node, figure] of waiting) draw(node, figure);
+    waiting.clear();
+  }, true);
 
   function draw(node, figure) {
-    if (!node || !window.Plotly) return;
+    if (!node) return;
+    if (!window.Plotly) {
+      if (figure) waiting.set(node, figure);
+      else waiting.delete(node);
+      return;
+    }
     if (!figure) {
       drawn.delete(node);
       window.Plotly.purge(node);
@@ -132,7 +165,7 @@
     }
     drawn.set(node, figure);
     if (figure.layout && figure.layout.height) node.style.height = `${figure.layout.height}px`;
-    window.Plotly.react(node, figure.data, themedLayout(figure.layout), {
+    window.Plotly.react(node, themedData(figure.data), themedLayout(figure.layout), {
       displaylogo: false,
       responsive: true,
       modeBarButtonsToRemove: ["select2d", "lasso2d"],
@@ -146,9 +179,9 @@
   }
 
   function openTaskOnClick(node) {
-    if (!node || node.dataset.clickable) return;
+    if (!node || node.dataset.clickable || !node.on) return; // once Plotly has drawn it
     node.dataset.clickable = "yes";
-    node.on?.("plotly_click", (event) => {
+    node.on("plotly_click", (event) => {
       const data = event.points && event.points[0] && event.points[0].customdata;
       const id = Array.isArray(data) ? data[0] : data;
       if (typeof id === "string") window.location.href = taskHref(id);
@@ -157,7 +190,14 @@
 
   // ---- fetching and polling -------------------------------------------------------------
 
-  const range = () => document.body.dataset.range || "1h";
+  // The range of the page, as the API takes it: `since=1h`, or a custom `from` and `to`.
+  function rangeQuery() {
+    const data = document.body.dataset;
+    if (data.range === "custom" && data.from && data.to) {
+      return `since=custom&from=${encodeURIComponent(data.from)}&to=${encodeURIComponent(data.to)}`;
+    }
+    return `since=${encodeURIComponent(data.range && data.range !== "custom" ? data.range : "1h")}`;
+  }
 
   async function getJSON(url) {
     const response = await fetch(url, { cache: "no-cache", headers: { Accept: "application/json" } });
@@ -204,11 +244,14 @@
   // ---- pages ----------------------------------------------------------------------------
 
   function overview() {
-    poll(() => `/api/metrics?since=${range()}`, (data) => {
+    poll(() => `/api/metrics?${rangeQuery()}`, (data) => {
       const t = data.totals;
       const now = data.now;
       fillList("status-counts", statusChips(now.tasks), "no tasks in the vault");
-      setText("throughput", number(t.throughput_per_min, 1));
+      setText("throughput", number(t.throughput_per_min, 2));
+      setText("work", `done per minute of ${seconds(t.work_s)} of work`);
+      setText("utilization", percent(t.utilization));
+      setText("busy", `${seconds(t.busy_s)} busy, of capacity while agents had work`);
       setText("latency", `${seconds(t.latency_s.p50)} / ${seconds(t.latency_s.p95)}`);
       setText("latency-more", `p90 ${seconds(t.latency_s.p90)} · p99 ${seconds(t.latency_s.p99)}`);
       setText("error-rate", percent(t.error_rate));
@@ -227,16 +270,21 @@
       fillList("running-now", running, "nothing runs now");
       drawAll(data.charts);
     }, every());
-    poll(() => `/api/analysis?since=${range()}`, (data) => {
+    poll(() => `/api/analysis?${rangeQuery()}`, (data) => {
       const scope = `${data.attempts} attempts analyzed${data.limited ? " (the latest of the range)" : ""}, at ${new Date(data.at * 1000).toLocaleTimeString()}`;
       setText("analysis-scope", scope);
-      fillList("bottlenecks", data.bottlenecks.map((b) =>
-        el("li", {}, el("span", { className: "kind" }, b.kind.replace(/_/g, " ")), ` (${b.subject}): ${b.message}`)),
-      "no bottleneck found");
-      fillList("recommendations", data.recommendations.map((r) =>
-        el("li", {}, el("span", { className: "kind" }, r.action.replace(/_/g, " ")), ` (${r.subject}): ${r.reason}`)),
-      "nothing to change");
+      fillList("findings", data.findings.map(finding), "nothing to change: every figure is within bounds");
     }, 30000);
+  }
+
+  // One finding: what was found for each of its subjects, then the advice.
+  function finding(f) {
+    const shown = f.messages.slice(0, 3);
+    const more = f.messages.length - shown.length;
+    return el("li", { className: `finding kind-${f.kind}` },
+      el("b", {}, f.title), f.kind === "queue_wait" ? null : ` (${f.subjects.join(", ")})`,
+      el("ul", {}, shown.map((m) => el("li", {}, m)), more > 0 ? el("li", { className: "muted" }, `and ${more} more`) : null),
+      f.advice.map((a) => el("p", { className: "advice" }, el("span", { className: "kind" }, a.action.replace(/_/g, " ")), ` (${a.subject}): ${a.reason}`)));
   }
 
   function runOptions(select, runs, chosen, allLabel) {
@@ -251,7 +299,7 @@
     const chart = document.querySelector("[data-chart='chart']");
     let chosen = select.dataset.selected || "";
     const refresh = poll(() => {
-      const base = `/api/timeline?since=${range()}`;
+      const base = `/api/timeline?${rangeQuery()}`;
       return chosen ? `${base}&run=${encodeURIComponent(chosen)}` : base;
     }, (data) => {
       runOptions(select, data.runs, data.run, "every task in the range");
@@ -299,7 +347,7 @@
   }
 
   function agents() {
-    poll(() => `/api/agents?since=${range()}`, (data) => {
+    poll(() => `/api/agents?${rangeQuery()}`, (data) => {
       fill("agents", data.agents.map((a) => {
         const p = a.period || {};
         const lat = p.latency_s || {};
@@ -325,15 +373,44 @@
   function tasks() {
     const form = document.getElementById("task-filters");
     const agentSelect = form.elements.agent;
+    const FILTERS = ["q", "status", "agent", "sort"];
     const pageSize = 200;
     let offset = 0;
-    const url = () => {
-      const params = new URLSearchParams({ limit: pageSize, offset });
-      for (const name of ["q", "status", "agent"]) {
-        const value = form.elements[name].value.trim();
-        if (value) params.set(name, value);
+    // The filters live in the page's URL, so a reload or a shared link keeps them.
+    const start = new URLSearchParams(window.location.search);
+    for (const name of FILTERS) {
+      const value = start.get(name);
+      if (!value) continue;
+      if (name === "agent" && ![...agentSelect.options].some((o) => o.value === value)) {
+        agentSelect.append(el("option", { value }, value));
       }
+      form.elements[name].value = value;
+    }
+    const filters = () => {
+      const params = new URLSearchParams();
+      for (const name of FILTERS) {
+        const value = form.elements[name].value.trim();
+        if (value && !(name === "sort" && value === "id")) params.set(name, value);
+      }
+      return params;
+    };
+    const remember = () => {
+      const query = filters().toString();
+      window.history.replaceState(null, "", window.location.pathname + (query ? `?${query}` : ""));
+    };
+    const url = () => {
+      const params = filters();
+      params.set("limit", pageSize);
+      params.set("offset", offset);
       return `/api/tasks?${params}`;
+    };
+    const showSort = () => {
+      const sort = form.elements.sort.value || "id";
+      for (const button of document.querySelectorAll("[data-sort]")) {
+        const name = button.dataset.sort;
+        const state = sort === name ? "ascending" : sort === `-${name}` ? "descending" : "none";
+        button.closest("th").setAttribute("aria-sort", state);
+      }
     };
     const refresh = poll(url, (data) => {
       fillList("status-counts", statusChips(data.counts), "no tasks in the vault");
@@ -350,6 +427,8 @@
         el("td", {}, t.agent || "–"),
         el("td", {}, t.priority),
         el("td", { className: "num" }, t.attempts),
+        el("td", { className: "num" }, seconds(t.seconds)),
+        el("td", { className: "waits" }, t.waiting_for || ""),
         el("td", {}, t.workflow ? `${t.workflow}${t.step ? " · " + t.step : ""}` : "–"),
         el("td", { className: "error-text" }, t.error || ""))), "no task matches");
       const last = Math.min(data.total, offset + data.tasks.length);
@@ -357,15 +436,26 @@
       document.getElementById("page-back").disabled = offset === 0;
       document.getElementById("page-next").disabled = last >= data.total;
     }, every());
+    const again = () => {
+      offset = 0;
+      remember();
+      showSort();
+      refresh();
+    };
+    showSort();
     let typing = null;
     form.addEventListener("input", () => {
       window.clearTimeout(typing);
-      typing = window.setTimeout(() => {
-        offset = 0;
-        refresh();
-      }, 250);
+      typing = window.setTimeout(again, 250);
     });
     form.addEventListener("submit", (event) => event.preventDefault());
+    for (const button of document.querySelectorAll("[data-sort]")) {
+      button.addEventListener("click", () => {
+        const name = button.dataset.sort;
+        form.elements.sort.value = form.elements.sort.value === name ? `-${name}` : name;
+        again();
+      });
+    }
     document.getElementById("page-back").addEventListener("click", () => {
       offset = Math.max(0, offset - pageSize);
       refresh();
@@ -384,6 +474,7 @@
       status.textContent = t.status;
       status.className = `badge status-${t.status}`;
       setText("error", t.error || "none");
+      setText("waiting", t.waiting_for || "–");
       field("error").className = t.error ? "error-text" : "muted";
       const last = data.attempts[data.attempts.length - 1];
       if (last) {
@@ -408,7 +499,7 @@
   }
 
   function cache() {
-    poll(() => `/api/cache?since=${range()}`, (data) => {
+    poll(() => `/api/cache?${rangeQuery()}`, (data) => {
       const p = data.live && data.live.prefetch;
       setText("prefetch", percent(data.prefetch_precision));
       setText("prefetch-detail", p ? `${p.used} of ${p.issued} prefetched entries used` : "no prefetching in this service");
@@ -479,8 +570,39 @@
     }
   }
 
+  // The custom range: two local date-times, sent as epoch seconds.
+  function customRange() {
+    const form = document.getElementById("custom-range");
+    if (!form) return;
+    const data = document.body.dataset;
+    const local = (epoch) => {
+      const date = new Date(epoch * 1000);
+      return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+    };
+    const now = Date.now() / 1000;
+    form.elements.from.value = local(Number(data.from) || now - 3600);
+    form.elements.to.value = local(Number(data.to) || now);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const from = new Date(form.elements.from.value).getTime() / 1000;
+      const to = new Date(form.elements.to.value).getTime() / 1000;
+      if (!(from < to)) {
+        form.elements.to.setCustomValidity("the end comes after the start");
+        form.reportValidity();
+        return;
+      }
+      const params = new URLSearchParams(window.location.search);
+      params.set("range", "custom");
+      params.set("from", String(Math.floor(from)));
+      params.set("to", String(Math.ceil(to)));
+      window.location.search = params.toString();
+    });
+    form.elements.to.addEventListener("input", () => form.elements.to.setCustomValidity(""));
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     themeToggle();
+    customRange();
     localizeTimes();
     const view = document.body.dataset.view;
     if (Object.hasOwn(PAGES, view)) PAGES[view]();
