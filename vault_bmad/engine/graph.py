@@ -65,6 +65,7 @@ class TaskGraph:
         self._external_done: set[str] = set()
         self._external_failed: set[str] = set()
         self._order: list[str] = []
+        self._unfinished = 0  # tasks whose state is not an outcome
         if dependencies is not None:
             self.add(dependencies, done=done, failed=failed, skipped=skipped)
 
@@ -129,9 +130,9 @@ class TaskGraph:
             self._dependents[dep].append(task_id)
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
         if ended is not None:
-            self._state[task_id] = ended
+            self._set(task_id, ended)
             return []
-        self._state[task_id] = "waiting"
+        self._set(task_id, "waiting")
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
                 return [self._mark_blocked(task_id, dep)]
@@ -141,7 +142,7 @@ class TaskGraph:
                 reason = f"depends on {dep!r}, which is not a known task"
                 return [self._set_blocked(Blocked(task_id, dep, None, reason))]
         if self._waiting_on[task_id] == 0:
-            self._state[task_id] = "ready"
+            self._set(task_id, "ready")
         return []
 
     def reopen(self, task_id: str, deps: Iterable[str]) -> GraphChange:
@@ -164,9 +165,9 @@ class TaskGraph:
             for child in self._dependents[task_id]:
                 if self._state[child] in ("waiting", "ready"):
                     self._waiting_on[child] += 1
-                    self._state[child] = "waiting"
+                    self._set(child, "waiting")
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
-        self._state[task_id] = "waiting"
+        self._set(task_id, "waiting")
         released = self._release_blocked_by(task_id) if was == "failed" else ()
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
@@ -176,7 +177,7 @@ class TaskGraph:
                 record = self._set_blocked(Blocked(task_id, dep, None, reason))
                 return GraphChange(blocked=(record,), released=released)
         if self._waiting_on[task_id] == 0:
-            self._state[task_id] = "ready"
+            self._set(task_id, "ready")
             return GraphChange(ready=(task_id,), released=released)
         return GraphChange(released=released)
 
@@ -191,7 +192,7 @@ class TaskGraph:
             del self._blocked[task_id]
             deps = self._deps[task_id]
             self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] != "done")
-            self._state[task_id] = "waiting"
+            self._set(task_id, "waiting")
             still = next((d for d in deps if self._state[d] in BLOCKS_DEPENDANTS), None)
             if still is not None:
                 self._mark_blocked(task_id, still)
@@ -222,16 +223,20 @@ class TaskGraph:
         """Tasks not yet finished (waiting or ready), in topological order."""
         return tuple(t for t in self._order if self._state[t] not in OUTCOMES)
 
+    def has_pending(self) -> bool:
+        """Whether any task is not yet finished, at once."""
+        return self._unfinished > 0
+
     def mark_done(self, task_id: str) -> tuple[str, ...]:
         """Record a success; returns the tasks that became ready because of it."""
         if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
-        self._state[task_id] = "done"
+        self._set(task_id, "done")
         newly_ready = []
         for child in self._dependents[task_id]:
             self._waiting_on[child] -= 1
             if self._waiting_on[child] == 0 and self._state[child] == "waiting":
-                self._state[child] = "ready"
+                self._set(child, "ready")
                 newly_ready.append(child)
         return tuple(newly_ready)
 
@@ -239,7 +244,7 @@ class TaskGraph:
         """Record a failure; returns every task downstream that it blocked."""
         if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
-        self._state[task_id] = "failed"
+        self._set(task_id, "failed")
         return tuple(self._block_downstream(task_id))
 
     def _block_downstream(self, root: str) -> list[Blocked]:
@@ -261,8 +266,14 @@ class TaskGraph:
         reason = f"dependency {dep!r} is blocked because {root!r} failed"
         return self._set_blocked(Blocked(task_id, root, dep, reason))
 
+    def _set(self, task_id: str, state: NodeState) -> None:
+        """Every change of a task's state goes through here, which counts the unfinished."""
+        was_open = task_id in self._state and self._state[task_id] not in OUTCOMES
+        self._unfinished += (state not in OUTCOMES) - was_open
+        self._state[task_id] = state
+
     def _set_blocked(self, record: Blocked) -> Blocked:
-        self._state[record.task_id] = "blocked"
+        self._set(record.task_id, "blocked")
         self._blocked[record.task_id] = record
         return record
 

@@ -89,7 +89,8 @@ class Orchestrator:
         self._give_up = give_up
         self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
-        self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
+        # Output notes being written: the attempt, and when it ended (wall clock).
+        self._writing: dict[Future[str], tuple[InFlight, AttemptResult, float]] = {}
         self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
         self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
         self._completions = Completions()  # attempts and output writes that end
@@ -276,17 +277,19 @@ class Orchestrator:
             self._succeeded(flight, attempt)
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
-        """Write the output note on the write thread; the task is done once it is written."""
+        """Write the output note on the write thread; the task is done once it is written.
+        Meanwhile its agent may take other work."""
         task = flight.assignment.task
+        self.scheduler.release(task.id)
         keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
         if task.updates in self.journal.outputs:  # the version it revises stays as it was
             keys["updates"] = wikilink(self.journal.outputs[task.updates])
         written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
-        self._writing[written] = (flight, attempt)
+        self._writing[written] = (flight, attempt, self._wall())
         self._completions.watch(written)
 
     def _output_written(self, written: Future[str]) -> None:
-        flight, attempt = self._writing.pop(written)
+        flight, attempt, answered = self._writing.pop(written)
         task = flight.assignment.task
         ended = self._wall()
         try:
@@ -295,7 +298,7 @@ class Orchestrator:
             self._failed(flight, exc)
             return
         self.journal.done(flight, attempt, output, ended)
-        seconds = ended - flight.started
+        seconds = answered - flight.started  # the agent's time, not the disk's
         measured = attempt.cache == "miss"  # the agent's own work
         if measured and flight.endpoint:
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)

@@ -24,19 +24,30 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.writer import NoteWriter, iso_time, sync_folders, wikilink
+from vault_bmad.vault.writer import (
+    NoteWriter,
+    iso_time,
+    output_note_path,
+    sync_folders,
+    wikilink,
+)
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _TYPE_TASK = re.compile(r"^type:\s*['\"]?task['\"]?\s*$", re.MULTILINE)
 
 _SPARE_BATCH = 16  # published `queued` states written in one batch, at most
+_STATE_YIELDS_S = 0.2  # longest a state batch waits for the outputs being written
+WRITE_THREADS = 4  # notes of one batch written at once, so that their fsyncs overlap
 
 _CLEARED_ON_START: dict[str, object | None] = {
     "error": None,
@@ -76,8 +87,11 @@ class TaskNotes:
         self._state_due = False  # a batch of state writes is on its way
         self._outputs: list[_OutputAsked] = []
         self._outputs_due = False  # a batch of outputs is on its way
+        self._outputs_idle = threading.Event()  # no output waits: state may use the disk
+        self._outputs_idle.set()
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
+        self._write_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-note")
 
     def write_output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
@@ -96,6 +110,7 @@ class TaskNotes:
         with self._lock:
             self._outputs.append(_OutputAsked(written, path, body, task_path, keys))
             due, self._outputs_due = self._outputs_due, True
+            self._outputs_idle.clear()
         if not due:
             self._output_thread.submit(self._write_outputs)
         return written
@@ -115,7 +130,7 @@ class TaskNotes:
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
         self._release(now=True)
-        for thread in (self._output_thread, self._state_thread):
+        for thread in (self._output_thread, self._state_thread, self._write_pool):
             thread.shutdown(wait=True)
 
     def queued(self, task: TaskDef) -> None:
@@ -270,7 +285,9 @@ class TaskNotes:
 
     def _write_pending(self) -> None:
         """Write every state change waiting, as one batch; `queued` states that were
-        published (`publish`) only when nothing else waits, a few at a time."""
+        published (`publish`) only when nothing else waits, a few at a time. Outputs go
+        first: their tasks wait for them, so a batch waits (a little) for them to be done."""
+        self._outputs_idle.wait(_STATE_YIELDS_S)
         with self._lock:
             urgent = [p for p in self._pending if p not in self._held and p not in self._spare]
             paths = urgent or list(itertools.islice(self._spare, _SPARE_BATCH))
@@ -281,13 +298,16 @@ class TaskNotes:
         if more:  # after this batch, and after any write asked for meanwhile
             self._state_thread.submit(self._write_pending)
         folders: set[Path] = set()
-        written = []
-        for path, changes in batch.items():
+
+        def write(path: str) -> bool:
             try:
-                if self._write_now(path, changes, folders):
-                    written.append(path)
+                return self._write_now(path, batch[path], folders)
             except Exception:  # a bug must not silently stop the notes' write-back
                 log.exception("writing the state of %s failed", path)
+                return False
+
+        wrote = self._each(paths, write)
+        written = [path for path, ok in zip(paths, wrote, strict=True) if ok]
         try:
             sync_folders(folders)
         except OSError as exc:
@@ -315,28 +335,47 @@ class TaskNotes:
         with self._lock:
             batch, self._outputs = self._outputs, []
             self._outputs_due = False
+        batch = [asked for asked in batch if asked.written.set_running_or_notify_cancel()]
         folders: set[Path] = set()
-        written: list[tuple[Future[str], str]] = []
-        for asked in batch:
-            if not asked.written.set_running_or_notify_cancel():
-                continue
+
+        def write(asked: _OutputAsked) -> str | Exception:
             try:
-                path = self.writer.write_output(
+                return self.writer.write_output(
                     asked.path, asked.body, asked.task_path, asked.keys, sync_later=folders
                 )
             except Exception as exc:  # the engine sees it, and fails the task
-                asked.written.set_exception(exc)
-            else:
-                written.append((asked.written, path))
+                return exc
+
+        targets = {_target(asked) for asked in batch}
+        one_by_one = len(targets) < len(batch)  # two for one note: the first asked comes first
+        outcomes = [write(asked) for asked in batch] if one_by_one else self._each(batch, write)
         try:
             sync_folders(folders)
         except OSError as exc:
-            for future, _ in written:
-                future.set_exception(exc)
-            return
-        for future, path in written:
-            self._on_written(path)
-            future.set_result(path)
+            outcomes = [exc] * len(batch)
+        with self._lock:
+            if not self._outputs_due:
+                self._outputs_idle.set()
+        for asked, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                asked.written.set_exception(outcome)
+            else:
+                self._on_written(outcome)
+                asked.written.set_result(outcome)
+
+    def _each(self, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
+        """`write` each item, several at once (their fsyncs overlap): no two may touch one note."""
+        if len(items) < 2:
+            return [write(item) for item in items]
+        return list(self._write_pool.map(write, items))
+
+
+def _target(asked: _OutputAsked) -> str | None:
+    """The note an output is meant for (None when its path is not even valid)."""
+    try:
+        return output_note_path(asked.path, asked.task_path)
+    except (ValueError, VaultBmadError):
+        return None
 
 
 def workflow_run_output(

@@ -42,6 +42,7 @@ __all__ = [
     "clean_text",
     "default_output_path",
     "iso_time",
+    "output_note_path",
     "set_frontmatter_keys",
     "step_output_path",
     "sync_folders",
@@ -115,6 +116,18 @@ Stamp = tuple[int, int]  # a file's (st_mtime_ns, st_size), as the index keeps i
 OnWritten = Callable[[str, bytes, Stamp], object]
 
 
+def output_note_path(output: str | None, source_task: str | None) -> str:
+    """The note a task's output goes to: its `output:` (".md" added when it names no file
+    type), or `default_output_path` of the task note."""
+    if output:
+        wanted = normalize_vault_path(output)
+    elif source_task:
+        wanted = default_output_path(source_task)
+    else:
+        raise ValueError("an output note needs a path or a source task")
+    return wanted if PurePosixPath(wanted).suffix else wanted + ".md"
+
+
 class NoteWriter:
     """Writes task state and output notes into the vault at `root`; safe across threads.
 
@@ -184,14 +197,7 @@ class NoteWriter:
         body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
-        if rel_path:
-            wanted = normalize_vault_path(rel_path)
-        elif task_rel:
-            wanted = default_output_path(task_rel)
-        else:
-            raise ValueError("an output note needs a path or a source task")
-        if not PurePosixPath(wanted).suffix:
-            wanted += ".md"
+        wanted = output_note_path(rel_path, task_rel)
         body = clean_text(body)
         keys: dict[str, object | None] = {
             "source_task": wikilink(task_rel) if task_rel else None,
