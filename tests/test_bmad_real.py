@@ -167,12 +167,12 @@ def test_greenfield_fullstack_runs_as_bmad_means_it(vault: Path) -> None:
     for step in ran:
         note = frontmatter.load(vault / step["output"])
         assert note.content.strip() and note["task_id"] == step["task_id"]
-    assert tasks["v0_prompt"]["output"] == "Outputs/Kick off/v0_prompt.md"
+    assert tasks["v0_prompt"]["output"] == "Outputs/Tasks/Kick off/v0_prompt.md"
     guide = (vault / tasks["development_order_guidance"]["output"]).read_text()
     assert "If stories are frontend-heavy, start with frontend" in guide
     summary = (vault / run["output"]).read_text()
     assert "- update-prd: skipped, its condition architecture_suggests_prd_changes" in summary
-    assert "- v0_prompt: [[Outputs/Kick off/v0_prompt]]" in summary
+    assert "- v0_prompt: [[Outputs/Tasks/Kick off/v0_prompt]]" in summary
     note = frontmatter.load(vault / "Tasks" / "Kick off.md")
     assert note["status"] == "done" and "attempts" not in note and "agent_used" not in note
     span_ms = (run["completed_at"] - run["started_at"]) * 1000

@@ -232,7 +232,7 @@ def test_guidance_steps_need_no_agent_and_carry_their_notes(vault: Path, write: 
     assert guide.guidance and guide.agent is None and not guide.needs_agent
     assert "Put the UI in apps/web." in guide.body
     assert "{root}/data/bmad-kb.md#IDE Development Workflow" in end.body
-    assert end.output == "Outputs/Go/workflow_end.md"
+    assert end.output == "Outputs/Tasks/Go/workflow_end.md"
 
 
 def test_every_step_has_its_own_output_note(vault: Path, write: WriteNote) -> None:
@@ -242,17 +242,17 @@ def test_every_step_has_its_own_output_note(vault: Path, write: WriteNote) -> No
     assert len(set(outputs)) == len(outputs)
     assert tasks["brief"].output == "Docs/brief.md"
     # an artifact that is not a note, qualified or not, is the step's own note
-    assert tasks["v0_prompt"].output == "Outputs/Go/v0_prompt.md"
+    assert tasks["v0_prompt"].output == "Outputs/Tasks/Go/v0_prompt.md"
     assert "Creates: v0_prompt (optional)" in tasks["v0_prompt"].body
-    assert tasks["sharded_docs"].output == "Outputs/Go/sharded_docs.md"
-    assert tasks["validate-all_artifacts"].output == "Outputs/Go/validate-all_artifacts.md"
-    assert defs.tasks["tasks/go"].output is None  # the run's summary: Outputs/Go - result.md
+    assert tasks["sharded_docs"].output == "Outputs/Tasks/Go/sharded_docs.md"
+    assert tasks["validate-all_artifacts"].output == "Outputs/Tasks/Go/validate-all_artifacts.md"
+    assert defs.tasks["tasks/go"].output is None  # the run's summary: Outputs/Tasks/Go - result.md
 
 
 def test_updates_write_a_new_version_and_name_the_earlier(vault: Path, write: WriteNote) -> None:
     tasks = steps(vault_with(vault, write, "conditions: [prd_needs_changes]\n"))
     update = tasks["update-prd"]
-    assert update.output == "Outputs/Go/update-prd.md"  # Docs/prd.md stays as the PM wrote it
+    assert update.output == "Outputs/Tasks/Go/update-prd.md"  # Docs/prd.md stays as the PM wrote it
     assert update.updates == "tasks/go/prd"
     assert "Updates: prd.md (if needed)" in update.body
     assert short(tasks["validate-all_artifacts"].reads) == ["brief", "prd", "update-prd"]
@@ -444,8 +444,8 @@ def test_native_steps_without_creates_write_their_own_notes(vault: Path, write: 
     assert tasks["tasks/one/polish"]["status"] == "done"
     outputs = [t["output"] for t in tasks.values() if t["output"]]
     assert len(outputs) == len(set(outputs)) == 8  # 3 steps and a summary, twice
-    assert tasks["tasks/one/brief"]["output"] == "Outputs/One/brief.md"
-    assert tasks["tasks/one"]["output"] == "Outputs/One - result.md"
+    assert tasks["tasks/one/brief"]["output"] == "Outputs/Tasks/One/brief.md"
+    assert tasks["tasks/one"]["output"] == "Outputs/Tasks/One - result.md"
     # both runs create Docs/PRD.md: the second goes beside the first, which stays
     assert {tasks["tasks/one/prd"]["output"], tasks["tasks/two/prd"]["output"]} == {
         "Docs/PRD.md",

@@ -240,9 +240,11 @@ def test_binary_data_in_a_note() -> None:
     assert note.links == () and note.frontmatter == {}
 
 
-def test_invalid_utf8_is_replaced_not_fatal() -> None:
-    note = decode_note("a.md", b"caf\xe9 [[Link]] \xff")
-    assert note.error is None
+def test_invalid_utf8_is_read_with_replacements_and_reported() -> None:
+    note = decode_note("a.md", b"---\ntype: task\n---\ncaf\xe9 [[Link]] \xff")
+    assert note.error is not None
+    assert note.error.startswith("note is not UTF-8 text (byte 0xE9 on line 4)")
+    assert (note.error_line, note.type) == (4, "task")
     assert [link.target for link in note.links] == ["Link"]
     assert "\ufffd" in note.body
 

@@ -36,7 +36,7 @@ def test_identical_concurrent_llm_tasks_make_one_call(vault: Path, write: WriteN
     assert levels.count("miss") == 1  # one computed; the others waited for it or hit L1
     assert all(level in ("miss", "coalesced", "L1") for level in levels)
     outputs = {
-        (vault / f"Outputs/{n} - result.md").read_text().split("---")[-1]
+        (vault / f"Outputs/Tasks/{n} - result.md").read_text().split("---")[-1]
         for n in ("One", "Two", "Three")
     }
     assert len(outputs) == 1

@@ -375,9 +375,18 @@ def test_write_output_links_back_to_its_task(vault: Path) -> None:
 
 def test_write_output_uses_the_default_folder(vault: Path) -> None:
     written = NoteWriter(vault).write_output(None, "x", "Tasks/Plan.md")
-    assert written == default_output_path("Tasks/Plan.md") == "Outputs/Plan - result.md"
-    assert (vault / "Outputs" / "Plan - result.md").is_file()
-    assert wikilink(written) == "[[Outputs/Plan - result]]"
+    assert written == default_output_path("Tasks/Plan.md") == "Outputs/Tasks/Plan - result.md"
+    assert (vault / "Outputs" / "Tasks" / "Plan - result.md").is_file()
+    assert wikilink(written) == "[[Outputs/Tasks/Plan - result]]"
+
+
+def test_default_outputs_of_same_named_tasks_differ() -> None:
+    paths = {default_output_path(p) for p in ("Plan.md", "Tasks/Plan.md", "Work/Plan.md")}
+    assert paths == {
+        "Outputs/Plan - result.md",
+        "Outputs/Tasks/Plan - result.md",
+        "Outputs/Work/Plan - result.md",
+    }
 
 
 def test_write_output_never_clobbers_a_user_note(vault: Path) -> None:

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import click
 
 from vault_bmad import __version__
-from vault_bmad.config import STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
+from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
 from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
+from vault_bmad.metrics.marks import stored_invalid_marks
 from vault_bmad.metrics.report import parse_span
 from vault_bmad.metrics.usage import NONE
 from vault_bmad.model.status import ENDED_WELL, OUTCOMES
@@ -198,7 +199,8 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     with the notes' problems, and what it sets applies to the check."""
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
-    definitions = build_definitions(index)
+    marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
+    definitions = build_definitions(index, marks)
     problems += definitions.problems
     problems += agent_problems(definitions.agents.values(), settings)
     counts = {
@@ -289,6 +291,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         payload = {
             **counts,
             "invalid": list(result.invalid),
+            "problems": [problem.as_dict() for problem in result.problems],
             "stopped": summary.stopped,
             "report": result.report,
             "usage": result.spent.as_dict(),
@@ -300,9 +303,12 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
             if outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
             elif outcome.truncated:
-                click.echo(f"truncated: {outcome.task_id}: cut off at its length limit")
+                click.echo(f"truncated: {outcome.task_id}: its answer was cut off")
+        reasons: dict[str, list[str]] = {}
+        for problem in result.problems:
+            reasons.setdefault(problem.path, []).append(problem.message)
         for path in result.invalid:
-            click.echo(f"invalid: {path} (see its error: field, or run `vault-bmad check`)")
+            click.echo(f"invalid: {path}: {'; '.join(reasons.get(path, []))}")
         if summary.stopped:
             click.echo(f"stopped: back to todo: {', '.join(summary.stopped)}")
         line = ", ".join(f"{n} {status}" for status, n in counts.items())

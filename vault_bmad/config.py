@@ -39,6 +39,7 @@ STATES_COSTS = "it decides what LLM calls are reported to cost"
 Strategy = Literal["round_robin", "weighted_round_robin", "least_connections", "adaptive"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # an output note stays under the 5 MiB a note may be
 STATE_DB = "state.db"  # the metrics store, inside the `state_dir` folder
 DASK_SCHEME = "dask://"  # `executor` joins a running Dask scheduler at dask://HOST:PORT
 
@@ -191,6 +192,21 @@ class Settings:
             unsafe=SENDS_WORK_AWAY,
         ),
     ] = "thread"
+    max_output_bytes: Annotated[
+        int,
+        About(
+            "Longest output a task may write, in bytes (UTF-8); longer is cut, and the task"
+            " says `truncated: true`. At most 4 MiB: a note may be 5.",
+            minimum=1024,
+            maximum=MAX_OUTPUT_BYTES,
+        ),
+    ] = MAX_OUTPUT_BYTES
+    template_workers: Annotated[
+        int, About("Processes that render templates.", minimum=1, maximum=64)
+    ] = 2
+    template_memory_mb: Annotated[
+        int, About("Memory a template process may use, in MiB.", minimum=64)
+    ] = 512
     output_folder: Annotated[
         str, About("Vault folder for outputs of tasks that name no `output`.")
     ] = "Outputs"
@@ -387,32 +403,17 @@ def _coerce(kind: Any, raw: object, from_text: bool) -> object:
 def _inconsistencies(values: Mapping[str, Any], sources: Mapping[str, str]) -> list[str]:
     """Problems between settings that are each fine alone."""
     problems = []
-
-    def require(ok: bool, low: str, relation: str, high: str) -> None:
-        if not ok:
+    for low, relation, high in (
+        ("min_workers", "may not exceed", "max_workers"),
+        ("scale_down_utilization", "must be below", "scale_up_utilization"),
+        ("backoff_base_s", "may not exceed", "backoff_max_s"),
+    ):
+        below, ceiling = values[low], values[high]
+        if below > ceiling or (relation == "must be below" and below == ceiling):
             problems.append(
-                f"{low} ({values[low]!r}, from {sources[low]}) {relation} "
-                f"{high} ({values[high]!r}, from {sources[high]})"
+                f"{low} ({below!r}, from {sources[low]}) {relation} "
+                f"{high} ({ceiling!r}, from {sources[high]})"
             )
-
-    require(
-        values["min_workers"] <= values["max_workers"],
-        "min_workers",
-        "may not exceed",
-        "max_workers",
-    )
-    require(
-        values["scale_down_utilization"] < values["scale_up_utilization"],
-        "scale_down_utilization",
-        "must be below",
-        "scale_up_utilization",
-    )
-    require(
-        values["backoff_base_s"] <= values["backoff_max_s"],
-        "backoff_base_s",
-        "may not exceed",
-        "backoff_max_s",
-    )
     try:
         check_executor_spec(values["executor"])
     except ConfigError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 from vault_bmad.cache.tiered import LevelSpec, TieredCache
 from vault_bmad.config import STATE_DB, Settings
 from vault_bmad.engine.orchestrator import Orchestrator
-from vault_bmad.errors import VaultBmadError
+from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.store import Store
 from vault_bmad.metrics.usage import NONE, Usage, total, usage
@@ -40,9 +40,9 @@ class VaultRunResult:
     """What `run_vault` did: each task's outcome, the notes it marked invalid, its report."""
 
     summary: RunSummary
-    invalid: tuple[str, ...]  # task notes marked invalid
+    invalid: tuple[str, ...]  # invalid task notes: marked so, or left alone when read-only
     report: str | None  # the run report note written, vault-relative
-    problems: int  # every problem in the vault, task notes or not
+    problems: tuple[Problem, ...]  # every problem in the vault, task notes or not
     usage: dict[str, Usage] = field(default_factory=dict)  # tokens and cost by task
     spent: Usage = NONE  # tokens and cost of the whole run
 
@@ -126,10 +126,8 @@ def run_vault(
     task running or queued goes back to `todo`; the report says which."""
     with ExitStack() as stack:
         orchestrator = open_orchestrator(vault, settings, stack, on_event, give_up=True)
-        index = orchestrator.index
-        definitions = build_definitions(index)
         try:
-            invalid = orchestrator.notes.mark_invalid(index, definitions.problems)
+            definitions, invalid = orchestrator.read_vault()
             to_run = orchestrator.submit(definitions)
             if on_start is not None:
                 on_start(to_run)
@@ -144,8 +142,7 @@ def run_vault(
             report = write_run_report(
                 orchestrator.notes, summary, definitions, invalid, by_task, spent
             )
-        problems = len(definitions.problems)
-        return VaultRunResult(summary, tuple(invalid), report, problems, by_task, spent)
+        return VaultRunResult(summary, tuple(invalid), report, definitions.problems, by_task, spent)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from vault_bmad.metrics.outcomes import Event
 from vault_bmad.metrics.report import Period, ReportSchedule, report_from_store
 from vault_bmad.metrics.usage import Usage, usage
 from vault_bmad.model.status import PENDING
-from vault_bmad.model.validate import build_definitions
 from vault_bmad.runner import open_orchestrator
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.watcher import VaultWatcher, apply_to_index
@@ -149,8 +148,7 @@ class Service:
         )
         self.store, self.index = orchestrator.store, orchestrator.index
         self.reports = ReportSchedule(self.settings.report_interval_s)
-        definitions = build_definitions(self.index)
-        orchestrator.notes.mark_invalid(self.index, definitions.problems)
+        definitions, _ = orchestrator.read_vault()
         orchestrator.submit(definitions)
         self._publish()
         self.watcher = VaultWatcher(
@@ -304,10 +302,9 @@ class Service:
             return
         assert self.orchestrator is not None
         apply_to_index(self.index, batch)
-        definitions = build_definitions(self.index)
         self._dirty = True
         touched = {change.path for change in batch}
-        self.orchestrator.notes.mark_invalid(self.index, definitions.problems, touched)
+        definitions, _ = self.orchestrator.read_vault(touched)
         self.orchestrator.refresh(definitions, touched)
 
     def _housekeeping(self) -> None:

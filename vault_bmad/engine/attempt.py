@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vault_bmad.cache.keys import content_key
-from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput
+from vault_bmad.runtimes.base import RunRequest, Runtime, RuntimeOutput, cap_output
 
 
 class ResultCache(Protocol):
@@ -43,8 +43,13 @@ def perform(
     runtime: Runtime, request: RunRequest, cache: ResultCache | None, key: str | None = None
 ) -> AttemptResult:
     """Run `request` on `runtime`; a cached result for the same content is used if there is
-    one. `key` is `request_key(request)`, when the caller has it already."""
+    one. `key` is `request_key(request)`, when the caller has it already. Whatever the
+    runtime, the output is cut at the request's output cap."""
+
+    def compute() -> RuntimeOutput:
+        return cap_output(runtime.run(request), request.max_output_bytes)
+
     if cache is None:
-        return AttemptResult(runtime.run(request), "miss")
-    result, level = cache.get_or_compute(key or request_key(request), lambda: runtime.run(request))
+        return AttemptResult(compute(), "miss")
+    result, level = cache.get_or_compute(key or request_key(request), compute)
     return AttemptResult(result, level)

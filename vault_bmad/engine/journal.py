@@ -7,7 +7,7 @@ move or stop leaves behind is decided here, once; so is how a new run reads it b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import Literal
 
 from vault_bmad.engine.attempt import AttemptResult
@@ -15,12 +15,18 @@ from vault_bmad.engine.decisions import Assignment
 from vault_bmad.engine.graph import Blocked
 from vault_bmad.engine.ledger import NO_PRICES, InFlight, attempt_record, task_state
 from vault_bmad.engine.writeback import TaskNotes
+from vault_bmad.errors import Problem
+from vault_bmad.metrics.marks import invalid_marks
 from vault_bmad.metrics.outcomes import AgentEvent, Event, RunSummary, TaskOutcome
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import IN_PROGRESS, RESET_TO_TODO
+from vault_bmad.model.tasks import task_id
+from vault_bmad.model.validate import InvalidMark
 from vault_bmad.prices import Prices
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import user_content_sha
 
 
 class TaskJournal:
@@ -42,6 +48,7 @@ class TaskJournal:
         self.truncated: set[str] = set()  # done tasks whose answer was cut off
         self.started_at: dict[str, float] = {}  # task id -> its first start (wall clock)
         self._runs_started: dict[str, float] = {}  # a workflow run's note -> its first step's start
+        self.invalid_marks = invalid_marks(store.tasks("invalid"))  # note path -> its mark
 
     def recover(self) -> set[str]:
         """At start: the tasks an earlier run left unfinished (the store puts them back to
@@ -69,6 +76,33 @@ class TaskJournal:
         if status == "done" and task.output and task.id not in self.outputs:
             self.outputs[task.id] = task.output
         return task if status == task.status else task.model_copy(update={"status": status})
+
+    def invalid(
+        self,
+        index: VaultIndex,
+        problems: Iterable[Problem],
+        now: float,
+        paths: Container[str] | None = None,
+    ) -> list[str]:
+        """Mark each task note with a problem invalid (`paths`: only those), remember what it
+        said then (in the store, so a restart knows), and return them all."""
+        invalid = self.notes.mark_invalid(index, problems, paths)
+        for path, error in invalid.items():
+            note = index.get(path)
+            if note is None:
+                continue
+            mark = self.invalid_marks[path] = InvalidMark(user_content_sha(note), error)
+            self.store.save_task(
+                TaskState(
+                    task_id(note),
+                    path,
+                    "invalid",
+                    error=error,
+                    updated_at=now,
+                    content_sha=mark.content_sha,
+                )
+            )
+        return sorted(invalid)
 
     def queued(self, task: TaskDef, now: float) -> None:
         self.queued_at.setdefault(task.id, now)

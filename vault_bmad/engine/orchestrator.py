@@ -14,6 +14,7 @@ with `give_up`, as in `run`, the tasks waiting for one that stays down fail.
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -36,6 +37,7 @@ from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
 from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.validate import build_definitions
 from vault_bmad.runtimes.base import Runtime
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
@@ -72,7 +74,11 @@ class Orchestrator:
         index current)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self.notes = TaskNotes(writer or NoteWriter(index.root, on_written=index.learn))
+        self._reruns: queue.SimpleQueue[str] = queue.SimpleQueue()  # notes set back to todo
+        self._rerun_when_ended: set[str] = set()  # task ids
+        self.notes = TaskNotes(
+            writer or NoteWriter(index.root, on_written=index.learn), on_rerun=self._reruns.put
+        )
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
             max_workers=settings.max_workers, thread_name_prefix="vault-bmad-worker"
@@ -98,6 +104,13 @@ class Orchestrator:
 
     # Feeding work in.
 
+    def read_vault(self, touched: Container[str] | None = None) -> tuple[Definitions, list[str]]:
+        """The vault's definitions as the index holds it now, and its invalid task notes, each
+        marked (`touched`: only those just changed)."""
+        definitions = build_definitions(self.index, self.journal.invalid_marks)
+        invalid = self.journal.invalid(self.index, definitions.problems, self._wall(), touched)
+        return definitions, invalid
+
     def submit(self, definitions: Definitions) -> int:
         """Queue every task that should run, and return how many will; done ones count as done
         for their dependents."""
@@ -118,6 +131,7 @@ class Orchestrator:
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
         new: list[TaskDef] = []
+        settled: dict[str, bool] = {}  # note path -> its edit asks for a re-run
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
                 new.append(self.journal.resumed(task, ()))
@@ -125,8 +139,12 @@ class Orchestrator:
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
             if rerun and phase in OUTCOMES:
-                self.journal.reopened(task)
-                self._apply(self.scheduler.reopen(task))
+                if task.path not in settled:  # the run's note and its steps: decided once
+                    settled[task.path] = task.status == "invalid" or self.notes.settle_edit(
+                        task.path
+                    )
+                if settled[task.path]:
+                    self._reopen(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
                 self.scheduler.update(task)
         if new:
@@ -138,10 +156,14 @@ class Orchestrator:
     # The loop.
 
     def run_until_idle(self, stop: Callable[[], bool] = lambda: False) -> RunSummary:
-        """Run everything submitted to an end state, or until `stop()` says to stop: then
-        what is running or queued goes back to `todo` (`summary.stopped`)."""
+        """Run everything submitted to an end state, and again what the user set back to
+        `todo` meanwhile; or until `stop()` says to stop: then what is running or queued
+        goes back to `todo` (`summary.stopped`)."""
         while self.scheduler.pending() and not stop():
-            self.step()
+            while self.scheduler.pending() and not stop():
+                self.step()
+            self.notes.flush()  # a write-back may find a note set back to todo
+            self._take_reruns()
         if self.scheduler.pending():
             self.summary.stopped = self.drain(STOP_GRACE_S)
         self.notes.flush()
@@ -150,6 +172,7 @@ class Orchestrator:
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
+        self._take_reruns()
         if self.accepting:
             self._dispatch()
         self.notes.publish()  # what is still queued now did not start at once
@@ -260,6 +283,33 @@ class Orchestrator:
         self._completions.watch(future)
         return True
 
+    def _take_reruns(self) -> None:
+        """Run again the tasks whose note the user set back to `todo` while vault-bmad had
+        them (a write-back kept their `todo`): now if they ended, or once they end."""
+        while True:
+            try:
+                path = self._reruns.get_nowait()
+            except queue.Empty:
+                return
+            for task in [t for t in self.definitions.tasks.values() if t.path == path]:
+                if not self.scheduler.knows(task.id):
+                    continue
+                if self.scheduler.phase(task.id) in OUTCOMES:
+                    self._reopen(task)
+                else:
+                    self._rerun_when_ended.add(task.id)
+
+    def _reopen(self, task: TaskDef) -> None:
+        self._rerun_when_ended.discard(task.id)
+        self.journal.reopened(task)
+        self._apply(self.scheduler.reopen(task))
+
+    def _rerun_if_asked(self, task_id: str) -> None:
+        task = self.definitions.tasks.get(task_id)
+        ended = self.scheduler.phase(task_id) in OUTCOMES
+        if task is not None and task_id in self._rerun_when_ended and ended:
+            self._reopen(task)
+
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
         """Stop tracking an attempt; tasks held for its result queue again."""
         flight = self._running.pop(future)
@@ -281,7 +331,7 @@ class Orchestrator:
         Meanwhile its agent may take other work."""
         task = flight.assignment.task
         self.scheduler.release(task.id)
-        keys = {"agent": flight.assignment.agent_id, "task_id": task.id}
+        keys: dict[str, object] = {"agent": flight.assignment.agent_id, "task_id": task.id}
         if task.updates in self.journal.outputs:  # the version it revises stays as it was
             keys["updates"] = wikilink(self.journal.outputs[task.updates])
         written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
@@ -303,6 +353,7 @@ class Orchestrator:
         if measured and flight.endpoint:
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
         self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
+        self._rerun_if_asked(task.id)
 
     def _end_itself(self, task: TaskDef) -> None:
         """End a task no agent runs, once its output note is written: a workflow run sums
@@ -356,6 +407,7 @@ class Orchestrator:
         else:
             self.journal.failed(flight, error, ended)
         self._apply(change)
+        self._rerun_if_asked(assignment.task.id)
 
     def _gone(self, failure: Failure) -> bool:
         """Whether the failure is at an endpoint given up on: no retry can reach it."""

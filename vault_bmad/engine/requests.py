@@ -77,6 +77,7 @@ def build_request(
         model=(agent.model or settings.llm_model) if agent.runtime == "llm" else agent.model,
         params=generation_params(agent, task) if agent.runtime == "llm" else (),
         timeout=task.timeout or settings.task_timeout_s,
+        max_output_bytes=settings.max_output_bytes,
         command=agent.command,
     )
 

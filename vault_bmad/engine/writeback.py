@@ -33,9 +33,13 @@ from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.writer import (
     NoteWriter,
+    is_stale_copy,
     iso_time,
     output_note_path,
+    owned_values,
+    read_note_text,
     sync_folders,
+    unwritable_reason,
     wikilink,
 )
 
@@ -75,10 +79,14 @@ class TaskNotes:
     module docstring. `close` (or `flush`) before reading the notes back."""
 
     def __init__(
-        self, writer: NoteWriter, on_written: Callable[[str], object] | None = None
+        self,
+        writer: NoteWriter,
+        on_written: Callable[[str], object] | None = None,
+        on_rerun: Callable[[str], object] | None = None,
     ) -> None:
         self.writer = writer
         self._on_written = on_written or (lambda path: None)  # after each note is on disk
+        self._on_rerun = on_rerun or (lambda path: None)  # see `_write_now`; any thread
         self._seen: dict[str, str] = {}  # path -> text of the last read or write
         self._lock = threading.Lock()  # guards what follows
         self._pending: dict[str, dict[str, object | None]] = {}  # path -> changes to write
@@ -150,6 +158,22 @@ class TaskNotes:
         self._release(now=True)
         written = self._state_thread.submit(self.writer.update, task.path, {"status": "todo"}, None)
         self._seen[task.path] = written.result().text
+
+    def settle_edit(self, path: str) -> bool:
+        """The user saved the note of an ended task saying `status: todo`: True when that
+        asks for a re-run; False when the file is an old copy of the note (an editor wrote
+        back what it had open, `writer.is_stale_copy`), whose keys are then put back."""
+        seen = self._seen.get(path)
+        try:
+            current = read_note_text(self.writer.root, path)
+        except (VaultBmadError, OSError):
+            return True
+        if seen is None or current is None or not is_stale_copy(seen, current):
+            return True
+        self._seen.pop(path, None)  # the restoring write goes onto the note as it is
+        self._write(path, owned_values(seen))
+        log.info("%s: an old copy of the note was saved over it; its state is put back", path)
+        return False
 
     def forget(self, path: str) -> None:
         """The engine has acted on the user's edit of this note (a re-run): the next write
@@ -226,12 +250,15 @@ class TaskNotes:
 
     def mark_invalid(
         self, index: VaultIndex, problems: Iterable[Problem], paths: Container[str] | None = None
-    ) -> list[str]:
-        """Write `status: invalid` and the error into each task note that failed validation.
+    ) -> dict[str, str]:
+        """Write `status: invalid` and the error into each task note that failed validation,
+        and return every such note with its error.
 
         `paths` limits this to the notes that just changed; sync conflict copies are left
         untouched, so as not to make the conflict worse. A note whose frontmatter does
         not parse gets them too when it has a `type: task` line; the writer edits it as text.
+        A note vault-bmad may not rewrite (read-only, too big, not UTF-8) is returned but
+        left as it is.
         """
         by_path: dict[str, list[str]] = {}
         for problem in problems:
@@ -239,13 +266,15 @@ class TaskNotes:
                 continue  # a warning says how a note was read; the note still runs
             if (paths is None or problem.path in paths) and not is_conflict_copy(problem.path):
                 by_path.setdefault(problem.path, []).append(problem.message)
-        marked = []
+        invalid = {}
         for path, messages in sorted(by_path.items()):
             note = index.get(path)
-            if note is not None and (note.type == "task" or _says_task(index, note)):
-                self._write(path, {"status": "invalid", "error": "; ".join(messages)})
-                marked.append(path)
-        return marked
+            if note is None or not (note.type == "task" or _says_task(index, note)):
+                continue
+            invalid[path] = error = "; ".join(messages)
+            if not note.lossy and unwritable_reason(index.root / path) is None:
+                self._write(path, {"status": "invalid", "error": error})
+        return invalid
 
     def _write(
         self, path: str, changes: Mapping[str, object | None], *, hold: bool = False
@@ -325,7 +354,11 @@ class TaskNotes:
             log.warning("could not write the state of %s: %s", path, exc)
             return False
         self._seen[path] = outcome.text
-        if outcome.kept:
+        if outcome.restored:
+            log.info("%s: an old copy of the note was saved over it; its state is put back", path)
+        elif "status" in outcome.kept and owned_values(outcome.text)["status"] == "todo":
+            self._on_rerun(path)  # set back to todo while vault-bmad had it: run it again
+        elif outcome.kept:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
         return outcome.written
 

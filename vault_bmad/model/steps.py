@@ -11,7 +11,7 @@ from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
 from vault_bmad.model.refs import describe, resolve_ref
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.paths import normalize_vault_path
+from vault_bmad.vault.writer import output_note_path, output_path_problem
 
 DEFAULT_DOCS_FOLDER = "Docs"  # where `creates: prd.md` goes
 ANY_AGENT = "various"  # BMAD: whichever agent fits, chosen like any task without an agent
@@ -74,10 +74,15 @@ class StepReader:
         if "/" not in text:
             text = f"{DEFAULT_DOCS_FOLDER}/{text}"
         try:
-            return normalize_vault_path(text)
+            output = output_note_path(text, None)
         except VaultPathError as exc:
             self.error(line, f"step '{step_id}': creates {exc}")
             return None
+        refused = output_path_problem(output)
+        if refused is not None:
+            self.error(line, f"step '{step_id}': creates {output}, which {refused}")
+            return None
+        return output
 
     def template(self, step_id: str, ref: Any, line: int | None) -> str | None:
         if not ref:

@@ -13,7 +13,11 @@ from vault_bmad.model.runs import RunOptions, expand_run
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
-from vault_bmad.vault.paths import normalize_vault_path
+from vault_bmad.vault.writer import (
+    output_note_path,
+    output_path_problem,
+    unwritable_reason,
+)
 
 _SCALAR_KEYS = (
     "status",
@@ -83,9 +87,13 @@ class _TaskReader:
                 problem("template", f"template {describe(fm['template'])} is not in the vault")
         if fm.get("output"):
             try:
-                values["output"] = normalize_vault_path(str(fm["output"]))
+                values["output"] = output_note_path(str(fm["output"]), note.path)
             except VaultPathError as exc:
                 problem("output", f"output {exc}")
+            else:
+                refused = output_path_problem(values["output"])
+                if refused is not None:
+                    problem("output", f"output {values['output']} {refused}")
         workflow = self._workflow(fm.get("workflow"), note, problem)
         task = build(
             TaskDef,
@@ -156,7 +164,13 @@ def load_tasks(
     workflows: dict[str, WorkflowDef],
     problems: list[Problem],
 ) -> dict[str, TaskDef]:
-    notes = [note for note in model_notes(index, "task") if not note.error]
+    notes = []
+    for note in model_notes(index, "task"):
+        refused = None if note.error else unwritable_reason(index.root / note.path)
+        if refused is not None:
+            problems.append(Problem(note.path, None, f"the note {refused}"))
+        elif not note.error:
+            notes.append(note)
     ids_by_path: dict[str, str] = {}
     paths_by_id: dict[str, str] = {}
     for note in notes:

@@ -1,25 +1,44 @@
 """Turn a vault index into validated definitions and a list of problems.
 
 A bad note yields problems naming its file (and line where known) and is left out;
-it never hides the good notes.
+it never hides the good notes. A task note vault-bmad marked invalid stays invalid until
+the user changes what they wrote in it (`InvalidMark`), even where it reads well now: its
+`status: banana` became `status: invalid`, which hides what was wrong.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
 from vault_bmad.errors import Problem
 from vault_bmad.model.agents import load_agents
 from vault_bmad.model.definitions import Definitions, TaskDef
+from vault_bmad.model.outputs import output_problems
 from vault_bmad.model.sources import conflict_problems
 from vault_bmad.model.tasks import load_tasks
 from vault_bmad.model.workflows import load_workflows
 from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import user_content_sha
 
 ROLES = ("agent", "workflow", "task", "template", "report")
 
 
-def build_definitions(index: VaultIndex) -> Definitions:
+@dataclass(frozen=True)
+class InvalidMark:
+    """What a task note said when vault-bmad marked it invalid: the hash of the user's part
+    of it (`writer.user_content_sha`) and why."""
+
+    content_sha: str
+    error: str
+
+
+def build_definitions(
+    index: VaultIndex, invalid_marks: Mapping[str, InvalidMark] | None = None
+) -> Definitions:
+    """The vault's definitions and problems; `invalid_marks` (by note path) are the task
+    notes vault-bmad marked invalid before."""
     problems = [
         Problem(note.path, note.error_line, note.error)
         for note in index.notes.values()
@@ -36,12 +55,29 @@ def build_definitions(index: VaultIndex) -> Definitions:
             problems.append(Problem(path, None, f"dependency cycle: {names}"))
         for task_id in cycle:
             tasks.pop(task_id, None)
+    late = output_problems(index, tasks) + still_invalid(index, tasks, invalid_marks or {})
+    dropped = {problem.path for problem in late}
+    tasks = {task_id: task for task_id, task in tasks.items() if task.path not in dropped}
+    problems += late
     return Definitions(
         agents=agents.by_id,
         workflows=workflows,
         tasks=tasks,
         problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.message))),
     )
+
+
+def still_invalid(
+    index: VaultIndex, tasks: dict[str, TaskDef], marks: Mapping[str, InvalidMark]
+) -> list[Problem]:
+    """The marked error again for each task note that still says `status: invalid` and whose
+    user's part has not changed since it was marked."""
+    problems = []
+    for path in sorted({task.path for task in tasks.values() if task.status == "invalid"}):
+        mark, note = marks.get(path), index.get(path)
+        if mark is not None and note is not None and mark.content_sha == user_content_sha(note):
+            problems.append(Problem(path, note.property_lines.get("status"), mark.error))
+    return problems
 
 
 def find_cycles(tasks: dict[str, TaskDef]) -> list[list[str]]:

@@ -1,9 +1,12 @@
-"""The records every runtime shares, the Runtime interface, and the factory of runtimes."""
+"""The records every runtime shares, the output cap, the Runtime interface, and the factory
+of runtimes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
+
+from vault_bmad.config import MAX_OUTPUT_BYTES
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
@@ -35,6 +38,7 @@ class RunRequest:
     params: tuple[tuple[str, object], ...]
     timeout: float  # seconds
     command: tuple[str, ...] = ()  # argv for the command runtime
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # longer output is cut (see cap_output)
 
     def cache_parts(self) -> dict[str, object]:
         """Exactly what determines the result, for a content-addressed cache key.
@@ -64,8 +68,25 @@ class RuntimeOutput:
     model: str | None = None
     tokens_in: int | None = None  # prompt tokens
     tokens_out: int | None = None  # completion tokens
-    truncated: bool = False  # cut off at its length limit (finish_reason "length")
+    truncated: bool = False  # cut off: at its length limit (finish_reason "length"), or the cap
     calls: int = 1  # requests it took: more when Dask ran it again after losing a worker
+
+
+def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:
+    """`text` cut to at most `max_bytes` of UTF-8, at a character boundary, and whether it
+    was cut: the output cap, the one rule for every runtime."""
+    if len(text) * 4 <= max_bytes:  # no character takes more than 4 bytes
+        return text, False
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return text, False
+    return data[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def cap_output(output: RuntimeOutput, max_bytes: int) -> RuntimeOutput:
+    """The output with its text within the cap, marked truncated when it was cut."""
+    text, cut = cap_text(output.text, max_bytes)
+    return replace(output, text=text, truncated=True) if cut else output
 
 
 class Runtime(Protocol):
@@ -84,7 +105,7 @@ def build_runtimes(settings: Settings) -> dict[str, Runtime]:
     from vault_bmad.runtimes.llm import LlmRuntime
     from vault_bmad.runtimes.template import TemplateRuntime
 
-    template = TemplateRuntime()
+    template = TemplateRuntime.from_settings(settings)
     runtimes: list[Runtime] = [
         template,
         LlmRuntime.from_settings(settings),

@@ -10,8 +10,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.model.definitions import AgentDef
@@ -28,6 +30,7 @@ HOW_TO_ENABLE = (
     "the vault's own vault-bmad.toml cannot turn it on"
 )
 _STDERR_TAIL_CHARS = 500
+_READ_BLOCK = 1 << 16
 _HIDDEN_ENV_PREFIX = "VAULT_BMAD_"  # keys and tokens stay out of the programs' environment
 
 
@@ -63,9 +66,7 @@ class CommandRuntime:
     def run(self, request: RunRequest) -> RuntimeOutput:
         argv = self.check(request)
         stdin_text = self._renderer.render(request)
-        return RuntimeOutput(
-            text=self._execute(argv, stdin_text, request.timeout), runtime=self.name
-        )
+        return RuntimeOutput(text=self._execute(argv, stdin_text, request), runtime=self.name)
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
         """The argv to run, or RuntimeRefused saying why it may not run."""
@@ -74,7 +75,9 @@ class CommandRuntime:
             raise RuntimeRefused(refused)
         return request.command
 
-    def _execute(self, argv: tuple[str, ...], stdin_text: str, timeout: float) -> str:
+    def _execute(self, argv: tuple[str, ...], stdin_text: str, request: RunRequest) -> str:
+        """The program's stdout, read no further than one byte past the output cap (the rest
+        is read and dropped, so the program never blocks on a full pipe)."""
         try:
             process = subprocess.Popen(
                 argv,
@@ -88,25 +91,62 @@ class CommandRuntime:
             raise RuntimeRefused(
                 f"the command runtime could not start {argv[0]!r}: {exc.strerror or exc}"
             ) from None
+        assert process.stdin and process.stdout and process.stderr
+        stdout = _Collector(process.stdout, keep=request.max_output_bytes + 1)
+        stderr = _Collector(process.stderr, keep=_STDERR_TAIL_CHARS, tail=True)
+        feeder = threading.Thread(target=_feed, args=(process.stdin, stdin_text.encode()))
+        deadline = time.monotonic() + request.timeout
         with process:
             try:
-                stdout, stderr = process.communicate(stdin_text.encode(), timeout=timeout)
+                for thread in (feeder, stdout, stderr):
+                    thread.start()
+                process.wait(timeout=request.timeout)
+                for thread in (feeder, stdout, stderr):
+                    thread.join(max(0.0, deadline - time.monotonic()))
+                    if thread.is_alive():  # a program it started still holds the pipe
+                        raise subprocess.TimeoutExpired(argv, request.timeout)
             except subprocess.TimeoutExpired:
                 _kill_group(process)
-                process.communicate()
                 raise TaskTimeout(
-                    f"{argv[0]!r} ran past its {timeout:g} s timeout and was killed"
+                    f"{argv[0]!r} ran past its {request.timeout:g} s timeout and was killed"
                 ) from None
             except BaseException:
                 _kill_group(process)
                 raise
         if process.returncode != 0:
-            tail = stderr.decode(errors="replace")[-_STDERR_TAIL_CHARS:].strip()
+            tail = stderr.text()[-_STDERR_TAIL_CHARS:].strip()
             raise RuntimeUnavailable(
                 f"{argv[0]!r} exited with status {process.returncode}"
                 + (f": {tail}" if tail else "")
             )
-        return stdout.decode(errors="replace")
+        return stdout.text()
+
+
+class _Collector(threading.Thread):
+    """Reads a pipe to its end, keeping its first (or, with `tail`, last) `keep` bytes."""
+
+    def __init__(self, pipe: IO[bytes], *, keep: int, tail: bool = False) -> None:
+        super().__init__(daemon=True)
+        self._pipe, self._keep, self._tail = pipe, keep, tail
+        self._data = bytearray()
+
+    def run(self) -> None:
+        with self._pipe:
+            while block := self._pipe.read1(_READ_BLOCK):  # type: ignore[attr-defined]
+                if self._tail:
+                    self._data += block
+                    del self._data[: -self._keep]
+                elif len(self._data) < self._keep:
+                    self._data += block[: self._keep - len(self._data)]
+
+    def text(self) -> str:
+        return self._data.decode(errors="replace")
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write the program's stdin; a program that stops reading it is not an error here."""
+    with contextlib.suppress(OSError), pipe:
+        pipe.write(data)
 
 
 def refusal(

@@ -60,6 +60,8 @@ class RuntimeSpec:
     backoff_max_s: float
     command_enabled: bool
     command_allowlist: tuple[str, ...]
+    template_workers: int
+    template_memory_mb: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuntimeSpec:

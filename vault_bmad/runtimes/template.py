@@ -2,21 +2,27 @@
 
 Templates see `persona`, `body`, `context` and `dependency_outputs` (lists of documents
 with `.path` and `.text`), `params` (a dict) and `model`: only what the cache key hashes.
+They render in the guarded sandbox (`sandbox.py`) inside worker processes
+(`template_worker.py`, `worker_pool.py`) that the task's timeout stops and that run under
+CPU-time and memory limits, so no template can hold up or exhaust vault-bmad itself.
 """
 
 from __future__ import annotations
 
-import traceback
+import pickle
+import weakref
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from vault_bmad.cache.domain import named_cache
-from vault_bmad.errors import TemplateRenderError
+from vault_bmad.config import Settings
+from vault_bmad.errors import RuntimeUnavailable, TaskTimeout, TemplateRenderError
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.runtimes.worker_pool import (
+    NoWorkerFree,
+    PoolClosed,
+    WorkerDied,
+    WorkerOverdue,
+    WorkerPool,
+)
 
 DEFAULT_TEMPLATE_NAME = "(default template)"
 DEFAULT_TEMPLATE = """\
@@ -34,42 +40,7 @@ DEFAULT_TEMPLATE = """\
 
 {{ doc.text }}
 {% endfor %}"""
-
-MAX_REPEATED_LENGTH = 1_000_000  # longest string or list `*` may build
-MAX_INTEGER_BITS = 100_000  # largest integer `*` or `**` may build (about 30,000 digits)
-_COMPILED_TEMPLATES_KEPT = 256
-
-
-class GuardedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox, which also refuses `*` and `**` that would exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if _is_int(left) and _is_int(right):
-            bits = abs(left).bit_length()
-            bits = bits + abs(right).bit_length() if operator == "*" else bits * abs(right)
-            if bits > MAX_INTEGER_BITS:
-                raise SecurityError(f"integers above {MAX_INTEGER_BITS} bits are not allowed")
-        elif operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                repeats = isinstance(sequence, str | list | tuple) and _is_int(count)
-                if repeats and len(sequence) * count > MAX_REPEATED_LENGTH:
-                    raise SecurityError(
-                        f"repeating a sequence past {MAX_REPEATED_LENGTH} items is not allowed"
-                    )
-        return super().call_binop(context, operator, left, right)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def new_sandbox() -> GuardedSandbox:
-    """The environment templates render in: sandboxed, strict about undefined names."""
-    env = GuardedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.pop("lipsum", None)  # generates text of any size; no use in a prompt
-    return env
+_MIB = 1024 * 1024
 
 
 class TemplateRuntime:
@@ -77,56 +48,65 @@ class TemplateRuntime:
 
     name = "template"
 
-    def __init__(self) -> None:
-        self._env = new_sandbox()
-        # Compiling costs far more than rendering; templates repeat across tasks. Keyed by
-        # the template's text, so an edited template compiles afresh.
-        self._compiled = named_cache("workflow-templates", _COMPILED_TEMPLATES_KEPT)
+    def __init__(self, workers: int = 2, memory_mb: int = 512) -> None:
+        self._pool = WorkerPool(workers, memory_mb * _MIB)
+        self._finalizer = weakref.finalize(self, self._pool.close)  # no worker outlives us
 
-    def _compile(self, text: str) -> Template:
-        template = self._compiled.get(text)
-        if not isinstance(template, Template):
-            template = self._env.from_string(text)
-            self._compiled.set(text, template)
-        return template
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TemplateRuntime:
+        return cls(settings.template_workers, settings.template_memory_mb)
 
     def run(self, request: RunRequest) -> RuntimeOutput:
-        return RuntimeOutput(text=self.render(request), runtime=self.name, model=request.model)
+        text, truncated = self._render(request)
+        return RuntimeOutput(text=text, runtime=self.name, model=request.model, truncated=truncated)
 
     def render(self, request: RunRequest) -> str:
-        """The request rendered to text. Raises TemplateRenderError naming the template."""
+        """The request rendered to text (cut at its output cap). Raises TemplateRenderError
+        naming the template, or TaskTimeout when no worker came free in time."""
+        return self._render(request)[0]
+
+    def close(self) -> None:
+        """Stop the worker processes; a render under way fails."""
+        self._finalizer()
+
+    def _render(self, request: RunRequest) -> tuple[str, bool]:
         if request.template is None:
             text, name = DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME
         else:
             text, name = request.template, request.template_path or "(unnamed template)"
-        try:
-            template = self._compile(text)
-        except TemplateSyntaxError as exc:
-            raise TemplateRenderError(name, exc.lineno, exc.message or "syntax error") from None
-        try:
-            return template.render(
-                persona=request.persona,
-                body=request.body,
-                context=list(request.context),
-                dependency_outputs=list(request.dependency_outputs),
-                params=dict(request.params),
-                model=request.model,
-            )
-        except SecurityError as exc:
-            reason = f"the sandbox refused it: {exc}"
-            raise TemplateRenderError(name, _template_line(exc), reason) from None
-        except UndefinedError as exc:
-            raise TemplateRenderError(name, _template_line(exc), str(exc)) from None
-        except Exception as exc:  # any error raised inside a user's template is theirs to fix
-            reason = f"{type(exc).__name__}: {exc}"
-            raise TemplateRenderError(name, _template_line(exc), reason) from None
+        job = {
+            "template": text,
+            "variables": {
+                "persona": request.persona,
+                "body": request.body,
+                "context": list(request.context),
+                "dependency_outputs": list(request.dependency_outputs),
+                "params": dict(request.params),
+                "model": request.model,
+            },
+            "max_bytes": request.max_output_bytes,
+            "timeout": request.timeout,
+        }
+        answer = self._ask(pickle.dumps(job), name, request.timeout)
+        if "error" in answer:
+            line, reason = answer["error"]
+            raise TemplateRenderError(name, line, reason)
+        return answer["text"], bool(answer["truncated"])
 
-
-def _template_line(exc: BaseException) -> int | None:
-    """The template line an error came from, from the frames Jinja2 rewrites for templates."""
-    lines = [
-        frame.lineno
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if frame.filename == "<template>"
-    ]
-    return lines[-1] if lines else None
+    def _ask(self, job: bytes, name: str, timeout: float) -> dict[str, Any]:
+        try:
+            return self._pool.ask(job, timeout)
+        except WorkerOverdue:
+            reason = f"ran past the task's {timeout:g} s timeout and was stopped"
+            raise TemplateRenderError(name, None, reason) from None
+        except WorkerDied as exc:
+            reason = f"its process {exc.how}: it took more CPU time or memory than a template may"
+            raise TemplateRenderError(name, None, reason) from None
+        except NoWorkerFree:
+            raise TaskTimeout(
+                f"no template process came free within the task's {timeout:g} s timeout"
+            ) from None
+        except PoolClosed:
+            raise RuntimeUnavailable("the template runtime is shut down") from None
+        except OSError as exc:
+            raise RuntimeUnavailable(f"could not start a template process: {exc}") from None

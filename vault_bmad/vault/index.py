@@ -22,7 +22,7 @@ from typing import Any
 
 from vault_bmad.errors import ConfigError, VaultPathError, is_utf8
 from vault_bmad.vault.links import LinkResolver
-from vault_bmad.vault.notes import MAX_NOTE_BYTES, Note, decode_note, json_safe
+from vault_bmad.vault.notes import HEAD_BYTES, MAX_NOTE_BYTES, Note, decode_note, json_safe
 from vault_bmad.vault.syntax import Link
 
 NOTE_SUFFIX = ".md"
@@ -217,10 +217,11 @@ class VaultIndex:
     def _read_note(self, rel_path: str, size: int) -> Note:
         if not rel_path.isascii() and not is_utf8(rel_path):
             return Note(rel_path, error="the file name is not UTF-8 text: rename the file")
-        if size > self.max_note_bytes:
-            return decode_note(rel_path, b"", self.max_note_bytes, size=size)
         try:
             with open(f"{self.root}/{rel_path}", "rb", buffering=0) as handle:
+                if size > self.max_note_bytes:  # only its start, for the frontmatter's `type`
+                    head = handle.read(HEAD_BYTES)
+                    return decode_note(rel_path, head, self.max_note_bytes, size=size)
                 data = handle.read(size + 1)  # one more byte tells whether it grew since stat
                 if len(data) > size:
                     size = max(os.fstat(handle.fileno()).st_size, len(data))

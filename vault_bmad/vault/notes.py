@@ -10,7 +10,7 @@ import base64
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from posixpath import basename, splitext
 from typing import Any
@@ -30,6 +30,8 @@ SAFE_YAML_LOADER = YamlLoader  # what every module that reads YAML from notes us
 MAX_NOTE_BYTES = 5 * 1024 * 1024
 MAX_FRONTMATTER_DEPTH = 50
 MAX_FRONTMATTER_VALUES = 10_000  # YAML aliases can make a short text expand enormously
+HEAD_BYTES = 64 * 1024  # of a note over the size limit, what is read for its frontmatter
+_WALK_ABOVE_CHARS = 65_536  # frontmatter this long is checked for its number of values
 _BINARY_SNIFF = 8192
 _TAG_SEPARATORS = re.compile(r"[,\s]+")
 _TOP_LEVEL_KEY = re.compile(r"^([^\s#:-][^:\n]*):(?:[ \t]|$)", re.MULTILINE)
@@ -83,6 +85,7 @@ class Note:
     raw_frontmatter: str | None = None  # the YAML text between the `---` lines
     error: str | None = None
     error_line: int | None = None
+    lossy: bool = False  # read with replacement characters: rewriting it would lose bytes
 
     @property
     def name(self) -> str:
@@ -135,14 +138,33 @@ def decode_note(
 ) -> Note:
     """Turn a file's bytes into a Note, refusing binary data and notes over `max_bytes`.
 
-    `size` is the file's real size when `data` was read only up to the limit.
+    `size` is the file's real size when `data` is only the start of the file: a note over
+    the limit is read no further than its frontmatter, for its `type`. A note that is not
+    UTF-8 is read with replacement characters, and says so in `error`.
     """
     size = len(data) if size is None else size
     if size > max_bytes:
-        return Note(path, error=f"note is {_human(size)}, over the {_human(max_bytes)} limit")
+        head = parse_note(path, data[:HEAD_BYTES].decode("utf-8", errors="replace"))
+        error = f"note is {_human(size)}, over the {_human(max_bytes)} limit"
+        return Note(path, frontmatter=_role_only(head.frontmatter), error=error, error_line=1)
     if data.find(b"\x00", 0, _BINARY_SNIFF) != -1:
         return Note(path, error="note holds binary data, not text")
-    return parse_note(path, data.decode("utf-8", errors="replace"))
+    try:
+        return parse_note(path, data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        note = parse_note(path, data.decode("utf-8", errors="replace"))
+        error = (
+            f"note is not UTF-8 text (byte 0x{data[exc.start]:02X} on line {line}); "
+            "save it as UTF-8 so that vault-bmad can read and update it"
+        )
+        return replace(note, error=error, error_line=line, lossy=True)
+
+
+def _role_only(frontmatter: dict[str, Any]) -> dict[str, Any]:
+    """Of a note vault-bmad cannot use, only its `type`: enough to say what it was meant to be."""
+    role = frontmatter.get("type")
+    return {"type": role} if isinstance(role, str) else {}
 
 
 def _human(size: int) -> str:
@@ -197,7 +219,11 @@ def split_frontmatter(text: str) -> tuple[str | None, str, int, str | None]:
 
 
 def load_frontmatter(raw: str) -> tuple[dict[str, Any], str | None, int | None]:
-    """Load YAML frontmatter; return (mapping, error, file line of the error)."""
+    """Load YAML frontmatter; return (mapping, error, file line of the error).
+
+    Frontmatter that nests too deep or holds too many values is an error, with only its
+    `type` kept, so that nothing walking it later can run out of stack or time.
+    """
     try:
         loaded = yaml.load(raw, Loader=YamlLoader)  # a safe loader
     except yaml.YAMLError as exc:
@@ -209,13 +235,18 @@ def load_frontmatter(raw: str) -> tuple[dict[str, Any], str | None, int | None]:
     if not isinstance(loaded, dict):
         kind = type(loaded).__name__
         return {}, f"frontmatter must be a mapping of keys to values, not a {kind}", 2
-    if "&" in raw:  # only anchors can make values shared or circular
-        problem = _alias_problem(loaded)
+    if "&" in raw or len(raw) > _WALK_ABOVE_CHARS or _nesting_bound(raw) > MAX_FRONTMATTER_DEPTH:
+        problem = _shape_problem(loaded, aliases="&" in raw)
         if problem is not None:
-            return {}, f"frontmatter {problem}", 1
+            return _role_only(loaded), f"frontmatter {problem}", 1
     if not all(type(key) is str for key in loaded):
         loaded = {str(key): value for key, value in loaded.items()}  # `2024: x`, `null: y`
     return loaded, None, None
+
+
+def _nesting_bound(raw: str) -> int:
+    """At most how deep YAML text can nest: each level takes a line, `[`, `{`, `-` or `?`."""
+    return sum(raw.count(mark) for mark in ("\n", "[", "{", "-", "?")) + 1
 
 
 def _yaml_problem(exc: yaml.YAMLError, raw: str) -> tuple[str, int]:
@@ -235,17 +266,19 @@ def _yaml_problem(exc: yaml.YAMLError, raw: str) -> tuple[str, int]:
     return message, line or context_line or 1
 
 
-def _alias_problem(value: Any) -> str | None:
-    """Why YAML anchors make `value` unsafe to walk, or None when it is fine."""
+def _shape_problem(value: Any, *, aliases: bool) -> str | None:
+    """Why `value` is unsafe to walk (too deep, too many values), or None when it is fine."""
     budget = MAX_FRONTMATTER_VALUES
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         budget -= 1
         if budget < 0:
-            return f"expands to over {MAX_FRONTMATTER_VALUES} values through YAML aliases"
+            through = " through YAML aliases" if aliases else ""
+            return f"expands to over {MAX_FRONTMATTER_VALUES} values{through}"
         if depth > MAX_FRONTMATTER_DEPTH:
-            return f"nests deeper than {MAX_FRONTMATTER_DEPTH} levels (or refers to itself)"
+            itself = " (or refers to itself)" if aliases else ""
+            return f"nests deeper than {MAX_FRONTMATTER_DEPTH} levels{itself}"
         if isinstance(item, dict):
             stack += [(child, depth + 1) for child in item.values()]
         elif isinstance(item, list):

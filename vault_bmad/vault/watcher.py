@@ -58,6 +58,12 @@ __all__ = ["ChangesCallback", "OwnWriteCheck", "VaultWatcher", "apply_to_index"]
 
 logger = logging.getLogger(__name__)
 
+# watchdog's inotify observer warns when a folder created inside a new folder (an output's
+# `Outputs/Tasks/...`) is watched a second time; it keeps one watch, so nothing is lost.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists for watch", category=RuntimeWarning
+)
+
 ROOT_CHECK_S = 0.5  # how often the flusher looks at the vault folder itself
 ChangesCallback = Callable[[list[VaultChange]], None]
 OwnWriteCheck = Callable[[str, str], bool]  # (vault-relative path, file text) -> written by us
@@ -230,7 +236,9 @@ class VaultWatcher:
         if observer is None:
             return []
         alive = all(emitter.is_alive() for emitter in observer.emitters)
-        if alive and _folder_id(self.root) == self._root_id:
+        # Once gone, the stopped observer has no emitters (so `alive`), and the folder made
+        # again may get the old inode: only watching it again ends the problem.
+        if self._problem is None and alive and _folder_id(self.root) == self._root_id:
             return []
         if self._problem is None:
             self._problem = f"the vault folder {self.root} is gone; it is watched again once back"

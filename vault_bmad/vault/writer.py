@@ -11,6 +11,7 @@ output note never replaces a note the user wrote or edited; it goes beside it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -22,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from vault_bmad.errors import WriteConflict
+from vault_bmad.errors import VaultPathError, WriteConflict
 from vault_bmad.vault.frontmatter_edit import (
     raw_values,
     set_frontmatter_keys,
@@ -30,7 +31,7 @@ from vault_bmad.vault.frontmatter_edit import (
     yaml_value,
 )
 from vault_bmad.vault.leftovers import temporary_path
-from vault_bmad.vault.notes import SAFE_YAML_LOADER
+from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_safe, parse_note
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
@@ -41,11 +42,17 @@ __all__ = [
     "WriteOutcome",
     "clean_text",
     "default_output_path",
+    "is_stale_copy",
     "iso_time",
     "output_note_path",
+    "output_path_problem",
+    "owned_values",
+    "read_note_text",
     "set_frontmatter_keys",
     "step_output_path",
     "sync_folders",
+    "unwritable_reason",
+    "user_content_sha",
     "wikilink",
 ]
 
@@ -61,8 +68,10 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "result",
     "truncated",
 )
+_OWNED: dict[str, object] = dict.fromkeys(OWNED_TASK_KEYS)
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
+_ANY_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
 _MAX_SIBLINGS = 1000  # "PRD (2).md" ... before giving up
@@ -77,6 +86,7 @@ class WriteOutcome:
     merged: bool  # the note had changed since read_text; changes went into the new text
     kept: tuple[str, ...]  # keys the user changed since read_text, left as the user set them
     text: str  # the note's text now: pass it as read_text to the next update
+    restored: bool = False  # an old copy had been saved over the note; the keys were put back
 
 
 def clean_text(text: str) -> str:
@@ -100,20 +110,17 @@ def iso_time(epoch_seconds: float) -> str:
 
 
 def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
-    """Where a task without `output:` puts its result: "Outputs/<task name> - result.md"."""
-    name = PurePosixPath(normalize_vault_path(source_task)).stem
-    return normalize_vault_path(f"{folder}/{name} - result.md")
+    """Where a task without `output:` puts its result: its note's path under "Outputs/",
+    "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that no two tasks share one."""
+    task = PurePosixPath(normalize_vault_path(source_task))
+    return normalize_vault_path(f"{folder}/{task.parent}/{task.stem} - result.md")
 
 
 def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
-    """Where a workflow step without a note of its own to create puts its result:
-    "Outputs/<name of the task that started the run>/<step id>.md"."""
-    name = PurePosixPath(normalize_vault_path(source_task)).stem
-    return normalize_vault_path(f"{folder}/{name}/{step}.md")
-
-
-Stamp = tuple[int, int]  # a file's (st_mtime_ns, st_size), as the index keeps it
-OnWritten = Callable[[str, bytes, Stamp], object]
+    """Where a workflow step that creates no note of its own puts its result: beside its
+    run's, "Tasks/Kick off.md" -> "Outputs/Tasks/Kick off/<step id>.md"."""
+    run = PurePosixPath(default_output_path(source_task, folder))
+    return str(run.with_name(run.name.removesuffix(" - result.md")) / f"{step}.md")
 
 
 def output_note_path(output: str | None, source_task: str | None) -> str:
@@ -126,6 +133,50 @@ def output_note_path(output: str | None, source_task: str | None) -> str:
     else:
         raise ValueError("an output note needs a path or a source task")
     return wanted if PurePosixPath(wanted).suffix else wanted + ".md"
+
+
+def output_path_problem(rel_path: str) -> str | None:
+    """Why an output may not go to `rel_path` (vault-relative, normalized), or None.
+
+    Outputs are notes Obsidian shows: never in a hidden folder (`.obsidian`, `.git`,
+    `.trash`, `.vault-bmad`), never a file that is not Markdown (a plugin's `main.js`,
+    `vault-bmad.toml`)."""
+    hidden = next((part for part in rel_path.split("/") if part.startswith(".")), None)
+    if hidden is not None:
+        return f"is hidden ({hidden}): vault-bmad writes only notes Obsidian shows"
+    if PurePosixPath(rel_path).suffix.lower() != ".md":
+        return "is not a Markdown note (.md)"
+    return None
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why vault-bmad may not change the note at `path` (inside the vault), or None.
+
+    A note whose file or folder has no write permission is the user's to keep: vault-bmad
+    respects the permission bits even where it could write anyway (as root)."""
+    try:
+        note, folder = path.stat(), path.parent.stat()
+    except OSError:
+        return None  # gone: the caller finds out
+    if not note.st_mode & _ANY_WRITE or not os.access(path, os.W_OK):
+        return "is read-only, so vault-bmad leaves it alone; make it writable to run it"
+    if not folder.st_mode & _ANY_WRITE or not os.access(path.parent, os.W_OK | os.X_OK):
+        return "is in a read-only folder, where vault-bmad cannot save its state"
+    if note.st_size > MAX_NOTE_BYTES:
+        return "is too big for vault-bmad to rewrite"
+    return None
+
+
+def user_content_sha(note: Note) -> str:
+    """A hash of what the user wrote in a note: its body and the frontmatter keys vault-bmad
+    does not own. It stays the same across vault-bmad's own writes."""
+    theirs = {k: v for k, v in note.frontmatter.items() if k not in OWNED_TASK_KEYS}
+    text = json.dumps(json_safe(theirs), sort_keys=True, ensure_ascii=False)
+    return _text_sha(text + "\x00" + note.body)
+
+
+Stamp = tuple[int, int]  # a file's (st_mtime_ns, st_size), as the index keeps it
+OnWritten = Callable[[str, bytes, Stamp], object]
 
 
 class NoteWriter:
@@ -156,14 +207,19 @@ class NoteWriter:
 
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
-        the current text, except for keys the user changed since: those are kept. With
-        read_text None every change is applied. Raises WriteConflict if the note is gone.
+        the current text, except for keys the user changed since: those are kept. But when
+        the file is an old copy of the note (`is_stale_copy`), every owned key is put back
+        as read_text had it, with the changes. With read_text None every change is applied.
+        Raises WriteConflict if the note is gone or may not be changed (`unwritable_reason`).
         """
         not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
         if not_owned:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
         path = resolve_in_vault(self.root, rel)
+        refused = unwritable_reason(path)
+        if refused is not None:
+            raise WriteConflict(f"{rel} {refused}")
         changes = {key: _clean(value) for key, value in changes.items()}
         with self._lock_for(rel):
             for _ in range(_MAX_RACES):
@@ -172,12 +228,16 @@ class NoteWriter:
                     raise WriteConflict(f"{rel} was deleted before vault-bmad could update it")
                 merged = read_text is not None and current != read_text
                 kept = _keys_changed_between(read_text, current, changes) if merged else ()
-                applied = {key: value for key, value in changes.items() if key not in kept}
+                restored = bool(kept) and is_stale_copy(read_text or "", current)
+                if restored:
+                    kept, applied = (), {**owned_values(read_text or ""), **changes}
+                else:
+                    applied = {key: value for key, value in changes.items() if key not in kept}
                 new_text = set_frontmatter_keys(current, applied)
                 if new_text == current:
-                    return WriteOutcome(rel, False, merged, kept, current)
+                    return WriteOutcome(rel, False, merged, kept, current, restored)
                 if self._replace(path, rel, new_text, current, sync_later):
-                    return WriteOutcome(rel, True, merged, kept, new_text)
+                    return WriteOutcome(rel, True, merged, kept, new_text, restored)
         raise WriteConflict(f"{rel} kept changing while vault-bmad was writing to it")
 
     def write_output(
@@ -198,6 +258,9 @@ class NoteWriter:
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
         wanted = output_note_path(rel_path, task_rel)
+        refused = output_path_problem(wanted)
+        if refused is not None:
+            raise VaultPathError(f"output {wanted} {refused}")
         body = clean_text(body)
         keys: dict[str, object | None] = {
             "source_task": wikilink(task_rel) if task_rel else None,
@@ -208,7 +271,12 @@ class NoteWriter:
         for candidate in _sibling_paths(wanted):
             path = resolve_in_vault(self.root, candidate)
             with self._lock_for(candidate):
-                existing = _read_text(path, candidate)
+                if unwritable_reason(path) is not None:
+                    continue  # read-only, too big: not vault-bmad's to replace
+                try:
+                    existing = _read_text(path, candidate)
+                except WriteConflict:
+                    continue  # not UTF-8: not a note vault-bmad wrote
                 if existing is not None and not _is_unedited_output(existing, keys):
                     continue
                 new_text = _output_text(existing, keys, body)
@@ -285,6 +353,34 @@ def sync_folders(folders: Iterable[Path]) -> None:
     """Make the renames into each folder durable: the end of a batch of `sync_later` writes."""
     for folder in folders:
         _fsync_folder(folder)
+
+
+def is_stale_copy(before: str, after: str) -> bool:
+    """Whether `after` is an old copy of the note saved over `before` (an editor writing back
+    the text it had open): what the user wrote is the same, and owned keys other than
+    `status` went back too. A deliberate edit changes what the user wrote, or only `status`.
+    """
+    old, new = parse_note("", before), parse_note("", after)
+    if old.error or new.error or user_content_sha(old) != user_content_sha(new):
+        return False
+    return bool(set(_keys_changed_between(before, after, _OWNED)) - {"status"})
+
+
+def owned_values(text: str) -> dict[str, object | None]:
+    """The value of each key vault-bmad owns in the note's frontmatter (None: absent)."""
+    parts = split_note(text)
+    try:
+        data = yaml.load(parts.yaml, Loader=SAFE_YAML_LOADER) if parts is not None else None
+    except yaml.YAMLError:
+        data = None
+    found = data if isinstance(data, dict) else {}
+    return {key: found.get(key) for key in OWNED_TASK_KEYS}
+
+
+def read_note_text(root: Path, rel_path: str) -> str | None:
+    """A note's exact text, or None when it is gone; WriteConflict when it is not UTF-8."""
+    rel = normalize_vault_path(rel_path)
+    return _read_text(resolve_in_vault(root, rel), rel)
 
 
 def _read_text(path: Path, rel: str) -> str | None:
