@@ -4,6 +4,12 @@ Prints one JSON document. `--markdown` prints the tables for docs/benchmarks.md 
 `--quick` runs the two small traces at one capacity and a short speed test. Trace files
 come from `--traces DIR`, by default benchmarks/traces/, which holds gli and multi2; the
 full run also needs oltp.keys.gz there or in DIR (see benchmarks/traces/README.md).
+Zipf (`zipf:ALPHA`) and loop (`loop:NOTES`) traces are generated, seeded, in the run.
+
+Besides the trace table: loops of 1,000 notes at cache sizes a little and much smaller
+than the loop, still and with 1% of the notes changing per run (`loop_sizes`); and the
+miss path's speed against an OrderedDict LRU and cachetools, each behind a lock as a
+level's is (`miss_speed`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import statistics
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,14 +31,27 @@ from vault_bmad.bench.cache_traces import load_trace
 from vault_bmad.cache.memory import MemoryCache
 
 TRACES = Path(__file__).resolve().parent / "traces"
-TRACE_SPECS = ["gli", "multi2", "oltp", "zipf:0.9", "zipf:1.0", "zipf:1.2"]
+TRACE_SPECS = [
+    "gli",
+    "multi2",
+    "oltp",
+    "zipf:0.9",
+    "zipf:1.0",
+    "zipf:1.2",
+    "loop:1250",
+    "loop:12500",
+]
 QUICK_SPECS = ["gli", "multi2"]
+GENERATED = ("zipf:", "loop:")
+LOOP_SPECS = ["loop:1000", "loop:1000:0.01"]  # the second: 1% of the notes change per run
+LOOP_SIZES = [250, 500, 667, 800, 950]  # cache sizes against those loops of 1,000 notes
+LOOP_PEERS = ("vault-bmad", "lru", "theine", "opt")
 
 
 def trace_sources(specs: list[str], folder: Path) -> dict[str, str]:
-    """Each spec's `load_trace` argument: `zipf:ALPHA` as it is, NAME as DIR/NAME.keys.gz."""
+    """Each spec's `load_trace` argument: a generated one as it is, NAME as DIR/NAME.keys.gz."""
     return {
-        spec: spec if spec.startswith("zipf:") else str(folder / f"{spec}.keys.gz")
+        spec: spec if spec.startswith(GENERATED) else str(folder / f"{spec}.keys.gz")
         for spec in specs
     }
 
@@ -42,6 +62,16 @@ def policy_tables(sources: dict[str, str], capacities: list[int]) -> list[dict[s
         trace = load_trace(source)
         for capacity in capacities:
             documents.append(compare(spec, trace, capacity))
+    return documents
+
+
+def loop_sizes(specs: list[str], sizes: list[int]) -> list[dict[str, object]]:
+    """Each loop at each cache size: vault-bmad, LRU, theine and OPT."""
+    documents = []
+    for spec in specs:
+        trace = load_trace(spec)
+        for size in sizes:
+            documents.append(compare(spec, trace, size, policies=LOOP_PEERS, prefetch=False))
     return documents
 
 
@@ -83,6 +113,56 @@ def threaded_gets_per_second(get: Callable[[str], object], keys: list[str], thre
     for worker in workers:
         worker.join()
     return threads * len(keys) / (time.perf_counter() - started)
+
+
+def miss_speed(rounds: int, misses: int) -> dict[str, float]:
+    """Misses per second (a get that misses, then the set) on 1,000 entries, every key new:
+    the level's whole miss path against an OrderedDict LRU and cachetools' LRUCache, each
+    behind a lock; medians of interleaved rounds."""
+    keys = [f"task-result-{number}" for number in range(misses)]
+    lock = threading.Lock()
+
+    def ours() -> None:
+        cache = MemoryCache(1_000, 300.0)
+        get, put = cache.get, cache.set
+        for key in keys:
+            if get(key) is None:
+                put(key, key)
+
+    def ordered_dict() -> None:
+        cache: OrderedDict[str, str] = OrderedDict()
+        for key in keys:
+            with lock:
+                value = cache.get(key)
+                if value is not None:
+                    cache.move_to_end(key)
+            if value is None:
+                with lock:
+                    cache[key] = key
+                    if len(cache) > 1_000:
+                        cache.popitem(last=False)
+
+    def cachetools_lru() -> None:
+        cache: LRUCache[str, str] = LRUCache(1_000)
+        for key in keys:
+            with lock:
+                value = cache.get(key)
+            if value is None:
+                with lock:
+                    cache[key] = key
+
+    peers: dict[str, Callable[[], None]] = {
+        "vault-bmad MemoryCache get + set": ours,
+        "OrderedDict LRU + lock": ordered_dict,
+        "cachetools LRUCache + lock": cachetools_lru,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in peers}
+    for _ in range(rounds):
+        for name, run in peers.items():
+            started = time.perf_counter()
+            run()
+            samples[name].append(misses / (time.perf_counter() - started))
+    return {name: statistics.median(speeds) for name, speeds in samples.items()}
 
 
 def l1_speed(rounds: int, repeat: int) -> dict[str, object]:
@@ -157,8 +237,24 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {inclusive['l1_hit_rate']:.2%}, **{inclusive['hit_rate']:.2%}** "
             f"| {exclusive['l1_hit_rate']:.2%}, {exclusive['hit_rate']:.2%} |"
         )
+    lines += [
+        "",
+        "| loop | cache size | vault-bmad | LRU | theine | OPT | vault-bmad / OPT | theine / OPT |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for document in report["loop_sizes"]:
+        rates = {name: figures["hit_rate"] for name, figures in document["policies"].items()}
+        lines.append(
+            f"| {document['trace']} | {document['capacity']:,} "
+            f"| **{rates['vault-bmad']:.2%}** | {rates['lru']:.2%} "
+            f"| {rates['theine']:.2%} | {rates['opt']:.2%} "
+            f"| {rates['vault-bmad'] / rates['opt']:.1%} | {rates['theine'] / rates['opt']:.1%} |"
+        )
     lines += ["", "| L1 hit lookups, 1,000 entries | gets/s (median) |", "|---|---:|"]
     for name, speed in report["l1_speed"].items():
+        lines.append(f"| {name} | {speed:,.0f} |")
+    lines += ["", "| misses, 1,000 entries, every key new | misses/s (median) |", "|---|---:|"]
+    for name, speed in report["miss_speed"].items():
         lines.append(f"| {name} | {speed:,.0f} |")
     return "\n".join(lines)
 
@@ -175,7 +271,7 @@ def main() -> None:
     )
     options = parser.parse_args()
     sources = trace_sources(QUICK_SPECS if options.quick else TRACE_SPECS, options.traces)
-    missing = [s for s in sources.values() if not s.startswith("zipf:") and not Path(s).is_file()]
+    missing = [s for s in sources.values() if not s.startswith(GENERATED) and not Path(s).is_file()]
     if missing:
         parser.error(
             f"no trace file {', '.join(missing)}; give the folder that holds the traces with"
@@ -185,8 +281,14 @@ def main() -> None:
     report = {
         "policies": policy_tables(sources, capacities),
         "arrangements": arrangements(sources, 1_000, 10_000),
+        "loop_sizes": loop_sizes(LOOP_SPECS[:1], [800])
+        if options.quick
+        else loop_sizes(LOOP_SPECS, LOOP_SIZES),
         "l1_speed": l1_speed(
             rounds=3 if options.quick else 7, repeat=100 if options.quick else 500
+        ),
+        "miss_speed": miss_speed(
+            rounds=3 if options.quick else 7, misses=20_000 if options.quick else 200_000
         ),
     }
     print(markdown(report) if options.markdown else json.dumps(report, indent=2))

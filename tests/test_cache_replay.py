@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ from vault_bmad.bench.cache_replay import (
     replay_levels,
     replay_prefetch,
 )
-from vault_bmad.bench.cache_traces import load_trace, read_trace, zipf_trace
+from vault_bmad.bench.cache_traces import load_trace, loop_trace, read_trace, zipf_trace
 
 IN_PROCESS = ("vault-bmad", "lru", "lfu", "design-score", "opt")  # theine starts a thread
 
@@ -126,6 +128,19 @@ def test_zipf_traces_are_reproducible_and_skewed() -> None:
     counts = Counter(first)
     assert counts.most_common(1)[0][0] == 0
     assert counts[0] > counts.get(10, 0) > counts.get(500, 0)
+
+
+def test_loop_traces_repeat_one_order_and_drift_by_their_share() -> None:
+    still = load_trace("loop:50")
+    assert still == load_trace("loop:50")
+    assert sorted(still[:50]) == list(range(50)) != still[:50]  # every note once, shuffled
+    assert still[50:100] == still[:50]  # the next run asks in the same order
+    drifting = load_trace("loop:100:0.05")
+    runs = [drifting[start : start + 100] for start in range(0, 1_000, 100)]
+    for before, after in itertools.pairwise(runs):
+        assert len(set(after) - set(before)) == 5  # 5% of the notes have new keys
+    with pytest.raises(ValueError, match="share"):
+        loop_trace(10, changed_share=1.5)
 
 
 def test_a_trace_file_reads_back_in_order(tmp_path: Path) -> None:

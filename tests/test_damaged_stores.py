@@ -18,6 +18,7 @@ import httpx
 from tests.conftest import WriteNote
 from vault_bmad.cache.disk import DiskCache
 from vault_bmad.config import STATE_DB, load_settings
+from vault_bmad.runner import EXIT_NEEDS_INPUT
 from vault_bmad.service import Service
 
 LATIN1_NAME = b"Caf\xe9.md"  # a file name written on a Latin-1 system: not UTF-8
@@ -45,24 +46,25 @@ def damage(path: Path) -> None:
 
 def test_a_damaged_disk_cache_is_moved_aside_and_rebuilt(sample_vault: Path) -> None:
     first = vault_bmad("run", str(sample_vault), cwd=sample_vault.parent)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == EXIT_NEEDS_INPUT, first.stderr  # its interviewer asks
     cache = sample_vault / ".vault-bmad" / "cache"
     damage(cache / "cache.db")
     task = sample_vault / "Tasks" / "Again.md"
     task.write_text("---\ntype: task\nstatus: todo\n---\nOnce more.\n")
     second = vault_bmad("run", str(sample_vault), cwd=sample_vault.parent)
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == EXIT_NEEDS_INPUT, second.stderr
     assert "Traceback" not in second.stderr
     assert f"the disk cache {cache} could not be read" in second.stderr
     assert "moved aside" in second.stderr
     assert (cache.parent / "cache.damaged" / "cache.db").read_bytes().startswith(b"this is not")
     assert "status: done" in task.read_text()
     third = vault_bmad("run", str(sample_vault), cwd=sample_vault.parent)
-    assert third.returncode == 0 and "could not be read" not in third.stderr  # rebuilt
+    assert third.returncode == EXIT_NEEDS_INPUT and "could not be read" not in third.stderr
 
 
 def test_a_damaged_state_database_stops_the_start_with_one_clear_line(sample_vault: Path) -> None:
-    assert vault_bmad("run", str(sample_vault), cwd=sample_vault.parent).returncode == 0
+    first = vault_bmad("run", str(sample_vault), cwd=sample_vault.parent)
+    assert first.returncode == EXIT_NEEDS_INPUT
     database = sample_vault / ".vault-bmad" / STATE_DB
     damage(database)
     for command in ("run", "report"):
@@ -75,7 +77,7 @@ def test_a_damaged_state_database_stops_the_start_with_one_clear_line(sample_vau
     for leftover in database.parent.glob(STATE_DB + "-*"):
         leftover.unlink()
     again = vault_bmad("run", str(sample_vault), "--format", "json", cwd=sample_vault.parent)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == EXIT_NEEDS_INPUT, again.stderr  # it asks again
     assert '"done": 0' in again.stdout and '"failed": 0' in again.stdout
 
 

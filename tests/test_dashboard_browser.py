@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
 README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "overview.png"
 HOSTILE = "<img src=x onerror=alert(1)>"
 AGENTS = ("analyst", "architect", "dev", "pm", "qa", "ux-expert")
-SETTLED = {"done", "failed", "blocked", "skipped"}
+SETTLED = {"done", "failed", "blocked", "skipped", "needs-input"}
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
@@ -435,3 +435,57 @@ def test_warnings_and_skipped_steps_say_what_they_are(service: Service, watched:
     assert page.locator("[data-field=status]").inner_text() == "skipped"
     why = page.locator("[data-field=error]").inner_text()
     assert why == "optional step: `include_optional: true` runs it"
+
+
+def answer(note: Path, *answers: str) -> None:
+    """Write `answers:` into the note's properties, as a user does in Obsidian."""
+    text = note.read_text()
+    lines = "".join(f"  - {json.dumps(a)}\n" for a in answers)
+    head, rest = text.split("---\n", 2)[1], text.split("---\n", 2)[2]
+    head = "".join(
+        line for line in head.splitlines(True) if not line.startswith(("answers:", "  - "))
+    )
+    note.write_text(f"---\n{head}answers:\n{lines}---\n{rest}")
+
+
+def test_the_overview_lists_who_waits_for_answers_until_the_note_answers(
+    service: Service, watched: Watched
+) -> None:
+    page = watched.page
+    task_id = "tasks/describe-the-first-user"
+    note = service.vault / "Tasks" / "Describe the first user.md"
+    watched.open(service.url)
+    panel = page.locator("#waiting-panel")
+    panel.wait_for(state="visible")
+    item = panel.locator(f"li.waiting-task[data-task='{task_id}']")
+    assert item.locator("ol li").all_inner_texts() == [
+        "Who is the first user, and what do they do today?",
+        "What would make this a success for them in three months?",
+    ]
+    assert "interviewer asks, since" in item.inner_text()
+    assert str(item.locator("a", has_text="answer in Obsidian").get_attribute("href")).startswith(
+        "obsidian://open?vault="
+    )
+
+    # The tasks page lists it first, saying what it asks; the API finds it by its status.
+    watched.open(service.url.rstrip("/") + "/tasks")
+    first = page.locator("#tasks tr").first
+    assert first.locator(".badge").inner_text() == "needs-input"
+    assert "asks: Who is the first user" in first.inner_text()
+    found = service.snapshot().waiting()
+    assert [t.id for t in found] == [task_id]
+
+    # One answer of two: it keeps waiting, and the note says which is missing.
+    answer(note, "A team lead at a small studio.")
+    wait_until(lambda: "Still unanswered: 2." in note.read_text())
+    watched.open(service.url)
+    panel.wait_for(state="visible")
+    assert service.snapshot().task(task_id).status == "needs-input"  # type: ignore[union-attr]
+
+    answer(note, "A team lead at a small studio.", "Decisions found in one search.")
+    page.wait_for_function("() => document.getElementById('waiting-panel').hidden")
+    wait_until(lambda: "status: done" in note.read_text())
+    persona = (service.vault / "Docs" / "First User.md").read_text()
+    assert "A team lead at a small studio." in persona
+    assert "Decisions found in one search." in persona
+    assert "Questions answered" in note.read_text()

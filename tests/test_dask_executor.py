@@ -20,7 +20,7 @@ import pytest
 from vault_bmad.config import Settings, check_executor_spec, load_settings
 from vault_bmad.errors import ConfigError
 from vault_bmad.metrics.store import Store
-from vault_bmad.runner import run_vault
+from vault_bmad.runner import EXIT_NEEDS_INPUT, run_vault
 from vault_bmad.runtimes.base import RunRequest
 from vault_bmad.runtimes.executors import make_executor
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
@@ -202,9 +202,10 @@ def test_cli_runs_on_a_dask_scheduler_and_worker_processes(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NEEDS_INPUT, done.stderr  # the sample's interviewer asks
     payload = json.loads(done.stdout)
     assert (payload["done"], payload["failed"], payload["blocked"]) == (17, 0, 0)
+    assert payload["needs-input"] == 1
     assert frontmatter.load(vault / "Tasks/Sum up.md")["status"] == "done"
 
 

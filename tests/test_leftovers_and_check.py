@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tests.conftest import WriteNote
 from vault_bmad.cli import main
+from vault_bmad.runner import EXIT_NEEDS_INPUT
 from vault_bmad.vault.leftovers import is_leftover, temporary_path
 
 
@@ -44,7 +45,7 @@ def test_a_start_removes_only_the_temporary_files_of_an_interrupted_write(
         env=env,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_NEEDS_INPUT, done.stderr  # the sample's interviewer asks
     assert not any(path.exists() for path in ours)
     assert all(path.read_text() == "a user's file\n" for path in theirs)
     assert "removed 2 temporary file(s) an interrupted write left" in done.stderr

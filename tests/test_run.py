@@ -20,7 +20,7 @@ from vault_bmad.cli import main
 from vault_bmad.config import Settings, load_settings
 from vault_bmad.metrics.records import Attempt
 from vault_bmad.metrics.store import Store
-from vault_bmad.runner import run_vault
+from vault_bmad.runner import EXIT_NEEDS_INPUT, run_vault
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
 FAST = {
@@ -91,12 +91,14 @@ def test_second_run_does_nothing_and_todo_reruns(sample_vault: Path) -> None:
     run_vault(sample_vault, settings_for(sample_vault))
     before = (sample_vault / "Docs/PRD.md").read_text()
     again = run_vault(sample_vault, settings_for(sample_vault))
-    assert again.summary.outcomes == {}
+    waiting = {task: outcome.status for task, outcome in again.summary.outcomes.items()}
+    assert waiting == {"tasks/describe-the-first-user": "needs-input"}  # told on each run
     assert (sample_vault / "Docs/PRD.md").read_text() == before
     note = sample_vault / "Tasks/Write the test strategy.md"
     note.write_text(note.read_text().replace("status: done", "status: todo"))
     third = run_vault(sample_vault, settings_for(sample_vault))
-    assert list(third.summary.outcomes) == ["tasks/write-the-test-strategy"]
+    ran = [t for t, o in third.summary.outcomes.items() if o.status != "needs-input"]
+    assert ran == ["tasks/write-the-test-strategy"]
 
 
 def test_priority_orders_ready_tasks(vault: Path, write: WriteNote) -> None:
@@ -214,8 +216,8 @@ def test_invalid_note_is_marked_and_run_exits_1(vault: Path, write: WriteNote) -
 
 def test_cli_plain_lines_when_not_a_terminal(sample_vault: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(sample_vault), "--workers", "2"])
-    assert result.exit_code == 0, result.output
-    assert "12 done, 0 failed, 0 blocked, 1 skipped, 0 invalid" in result.output
+    assert result.exit_code == EXIT_NEEDS_INPUT, result.output
+    assert "12 done, 0 failed, 0 blocked, 1 skipped, 1 needs-input, 0 invalid" in result.output
     assert "started tasks/research-the-market" in result.output
 
 

@@ -187,7 +187,7 @@ def test_real_server_errors_are_classified(
 def test_every_other_error_fixture_is_a_deterministic_4xx() -> None:
     covered = {case[0] for case in CASES}
     others = [f for f in every_fixture() if recorded(f).status >= 400 and f not in covered]
-    assert len(others) == 9  # unknown models and routes, bad requests and parameters
+    assert len(others) == 10  # unknown models and routes, bad requests and parameters, tools
     for fixture in others:
         answer = recorded(fixture)
         failure = classify_answer(

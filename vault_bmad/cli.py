@@ -4,7 +4,9 @@ Every command over a vault takes `--config` and `--format` (`vault_options`), an
 VaultBmadError a command raises ends it with a one-line message and exit code 2
 (`VaultBmadCommands`): a setting, a missing vault, a port in use, a Dask scheduler out of
 reach. Exit 1 means the command ran and something in the vault failed or is invalid.
-`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`).
+`run` and `serve` stop cleanly on SIGTERM and Ctrl-C (`StopSignals`). Each command
+imports what it uses inside its body, so `check` never pays for Flask, Plotly or the
+engine (tests/test_start_imports.py).
 """
 
 from __future__ import annotations
@@ -18,24 +20,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from vault_bmad import __version__
 from vault_bmad.config import STATE_DB, STRATEGIES, VAULT_FILE_NAME, Settings, load_settings
 from vault_bmad.errors import ConfigError, Problem, SetupError, VaultBmadError
-from vault_bmad.metrics.marks import stored_invalid_marks
-from vault_bmad.metrics.report import parse_span
-from vault_bmad.metrics.usage import NONE
-from vault_bmad.model.status import ENDED_WELL, OUTCOMES
-from vault_bmad.model.validate import build_definitions
-from vault_bmad.progress import RunProgress
-from vault_bmad.reports import write_vault_report
-from vault_bmad.runner import retry_tasks, run_vault
-from vault_bmad.runtimes.command import agent_problems
-from vault_bmad.service import Service, ServiceEvent
-from vault_bmad.vault.index import VaultIndex
+
+if TYPE_CHECKING:
+    from vault_bmad.service import ServiceEvent
 
 
 def _existing_vault(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
@@ -125,7 +119,9 @@ def bench() -> None:
 
 
 @bench.command("cache")
-@click.option("--trace", "trace_spec", required=True, help="Trace file (gzip) or zipf:ALPHA.")
+@click.option(
+    "--trace", "trace_spec", required=True, help="Trace file (gzip), zipf:ALPHA or loop:NOTES."
+)
 @click.option("--capacity", type=click.IntRange(min=1), required=True, help="Entries cached.")
 @format_option
 def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
@@ -137,7 +133,7 @@ def bench_cache(trace_spec: str, capacity: int, output_format: str) -> None:
         trace = load_trace(trace_spec)
     except (OSError, ValueError, EOFError) as exc:
         raise click.ClickException(f"cannot read trace {trace_spec}: {exc}") from None
-    name = trace_spec if trace_spec.startswith("zipf:") else Path(trace_spec).name
+    name = trace_spec if trace_spec.startswith(("zipf:", "loop:")) else Path(trace_spec).name
     try:
         document = compare(name.removesuffix(".gz").removesuffix(".keys"), trace, capacity)
     except ModuleNotFoundError as exc:  # a peer from the bench extra
@@ -173,6 +169,8 @@ def bench_workload(quick: bool, repeats: int | None, output_format: str) -> None
 @vault_options
 def index_command(vault: Path, config_file: Path | None, output_format: str) -> None:
     """List every note with its type, tags, frontmatter and resolved links."""
+    from vault_bmad.vault.index import VaultIndex
+
     load_settings(vault, config_file)  # a broken config is reported by every command
     notes = VaultIndex.load(vault).as_dict()["notes"]
     if output_format == "json":
@@ -197,6 +195,11 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
 
     The vault's own vault-bmad.toml is part of the vault: what is wrong in it is listed
     with the notes' problems, and what it sets applies to the check."""
+    from vault_bmad.metrics.marks import stored_invalid_marks
+    from vault_bmad.model.validate import build_definitions
+    from vault_bmad.runtimes.command import agent_problems
+    from vault_bmad.vault.index import VaultIndex
+
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
@@ -257,8 +260,10 @@ def run(
     """Run every `todo` task to an end state, write the results back, then exit.
 
     Exits 0 when every task ended done (or skipped), 1 when any failed, was blocked or is
-    invalid, and 128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued
-    tasks go back to `todo`; the report says which).
+    invalid, 3 when none did but an agent asked its user something (its task is
+    `needs-input` until the note's `answers:` are saved and vault-bmad runs again), and
+    128 + the signal when SIGTERM or Ctrl-C stopped it (running and queued tasks go back to
+    `todo`; the report says which).
     """
     overrides: dict[str, object] = {"strategy": strategy, "executor": executor}
     if workers is not None:
@@ -269,6 +274,11 @@ def run(
 
 def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
     """`run_vault`, its progress on stderr, its outcome on stdout, and its exit code."""
+    from vault_bmad.metrics.usage import NONE
+    from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT, STOPS
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.runner import run_vault
+
     stops = StopSignals()
     progress = RunProgress(enabled=output_format == "text")
     try:
@@ -282,7 +292,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
     finally:
         progress.close()
     summary = result.summary
-    counts: dict[str, int] = {status: summary.count(status) for status in OUTCOMES}
+    counts: dict[str, int] = {status: summary.count(status) for status in STOPS}
     if output_format == "json":
         tasks = {
             task_id: {**asdict(outcome), **result.usage.get(task_id, NONE).as_dict()}
@@ -300,7 +310,12 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         click.echo(json.dumps(payload, indent=2))
     else:
         for outcome in sorted(summary.outcomes.values(), key=lambda o: o.task_id):
-            if outcome.status not in ENDED_WELL:
+            if outcome.status == NEEDS_INPUT:
+                asks = " ".join(f"({n}) {q}" for n, q in enumerate(outcome.questions, 1))
+                click.echo(
+                    f"{outcome.status}: {outcome.task_id}: {asks} (answer in {outcome.path})"
+                )
+            elif outcome.status not in ENDED_WELL:
                 click.echo(f"{outcome.status}: {outcome.task_id}: {outcome.error}")
             elif outcome.truncated:
                 click.echo(f"truncated: {outcome.task_id}: its answer was cut off")
@@ -318,8 +333,7 @@ def _run_and_tell(vault: Path, settings: Settings, output_format: str) -> None:
         )
     if summary.stopped or stops.event.is_set():
         _exit_leaving_threads(stops.code)
-    ended_well = all(outcome.status in ENDED_WELL for outcome in summary.outcomes.values())
-    sys.exit(0 if ended_well and not result.invalid else 1)
+    sys.exit(result.exit_code)
 
 
 @main.command()
@@ -332,6 +346,8 @@ def retry(
 ) -> None:
     """Set failed and blocked tasks (or only those the flags name) back to `todo` and run
     them, as `run` does. While `serve` runs on the vault, it runs them instead."""
+    from vault_bmad.runner import retry_tasks
+
     settings = load_settings(vault, config_file)
     statuses = [s for s, wanted in (("failed", failed), ("blocked", blocked)) if wanted]
     retried = retry_tasks(vault, settings, statuses or ["failed", "blocked"])
@@ -357,13 +373,20 @@ def report_command(vault: Path, since: str, config_file: Path | None, output_for
     The same period (in whole minutes) rewrites the same note. `--format json` prints
     the analysis too.
     """
+    from vault_bmad.metrics.report import parse_span
+    from vault_bmad.reports import write_vault_report
+
     try:
         span = parse_span(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
     written = write_vault_report(vault, load_settings(vault, config_file), span)
     if output_format == "json":
-        payload = {"report": written.path, **written.analysis.as_dict()}
+        payload = {
+            "report": written.path,
+            **written.analysis.as_dict(),
+            "questions": asdict(written.questions),
+        }
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         click.echo(written.path)
@@ -391,6 +414,9 @@ def serve(
     the rest go back to `todo`. With `--format json`, it tells when it is serving,
     stopping and stopped as JSON lines on stdout.
     """
+    from vault_bmad.progress import RunProgress
+    from vault_bmad.service import Service
+
     overrides = {"host": host, "port": port, "executor": executor}
     progress = RunProgress(enabled=output_format != "json")  # a line per task move
     service = Service(vault, load_settings(vault, config_file, overrides=overrides), progress.event)

@@ -155,6 +155,15 @@ class Settings:
             unsafe=STATES_COSTS,
         ),
     ] = field(default_factory=Prices)
+    max_question_rounds: Annotated[
+        int,
+        About(
+            "Rounds of questions an agent may ask its user in one run of a task (its"
+            " `ask_user`); 0 lets no agent ask, and the llm runtime offers no tool.",
+            minimum=0,
+            maximum=20,
+        ),
+    ] = 3
     command_enabled: Annotated[
         bool, About("Turn on the command runtime, which runs programs.", unsafe=RUNS_CODE)
     ] = False

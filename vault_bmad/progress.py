@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import click
 
 from vault_bmad.metrics.outcomes import AGENT_EVENTS, Event
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import NEEDS_INPUT, OUTCOMES
 
 
 class RunProgress:
@@ -38,11 +38,11 @@ class RunProgress:
             click.echo(("\n" if self._bar is not None else "") + line, file=self.stream)
             return
         if self._bar is not None:
-            if event.kind in OUTCOMES:
+            if event.kind in (*OUTCOMES, NEEDS_INPUT):
                 self._bar.label = f"{event.kind}: {event.task_id}"[:50]
-                self._bar.update(1)
+                self._bar.update(0 if event.kind == NEEDS_INPUT else 1)  # not ended
             return
-        if event.kind in (*OUTCOMES, "started", "retry"):
+        if event.kind in (*OUTCOMES, "started", "retry", NEEDS_INPUT, "answered"):
             took = f" in {event.seconds:.2f} s" if event.seconds is not None else ""
             detail = f" ({event.detail})" if event.detail else ""
             click.echo(f"{event.kind:>8} {event.task_id}{took}{detail}", file=self.stream)

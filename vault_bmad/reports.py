@@ -18,7 +18,7 @@ from vault_bmad.metrics.report import REPORTS_FOLDER, WrittenReport, report_span
 from vault_bmad.metrics.store import Store
 from vault_bmad.metrics.usage import NONE, Usage, cost_text
 from vault_bmad.model.definitions import Definitions
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import NEEDS_INPUT, STOPS
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, wikilink
@@ -43,7 +43,7 @@ def run_report_markdown(
         "",
         "| figure | value |",
         "|---|---|",
-        *(f"| {status} | {summary.count(status)} |" for status in OUTCOMES),
+        *(f"| {status} | {summary.count(status)} |" for status in STOPS),
         f"| invalid notes | {len(invalid)} |",
         f"| wall time | {elapsed:.2f} s |",
     ]
@@ -60,6 +60,13 @@ def run_report_markdown(
     lines += ["", "## Tasks", "", "| task | status | agent | attempts | cache | tokens | result |"]
     lines.append("|---|---|---|---|---|---|---|")
     lines += [_row(outcome, definitions, usage.get(outcome.task_id)) for outcome in outcomes]
+    waiting = [o for o in outcomes if o.status == NEEDS_INPUT]
+    if waiting:
+        lines += ["", "## Waiting for your answers", ""]
+        lines.append("Write `answers:` in each note, one per question in order, and run again.")
+        for outcome in waiting:
+            lines += ["", f"- {wikilink(outcome.path)} ({outcome.task_id}) asks:"]
+            lines += [f"  {n}. {q}" for n, q in enumerate(outcome.questions, start=1)]
     if invalid:
         lines += ["", "## Invalid notes", "", *(f"- {wikilink(path)}" for path in invalid)]
     return "\n".join(lines) + "\n"
@@ -89,6 +96,8 @@ def _row(outcome: TaskOutcome, definitions: Definitions, spent: Usage | None) ->
     agent = definitions.agents.get(outcome.agent or "")
     agent_cell = wikilink(agent.path) if agent else (outcome.agent or "")
     result = wikilink(outcome.output) if outcome.output else _cell(outcome.error or "")
+    if outcome.status == NEEDS_INPUT:
+        result = _cell(f"asks {len(outcome.questions)} question(s)")
     task = definitions.tasks.get(outcome.task_id)
     task_cell = wikilink(outcome.path) + (f" step `{task.step}`" if task and task.step else "")
     tokens = f"{spent.tokens_in} + {spent.tokens_out}" if spent and spent.tokens else ""

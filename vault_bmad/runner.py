@@ -20,6 +20,7 @@ from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.store import Store
 from vault_bmad.metrics.usage import NONE, Usage, total, usage
+from vault_bmad.model.status import ENDED_WELL, NEEDS_INPUT
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.reports import write_run_report
 from vault_bmad.runtimes.remote import runtimes_for
@@ -29,6 +30,8 @@ from vault_bmad.vault.writer import NoteWriter
 
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
+EXIT_FAILED = 1  # a task failed, was blocked or is invalid
+EXIT_NEEDS_INPUT = 3  # none did, but an agent waits for its user's answers
 
 
 class VaultBusy(VaultBmadError):
@@ -45,6 +48,15 @@ class VaultRunResult:
     problems: tuple[Problem, ...]  # every problem in the vault, task notes or not
     usage: dict[str, Usage] = field(default_factory=dict)  # tokens and cost by task
     spent: Usage = NONE  # tokens and cost of the whole run
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every task ended well; EXIT_FAILED when one did not; else EXIT_NEEDS_INPUT
+        when one waits for its user's answers."""
+        stops = {outcome.status for outcome in self.summary.outcomes.values()}
+        if self.invalid or stops - ENDED_WELL - {NEEDS_INPUT}:
+            return EXIT_FAILED
+        return EXIT_NEEDS_INPUT if NEEDS_INPUT in stops else 0
 
 
 def state_dir(vault: Path, settings: Settings) -> Path:

@@ -8,7 +8,12 @@ counter increment and all other work happens on a miss:
   more passes.
 - A candidate enters a full main only if a count-min sketch says it is more popular than
   the victim, the least popular of the first few unreferenced entries at the hand. This
-  keeps one-hit wonders and long scans from flushing the popular set.
+  keeps one-hit wonders and long scans from flushing the popular set. Ties favour the
+  resident, and so does a lead within the counting lag while the window sits at its
+  floor (see `_admits`), so a working set cycled through a cache a little too small for
+  it (a loop) keeps a stable part cached instead of churning. A flooded sketch (more
+  keys than counters, see `FrequencySketch.flooded`) cannot rank keys; only then are
+  popular candidates let in now and then on a loss.
 - Hits are banked into the sketch lazily, when the hand passes an entry or it leaves.
 - The window's share adapts by ghost gradients (in the spirit of ARC): a miss on a key
   the window recently rejected means a larger window would have hit, and grows it; a miss
@@ -28,8 +33,10 @@ from collections.abc import Hashable
 
 from vault_bmad.cache.sketch import FrequencySketch
 
-_HASH_FLOOD_FREQUENCY = 6  # candidates this popular are sometimes admitted on a loss
+_HASH_FLOOD_FREQUENCY = 6  # in a flooded sketch, candidates this popular may win a loss
 _HASH_FLOOD_ODDS = 1 / 128
+_LAG_SHARE = 4  # at the window's floor, a lead of at most 1/4 of the victim's count is lag
+_FLOOR_SPAN = 1.5  # the window counts as at its floor below 1.5 times its minimum
 
 
 class Entry:
@@ -87,16 +94,27 @@ class AdaptiveTinyLfu:
         self._victim_sample = victim_sample
         self._max_credit = max_credit
         self._random = random.Random(seed)
+        # Unreferenced entries the hand looked at and left in place: the head of main,
+        # kept apart so a lost duel moves nothing (`_select_victim`), with the sketch's
+        # count of each when it was looked at, taken again after the sketch halves.
+        self._hand: list[Entry] = []
+        self._hand_counts: list[int] = []
+        self._hand_halvings = 0
+        self._dropped: list[Entry] = []  # what `insert` returns, one list for every call
 
     @property
     def capacity(self) -> int:
         return self._capacity
 
     def __len__(self) -> int:
-        return len(self._window) + len(self._main)
+        return len(self._window) + len(self._main) + len(self._hand)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._window or key in self._main
+        return (
+            key in self._window
+            or key in self._main
+            or any(entry.key == key for entry in self._hand)
+        )
 
     def frequency(self, entry: Entry) -> int:
         """The entry's estimated recent popularity, counting hits not yet banked."""
@@ -120,77 +138,119 @@ class AdaptiveTinyLfu:
         return min(1.0, (self._full_step_depth / depth) ** 2)
 
     def insert(self, entry: Entry) -> list[Entry]:
-        """Add a new entry; return the entries the store must drop to stay within capacity."""
+        """Add a new entry; return the entries the store must drop to stay within capacity.
+
+        The list is the policy's own, reused by the next call: read it before that.
+        """
         self._window[entry.key] = entry
-        dropped: list[Entry] = []
+        dropped = self._dropped
+        dropped.clear()
         window_limit = int(self._window_target)
         while len(self._window) > window_limit:
             _, candidate = self._window.popitem(last=False)
             self._offer(candidate, dropped)
-        while len(self._window) + len(self._main) > self._capacity:
-            victim = self._select_victim()
-            del self._main[victim.key]
-            self._main_ghost.add(victim.key_hash)
-            dropped.append(victim)
+        while len(self._window) + len(self._main) + len(self._hand) > self._capacity:
+            victim, _ = self._select_victim()
+            self._evict(victim, dropped)
         return dropped
 
     def remove(self, entry: Entry) -> None:
         """Forget an entry that leaves the store (expired or deleted), keeping its popularity."""
-        if self._window.pop(entry.key, None) is None:
-            self._main.pop(entry.key, None)
+        if self._window.pop(entry.key, None) is None and self._main.pop(entry.key, None) is None:
+            self._keep_in_hand([held for held in self._hand if held is not entry])
         self._bank(entry)
 
     def clear(self) -> None:
         self._window.clear()
         self._main.clear()
+        self._keep_in_hand([])
 
     def _offer(self, candidate: Entry, dropped: list[Entry]) -> None:
-        self._bank(candidate)
-        if len(self._window) + len(self._main) < self._capacity:
+        if candidate.hits:
+            self._bank(candidate)
+        if len(self._window) + len(self._main) + len(self._hand) < self._capacity:
             self._main[candidate.key] = candidate
             return
-        if not self._main:
+        if not self._main and not self._hand:
             self._window_ghost.add(candidate.key_hash)
             dropped.append(candidate)
             return
-        victim = self._select_victim()
-        candidate_frequency = self._sketch.frequency(candidate.key_hash)
-        victim_frequency = self._sketch.frequency(victim.key_hash)
-        if candidate_frequency > victim_frequency or (
-            candidate_frequency >= _HASH_FLOOD_FREQUENCY
-            and self._random.random() < _HASH_FLOOD_ODDS
-        ):
-            del self._main[victim.key]
-            self._main_ghost.add(victim.key_hash)
-            dropped.append(victim)
+        victim, victim_frequency = self._select_victim()
+        if self._admits(self._sketch.frequency(candidate.key_hash), victim_frequency):
+            self._evict(victim, dropped)
             self._main[candidate.key] = candidate
         else:
             self._window_ghost.add(candidate.key_hash)
             dropped.append(candidate)
 
-    def _select_victim(self) -> Entry:
-        """Advance the hand past referenced entries; pick the least popular of a few others.
+    def _admits(self, candidate: int, victim: int) -> bool:
+        """Whether a candidate with this sketch count takes the victim's place.
 
-        The candidates stay at the head of main in their order; the caller removes the victim.
+        A candidate was counted when it missed just now, while a resident waiting at the
+        hand has its next count still to come: keys recurring at one rate differ by that
+        lag. So while the window sits at its floor (frequency pays, by the ghosts), a lead
+        up to a quarter of the victim's count is a tie, and ties keep the resident. Once
+        the window has grown (recency pays), any lead admits the fresher key.
         """
-        main = self._main
-        candidates: list[Entry] = []
-        while main and len(candidates) < self._victim_sample:
-            key, entry = main.popitem(last=False)
-            if entry.hits:
-                entry.credit = min(self._max_credit, entry.credit + entry.hits)
-                self._bank(entry)
-            if entry.credit:
-                entry.credit -= 1
-                main[key] = entry
+        lead = candidate - victim
+        if self._window_target < _FLOOR_SPAN * self._min_window:
+            lead -= victim // _LAG_SHARE
+        if lead > 0:
+            return True
+        return (
+            candidate >= _HASH_FLOOD_FREQUENCY
+            and self._sketch.flooded
+            and self._random.random() < _HASH_FLOOD_ODDS
+        )
+
+    def _select_victim(self) -> tuple[Entry, int]:
+        """The least popular of the first few unreferenced entries at the hand, and its count.
+
+        The hand moves referenced entries to the tail (a hit earns a credit of up to
+        `max_credit` passes) and holds the unreferenced ones it looked at in `_hand`, in
+        order, so a duel the victim wins moves nothing. Lock held by the level.
+        """
+        main, sketch = self._main, self._sketch
+        for entry in self._hand:
+            if entry.hits:  # hit while held: referenced after all
+                for held in self._hand:
+                    if held.hits:
+                        self._pass(held)
+                self._keep_in_hand([held for held in self._hand if held.key not in main])
+                break
+        if self._hand_halvings != sketch.halvings:
+            self._keep_in_hand(self._hand)
+        hand, counts = self._hand, self._hand_counts
+        while len(hand) < self._victim_sample and main:
+            _, entry = main.popitem(last=False)
+            if entry.hits or entry.credit:
+                self._pass(entry)
             else:
-                candidates.append(entry)
+                hand.append(entry)
+                counts.append(sketch.frequency(entry.key_hash))
+        lowest = min(counts)
+        return hand[counts.index(lowest)], lowest
+
+    def _keep_in_hand(self, entries: list[Entry]) -> None:
         frequency = self._sketch.frequency
-        victim = min(candidates, key=lambda entry: frequency(entry.key_hash))
-        for entry in reversed(candidates):
-            main[entry.key] = entry
-            main.move_to_end(entry.key, last=False)
-        return victim
+        self._hand = entries
+        self._hand_counts = [frequency(entry.key_hash) for entry in entries]
+        self._hand_halvings = self._sketch.halvings
+
+    def _pass(self, entry: Entry) -> None:
+        """The hand passes an entry hit or credited since: hits become credit, one credit
+        is spent, and it goes to the tail."""
+        if entry.hits:
+            entry.credit = min(self._max_credit, entry.credit + entry.hits)
+            self._bank(entry)
+        entry.credit -= 1
+        self._main[entry.key] = entry
+
+    def _evict(self, victim: Entry, dropped: list[Entry]) -> None:
+        index = self._hand.index(victim)
+        del self._hand[index], self._hand_counts[index]
+        self._main_ghost.add(victim.key_hash)
+        dropped.append(victim)
 
     def _bank(self, entry: Entry) -> None:
         if entry.hits:

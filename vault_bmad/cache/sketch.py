@@ -8,6 +8,7 @@ _MASK64 = (1 << 64) - 1
 _MAX_COUNT = 15
 _DEPTH = 4
 _HALVED = bytes(value >> 1 for value in range(256))
+_CENSUSES = 4  # flood checks per sample
 
 
 def spread_hash(key: Hashable) -> int:
@@ -24,6 +25,11 @@ class FrequencySketch:
     Four rows of saturating 4-bit counters (one byte each), indexed by double hashing.
     After `sample_factor * capacity` additions every counter halves, so old popularity
     fades and the sketch follows a changing workload.
+
+    `flooded` says whether more keys pass through than the rows can tell apart: every
+    row is more than half taken, so a key never seen reads above zero in each row more
+    often than not and counts rank keys poorly. It is taken every quarter of a sample (a
+    scan of each row), never per access.
     """
 
     def __init__(self, capacity: int, *, width_factor: int = 4, sample_factor: int = 24) -> None:
@@ -34,6 +40,10 @@ class FrequencySketch:
         self._rows = [bytearray(width) for _ in range(_DEPTH)]
         self._additions = 0
         self._sample_size = sample_factor * max(1, capacity)
+        self._census_every = max(1, self._sample_size // _CENSUSES)
+        self._next_census = self._census_every
+        self.flooded = False
+        self.halvings = 0  # how many times the counters halved, so callers know a count aged
 
     @property
     def width(self) -> int:
@@ -59,14 +69,24 @@ class FrequencySketch:
         mask = self._mask
         first = key_hash & mask
         step = (key_hash >> 32) | 1
-        for depth, row in enumerate(self._rows):
-            index = (first + depth * step) & mask
-            row[index] = min(_MAX_COUNT, row[index] + count)
+        for row in self._rows:
+            value = row[first] + count
+            row[first] = value if value < _MAX_COUNT else _MAX_COUNT
+            first = (first + step) & mask
         self._additions += count
-        if self._additions >= self._sample_size:
-            self.halve()
+        if self._additions >= self._next_census:
+            self._take_census()
 
     def halve(self) -> None:
         """Age every counter by half."""
         self._rows = [row.translate(_HALVED) for row in self._rows]
         self._additions //= 2
+        self.halvings += 1
+
+    def _take_census(self) -> None:
+        """Update `flooded`; halve once a whole sample has been added."""
+        width = self._mask + 1
+        self.flooded = all(row.count(0) < width / 2 for row in self._rows)
+        if self._additions >= self._sample_size:
+            self.halve()
+        self._next_census = min(self._sample_size, self._additions + self._census_every)

@@ -39,17 +39,37 @@ def request_key(request: RunRequest) -> str:
     return content_key(request.cache_parts())
 
 
+class _Asked(Exception):
+    """The agent asked its user: raised through the cache, so that nothing is stored."""
+
+    def __init__(self, output: RuntimeOutput) -> None:
+        super().__init__(output)
+        self.output = output
+
+
 def perform(
     runtime: Runtime, request: RunRequest, cache: ResultCache | None, key: str | None = None
 ) -> AttemptResult:
     """Run `request` on `runtime`; a cached result for the same content is used if there is
     one. `key` is `request_key(request)`, when the caller has it already. Whatever the
-    runtime, the output is cut at the request's output cap."""
+    runtime, the output is cut at the request's output cap.
+
+    The cache never holds an agent's questions, and a request carrying answers (a
+    conversation that resumes) never goes through it: it is for one user at one time."""
 
     def compute() -> RuntimeOutput:
         return cap_output(runtime.run(request), request.max_output_bytes)
 
-    if cache is None:
+    def compute_to_keep() -> RuntimeOutput:
+        output = compute()
+        if output.ask is not None:
+            raise _Asked(output)
+        return output
+
+    if cache is None or request.rounds:
         return AttemptResult(compute(), "miss")
-    result, level = cache.get_or_compute(key or request_key(request), compute)
+    try:
+        result, level = cache.get_or_compute(key or request_key(request), compute_to_keep)
+    except _Asked as asked:
+        return AttemptResult(asked.output, "miss")
     return AttemptResult(result, level)

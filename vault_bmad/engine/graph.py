@@ -1,7 +1,9 @@
 """The dependency DAG of tasks: readiness, blocked propagation, upward rank and critical path.
 
 A task is ready when every dependency is done or skipped. When a task fails, every task
-downstream of it becomes blocked, with a reason naming the failed task. The graph grows in
+downstream of it becomes blocked, with a reason naming the failed task. A task waiting for
+its user's answers (needs-input) has not ended: what depends on it waits, and is not
+pending work either, since nothing but the answers can move it. The graph grows in
 batches (the vault changes while the service runs); a batch may only point at itself and at
 earlier tasks, so the whole graph stays acyclic and the order tasks were added in stays a
 topological order.
@@ -15,9 +17,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vault_bmad.errors import DependencyCycle
-from vault_bmad.model.status import BLOCKS_DEPENDANTS, ENDED_WELL, OUTCOMES, Outcome, Waiting
+from vault_bmad.model.status import (
+    BLOCKS_DEPENDANTS,
+    ENDED_WELL,
+    NEEDS_INPUT,
+    OUTCOMES,
+    NeedsInput,
+    Outcome,
+    Waiting,
+)
 
-NodeState = Literal[Waiting, "ready", Outcome]  # ready: every dependency ended well
+NodeState = Literal[Waiting, "ready", NeedsInput, Outcome]  # ready: every dependency ended well
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class TaskGraph:
         self._external_failed: set[str] = set()
         self._order: list[str] = []
         self._unfinished = 0  # tasks whose state is not an outcome
+        self._asking = 0  # tasks waiting for answers
         if dependencies is not None:
             self.add(dependencies, done=done, failed=failed, skipped=skipped)
 
@@ -87,9 +98,11 @@ class TaskGraph:
         done: Iterable[str] = (),
         failed: Iterable[str] = (),
         skipped: Iterable[str] = (),
+        asking: Iterable[str] = (),
     ) -> GraphChange:
         """Add a batch of tasks. `done`/`failed` name tasks, here or outside, already finished;
-        `skipped` names tasks of the batch that end without running, as if done.
+        `skipped` names tasks of the batch that end without running, as if done; `asking`
+        those of the batch that wait for their user's answers.
 
         A dependency that is neither in the graph nor named done blocks its dependent.
         Raises DependencyCycle, changing nothing, when the batch depends on itself in a loop.
@@ -104,7 +117,7 @@ class TaskGraph:
             order = list(sorter.static_order())
         except graphlib.CycleError as cycle:
             raise DependencyCycle(tuple(reversed(cycle.args[1]))) from None
-        done, failed, skipped = set(done), set(failed), set(skipped)
+        done, failed, skipped, asking = set(done), set(failed), set(skipped), set(asking)
         self._external_done |= {t for t in done if t not in batch}
         self._external_failed |= {t for t in failed if t not in batch}
         ready: list[str] = []
@@ -115,6 +128,8 @@ class TaskGraph:
             else:
                 ended = "done" if task_id in done else "failed" if task_id in failed else None
             blocked.extend(self._insert(task_id, batch[task_id], ended))
+            if task_id in asking and self._state[task_id] == "ready":
+                self._set(task_id, NEEDS_INPUT)
             if self._state[task_id] == "ready":
                 ready.append(task_id)
         return GraphChange(tuple(ready), tuple(blocked))
@@ -146,13 +161,14 @@ class TaskGraph:
         return []
 
     def reopen(self, task_id: str, deps: Iterable[str]) -> GraphChange:
-        """Run a finished task again (its note was set back to todo), with these dependencies.
+        """Run a finished task (or one waiting for answers) again, as its note was set back to
+        todo, with these dependencies.
 
         Dependents waiting on it wait again if it had been done; the tasks its failure had
         blocked wait for it again (`released`), unless something else still blocks them.
         """
         was = self._state[task_id]
-        if was not in OUTCOMES:
+        if was not in (*OUTCOMES, NEEDS_INPUT):
             raise ValueError(f"task {task_id!r} is {was}, not finished")
         for old in self._deps[task_id]:
             self._dependents[old].remove(task_id)
@@ -220,11 +236,37 @@ class TaskGraph:
         return tuple(t for t in self._order if self._state[t] == "ready")
 
     def pending(self) -> tuple[str, ...]:
-        """Tasks not yet finished (waiting or ready), in topological order."""
-        return tuple(t for t in self._order if self._state[t] not in OUTCOMES)
+        """Tasks not yet finished that may still move on their own, in topological order:
+        not those waiting for answers, nor those whose every unfinished dependency does."""
+        stalled: set[str] = set()
+        found = []
+        for task_id in self._order:
+            state = self._state[task_id]
+            if state in OUTCOMES:
+                continue
+            unfinished = [d for d in self._deps[task_id] if self._state[d] not in ENDED_WELL]
+            if state == NEEDS_INPUT or (unfinished and stalled.issuperset(unfinished)):
+                stalled.add(task_id)
+            else:
+                found.append(task_id)
+        return tuple(found)
+
+    def ask(self, task_id: str) -> None:
+        """The task (ready or running) waits for its user's answers."""
+        if self._state[task_id] != "ready":
+            raise ValueError(f"task {task_id!r} is {self._state[task_id]}, not running")
+        self._set(task_id, NEEDS_INPUT)
+
+    def answered(self, task_id: str) -> None:
+        """The task's user answered: it is ready again."""
+        if self._state[task_id] != NEEDS_INPUT:
+            raise ValueError(f"task {task_id!r} is {self._state[task_id]}, not waiting for input")
+        self._set(task_id, "ready")
 
     def has_pending(self) -> bool:
-        """Whether any task is not yet finished, at once."""
+        """Whether `pending` names any task; at once unless some task waits for answers."""
+        if self._asking:
+            return bool(self.pending())
         return self._unfinished > 0
 
     def mark_done(self, task_id: str) -> tuple[str, ...]:
@@ -268,8 +310,10 @@ class TaskGraph:
 
     def _set(self, task_id: str, state: NodeState) -> None:
         """Every change of a task's state goes through here, which counts the unfinished."""
-        was_open = task_id in self._state and self._state[task_id] not in OUTCOMES
+        before = self._state.get(task_id)
+        was_open = before is not None and before not in OUTCOMES
         self._unfinished += (state not in OUTCOMES) - was_open
+        self._asking += (state == NEEDS_INPUT) - (before == NEEDS_INPUT)
         self._state[task_id] = state
 
     def _set_blocked(self, record: Blocked) -> Blocked:

@@ -28,17 +28,25 @@ from vault_bmad.engine.endpoints import Endpoints
 from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
 from vault_bmad.engine.ledger import InFlight, cache_samples, observations
+from vault_bmad.engine.questions import Questions
 from vault_bmad.engine.requests import NoteBodies, build_request
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
-from vault_bmad.errors import Failure, RuntimeRefused, TaskTimeout, VaultBmadError, classify
+from vault_bmad.errors import (
+    Failure,
+    PermanentFailure,
+    RuntimeRefused,
+    TaskTimeout,
+    VaultBmadError,
+    classify,
+)
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.status import OUTCOMES
+from vault_bmad.model.status import NEEDS_INPUT, REOPENABLE
 from vault_bmad.model.validate import build_definitions
-from vault_bmad.runtimes.base import Runtime
+from vault_bmad.runtimes.base import Ask, Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
 
@@ -92,6 +100,14 @@ class Orchestrator:
         self.summary = RunSummary(started=wall())
         self.journal = TaskJournal(self.notes, store, self.summary, on_event, settings.llm_prices)
         self.endpoints = Endpoints(settings.llm_give_up_s, clock=clock, wall=wall)
+        self.questions = Questions(
+            self.journal,
+            self.notes,
+            self.scheduler,
+            settings.max_question_rounds,
+            wall,
+            self._apply,
+        )
         self._give_up = give_up
         self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
@@ -121,36 +137,44 @@ class Orchestrator:
         interrupted = self.journal.recover()
         tasks = [self.journal.resumed(task, interrupted) for task in definitions.tasks.values()]
         self._apply(self.scheduler.submit(tasks))
-        return sum(1 for task in tasks if task.status == "todo")
+        answered = self.questions.take_answers(task for task in tasks if task.status == NEEDS_INPUT)
+        return answered + sum(1 for task in tasks if task.status == "todo")
 
     def refresh(self, definitions: Definitions, touched: Container[str] = ()) -> None:
         """Take a new reading of the vault while running: new `todo` tasks queue, tasks whose
-        note in `touched` was set back to `todo` run again, queued ones take their new
-        priority, deleted ones go."""
+        note in `touched` was set back to `todo` run again, tasks waiting for answers take
+        those their note in `touched` gives, queued ones take their new priority, deleted
+        ones go."""
         before, self.definitions = self.definitions, definitions
         if before.agents != definitions.agents:
             self._apply(self.scheduler.set_agents(definitions.agents.values()))
         new: list[TaskDef] = []
         settled: dict[str, bool] = {}  # note path -> its edit asks for a re-run
+        answered: list[TaskDef] = []
         for task in definitions.tasks.values():
             if not self.scheduler.knows(task.id):
                 new.append(self.journal.resumed(task, ()))
                 continue
             phase = self.scheduler.phase(task.id)
             rerun = task.status in ("todo", "invalid") and task.path in touched
-            if rerun and phase in OUTCOMES:
+            if rerun and phase in REOPENABLE:
                 if task.path not in settled:  # the run's note and its steps: decided once
                     settled[task.path] = task.status == "invalid" or self.notes.settle_edit(
                         task.path
                     )
                 if settled[task.path]:
                     self._reopen(task)
+            elif phase == NEEDS_INPUT and task.path in touched:
+                answered.append(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
                 self.scheduler.update(task)
         if new:
             self._apply(self.scheduler.submit(new))
+        self.questions.take_answers(answered)
         for gone in before.tasks.keys() - definitions.tasks.keys():
-            if self.scheduler.knows(gone) and self.scheduler.phase(gone) in ("queued", "waiting"):
+            left = self.scheduler.phase(gone) if self.scheduler.knows(gone) else None
+            if left in ("queued", "waiting", NEEDS_INPUT):
+                self.journal.cancelled(gone)
                 self._apply(self.scheduler.cancel(gone))
 
     # The loop.
@@ -266,10 +290,17 @@ class Orchestrator:
             )
         else:
             flight = replace(flight, endpoint=getattr(runtime, "endpoint", None))
+            rounds = self.journal.conversations.rounds(task.id)
             request = build_request(
-                task, agent, self.index, self.settings, self.journal.outputs, self._bodies.read
+                task,
+                agent,
+                self.index,
+                self.settings,
+                self.journal.outputs,
+                self._bodies.read,
+                rounds,
             )
-            if self.cache is not None:
+            if self.cache is not None and not rounds:  # answers never go through the cache
                 key = request_key(request)
                 if key in self._twins and not assignment.probe:
                     self._twins[key].append(task.id)  # served from the cache once it ends
@@ -294,7 +325,7 @@ class Orchestrator:
             for task in [t for t in self.definitions.tasks.values() if t.path == path]:
                 if not self.scheduler.knows(task.id):
                     continue
-                if self.scheduler.phase(task.id) in OUTCOMES:
+                if self.scheduler.phase(task.id) in REOPENABLE:
                     self._reopen(task)
                 else:
                     self._rerun_when_ended.add(task.id)
@@ -306,7 +337,7 @@ class Orchestrator:
 
     def _rerun_if_asked(self, task_id: str) -> None:
         task = self.definitions.tasks.get(task_id)
-        ended = self.scheduler.phase(task_id) in OUTCOMES
+        ended = self.scheduler.phase(task_id) in REOPENABLE
         if task is not None and task_id in self._rerun_when_ended and ended:
             self._reopen(task)
 
@@ -324,7 +355,21 @@ class Orchestrator:
         except Exception as exc:  # a failing task never stops the run
             self._failed(flight, exc)
         else:
-            self._succeeded(flight, attempt)
+            if attempt.result.ask is not None:
+                self._asked(flight, attempt.result, attempt.result.ask)
+            else:
+                self._succeeded(flight, attempt)
+
+    def _asked(self, flight: InFlight, output: RuntimeOutput, ask: Ask) -> None:
+        """The agent asked its user; past `max_question_rounds` rounds the task fails."""
+        why = self.questions.too_many(flight.assignment.task.id)
+        if why is not None:
+            self._failed(flight, PermanentFailure(why))
+            return
+        if flight.endpoint:  # it answered
+            self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
+        self.questions.asked(flight, output, ask)
+        self._rerun_if_asked(flight.assignment.task.id)  # set back to todo while it ran
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
         """Write the output note on the write thread; the task is done once it is written.

@@ -13,7 +13,7 @@ from vault_bmad.cache.domain import file_key, named_cache
 from vault_bmad.config import Settings
 from vault_bmad.errors import VaultBmadError
 from vault_bmad.model.definitions import AgentDef, TaskDef, generation_params
-from vault_bmad.runtimes.base import ContextDoc, RunRequest
+from vault_bmad.runtimes.base import ContextDoc, Round, RunRequest
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import parse_note
 from vault_bmad.vault.paths import resolve_in_vault
@@ -52,11 +52,13 @@ def build_request(
     settings: Settings,
     dependency_outputs: Mapping[str, str],
     read_body: ReadNoteBody,
+    rounds: tuple[Round, ...] = (),
 ) -> RunRequest:
     """The request for one attempt of `task` by `agent`.
 
     `dependency_outputs` maps a dependency's task id to its output note's path, and
-    `read_body` reads a note's body (without frontmatter) fresh from the vault.
+    `read_body` reads a note's body (without frontmatter) fresh from the vault. `rounds` is
+    the conversation so far, when the agent asked its user and has the answers.
     """
     return RunRequest(
         task_id=task.id,
@@ -79,6 +81,8 @@ def build_request(
         timeout=task.timeout or settings.task_timeout_s,
         max_output_bytes=settings.max_output_bytes,
         command=agent.command,
+        rounds=rounds,
+        may_ask=len(rounds) < settings.max_question_rounds,
     )
 
 

@@ -11,6 +11,9 @@ task that names an agent in service has the lane of that agent alone; any other 
 lane of the agents that qualify for it. Serving the best head among lanes with a free agent
 never scans the queue, and a task that cannot run yet never holds up one that can.
 
+A task whose agent asks its user something (`ask`) gives its slot back and waits outside
+the queue, holding nothing, until `answered` queues it again; what depends on it waits.
+
 A task that needs no agent (the task that starts a workflow run, a guidance step) takes no
 slot: once ready, `take_agentless` hands it to the orchestrator, which ends it itself and
 says so with `end_agentless`. A skipped task ends at once, as if done.
@@ -32,7 +35,7 @@ from vault_bmad.engine.lanes import Lane, Lanes
 from vault_bmad.engine.predictor import DurationPredictor
 from vault_bmad.engine.queue import QueuedTask
 from vault_bmad.model.definitions import AgentDef, TaskDef
-from vault_bmad.model.status import BLOCKS_DEPENDANTS, OUTCOMES, Phase
+from vault_bmad.model.status import BLOCKS_DEPENDANTS, NEEDS_INPUT, OUTCOMES, Phase
 
 MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
 
@@ -82,6 +85,7 @@ class Scheduler:
         self._in_flight: Counter[str] = Counter()
         self._full: set[str] = set()  # agents whose every slot is taken
         self._attempts: Counter[str] = Counter()
+        self._spent_before: Counter[str] = Counter()  # attempts before the latest answers
         self._agentless: dict[str, bool] = {}  # ready tasks no agent runs -> taken (running)
         self._backing_off = Backoffs(backoff_base, backoff_max, self._rng, clock)
         self._retired: set[str] = set()  # agents given up on: out for good, never probed
@@ -92,14 +96,20 @@ class Scheduler:
         """Add new tasks (ids already submitted are skipped: see `update`); ready ones queue.
 
         Tasks whose status is done (or that `done` names, e.g. from an earlier run) count as
-        done; failed, blocked and invalid ones block their dependents. Raises DependencyCycle.
+        done; failed, blocked and invalid ones block their dependents; needs-input ones wait
+        for `answered`. Raises DependencyCycle.
         """
         batch = [task for task in tasks if task.id not in self._tasks]
         finished = {t.id for t in batch if t.status == "done"} | set(done)
         failed = {t.id for t in batch if t.status in BLOCKS_DEPENDANTS}
         skipped = {t.id for t in batch if t.status == "skipped"}
+        asking = {t.id for t in batch if t.status == NEEDS_INPUT}
         change = self._graph.add(
-            {t.id: t.depends_on for t in batch}, done=finished, failed=failed, skipped=skipped
+            {t.id: t.depends_on for t in batch},
+            done=finished,
+            failed=failed,
+            skipped=skipped,
+            asking=asking,
         )
         self._tasks.update((t.id, t) for t in batch)
         self._rerank()
@@ -192,7 +202,7 @@ class Scheduler:
             for child in ready:
                 self._enqueue(child)
             return SchedulerChange(queued=ready, health=health, reassigned=moved)
-        if retry and self._attempts[task_id] <= self.retries(task):
+        if retry and self._attempts[task_id] - self._spent_before[task_id] <= self.retries(task):
             at = self._backing_off.wait(task_id, self._attempts[task_id], wait_at_least)
             return SchedulerChange(retry=True, retry_at=at, health=health, reassigned=moved)
         self._lanes.forget(task_id)
@@ -204,6 +214,31 @@ class Scheduler:
         written): its agent's slot is free for other work. `finish` it once the output is
         written; until then it is still running."""
         self._finishing[task_id] = self._release(task_id)
+
+    def ask(self, task_id: str, *, seconds: float) -> SchedulerChange:
+        """The attempt ended with its agent asking the user: the task gives its slot back and
+        waits for `answered`. The agent did answer, so its health counts it as a success."""
+        assignment = self._release(task_id)
+        change = self.health.record(
+            assignment.agent_id,
+            ok=True,
+            seconds=seconds,
+            timeout=self.timeout(assignment.task),
+            probe=assignment.probe,
+        )
+        self._lanes.forget(task_id)
+        self._graph.ask(task_id)
+        moved = self._apply_health(change)
+        return SchedulerChange(health=(change,) if change else (), reassigned=moved)
+
+    def answered(self, task: TaskDef) -> SchedulerChange:
+        """The user answered a task waiting for input: it queues again, with a full set of
+        retries."""
+        self._tasks[task.id] = task
+        self._graph.answered(task.id)
+        self._spent_before[task.id] = self._attempts[task.id]
+        self._enqueue(task.id)
+        return SchedulerChange(queued=(task.id,))
 
     def take_agentless(self) -> list[TaskDef]:
         """The ready tasks that need no agent, each now running until `end_agentless`."""
@@ -251,11 +286,13 @@ class Scheduler:
         return SchedulerChange(blocked=self._graph.mark_failed(task_id))
 
     def reopen(self, task: TaskDef) -> SchedulerChange:
-        """Run a finished task again, as its note was set back to todo."""
-        if self.phase(task.id) not in OUTCOMES:
+        """Run a finished task (or one waiting for input) again, as its note was set back to
+        todo."""
+        if self.phase(task.id) not in (*OUTCOMES, NEEDS_INPUT):
             raise ValueError(f"task {task.id!r} has not finished")
         self._tasks[task.id] = task
         self._attempts[task.id] = 0
+        self._spent_before[task.id] = 0
         change = self._graph.reopen(task.id, task.depends_on)
         for child in self._graph.dependents(task.id):  # queued work that must wait again
             if child in self._lanes and self._graph.state(child) == "waiting":

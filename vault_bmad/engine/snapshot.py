@@ -1,8 +1,9 @@
 """A frozen picture of the engine at one moment, for the API, /metrics and the dashboard.
 
 The engine thread takes a snapshot after it changes something; web threads only ever
-read the latest one, so they never touch the scheduler while it moves. Each task waiting
-or queued says what it waits for (`waiting_for`), in the words of `wait_reason`.
+read the latest one, so they never touch the scheduler while it moves. Each task waiting,
+queued or waiting for its user's answers says what it waits for (`waiting_for`), in the
+words of `wait_reason`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vault_bmad.engine.endpoints import EndpointView
 from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.errors import Problem
 from vault_bmad.model.definitions import TaskDef
-from vault_bmad.model.status import Phase, TaskStatus
+from vault_bmad.model.status import NEEDS_INPUT, Phase, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TaskView:
     waiting_for: str | None = None  # while waiting or queued: what it waits for
     waiting_until: float | None = None  # when that wait ends, if known (epoch seconds)
     truncated: bool = False  # its answer was cut off at its length limit
+    questions: tuple[str, ...] = ()  # needs-input: what its agent asks
+    asked_at: float | None = None  # needs-input: since when (Unix seconds)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ class EngineSnapshot:
             if a.state != "in_service"
         ]
 
+    def waiting(self) -> list[TaskView]:
+        """The tasks waiting for their user's answers, the longest waiting first."""
+        found = [task for task in self.tasks if task.asked_at is not None]
+        return sorted(found, key=lambda task: (task.asked_at, task.id))
+
     def counts(self) -> dict[str, int]:
         """Tasks by status."""
         counts: dict[str, int] = {}
@@ -102,8 +110,10 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
         task_id: scheduler.phase(task_id) if scheduler.knows(task_id) else task.status
         for task_id, task in definitions.tasks.items()
     }
+    conversations = orchestrator.journal.conversations
     tasks = []
     for task in definitions.tasks.values():
+        asked = conversations.open(task.id)
         phase = phases[task.id]
         outcome = outcomes.get(task.id)
         assignment = running.get(task.id)
@@ -132,6 +142,8 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 waiting_for=reason,
                 waiting_until=until,
                 truncated=task.id in orchestrator.journal.truncated,
+                questions=asked.ask.questions if asked else (),
+                asked_at=asked.asked_at if asked else None,
             )
         )
     agents = []
@@ -182,6 +194,8 @@ def wait_reason(
     if phase == "waiting":
         pending = [dep for dep in task.depends_on if phases.get(dep) != "done"]
         return f"dependency: waits for {_names(pending)}", None
+    if phase == NEEDS_INPUT:
+        return "your answers, in its note", None
     if phase != "queued":
         return None, None
     retry, held, agents = scheduler.queue_place(task_id)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from vault_bmad.model.status import Outcome
+from vault_bmad.model.status import Stop
 
 
 @dataclass(frozen=True)
 class TaskOutcome:
     task_id: str
     path: str
-    status: Outcome
+    status: Stop  # an end state, or needs-input: waiting for its user's answers
     agent: str | None = None
     attempts: int = 0
     error: str | None = None
@@ -24,6 +24,7 @@ class TaskOutcome:
     seconds: float = 0.0  # how long its last attempt took (a run: its steps' span)
     started_at: float | None = None  # Unix seconds: its first start; None if it never ran
     completed_at: float | None = None  # Unix seconds: when it ended, if it ran
+    questions: tuple[str, ...] = ()  # needs-input: what its agent asks
     truncated: bool = False  # the answer was cut off at its length limit
 
 
@@ -37,7 +38,9 @@ AGENT_EVENTS: tuple[AgentEvent, ...] = get_args(AgentEvent)
 class Event:
     """Something the user may want to see as it happens (progress lines, the dashboard)."""
 
-    kind: str  # queued | started | retry | done | failed | blocked | skipped; AGENT_EVENTS
+    # queued | started | retry | needs-input | answered | done | failed | blocked | skipped;
+    # AGENT_EVENTS
+    kind: str
     task_id: str  # "" for an event about an agent or its endpoint
     detail: str = ""
     agent: str | None = None
@@ -51,5 +54,5 @@ class RunSummary:
     ended: float = 0.0
     stopped: list[str] = field(default_factory=list)  # back to todo: the run was stopped
 
-    def count(self, status: Outcome) -> int:
+    def count(self, status: Stop) -> int:
         return sum(1 for outcome in self.outcomes.values() if outcome.status == status)

@@ -59,6 +59,32 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class AskRecord:
+    """One round of questions an agent asked its user, and the answers once given.
+
+    The rounds of a task's current conversation (`current` 1) are what it resumes with;
+    a conversation ends (0) when its task ends or is run afresh, and stays for the report's
+    answer times. `questions`, `answers` are JSON lists; `call` is the runtime's own record.
+    """
+
+    task_id: str
+    path: str  # vault-relative task note (for a workflow step, its run's note)
+    round: int  # 1 for the first round of its conversation
+    agent: str
+    questions: str
+    call: str
+    started_at: float  # the asking attempt's start
+    asked_at: float  # when the questions came back
+    answers: str | None = None
+    answered_at: float | None = None
+    current: int = 1
+    tokens_in: int = 0  # what the asking call took, as for an attempt
+    tokens_out: int = 0
+    cost: float | None = None
+    step: str | None = None  # the workflow step that asked, if a step did
+
+
+@dataclass(frozen=True)
 class CacheSample:
     level: str
     hits: int

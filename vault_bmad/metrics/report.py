@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from vault_bmad.metrics.analyze import DEFAULT_THRESHOLDS, Analysis, Thresholds, analyze
 from vault_bmad.metrics.queries import cache_samples_from, earliest_attempt
+from vault_bmad.metrics.questions import QuestionFigures, question_figures
 from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
@@ -151,6 +152,7 @@ class WrittenReport:
     path: str  # vault-relative
     period: Period
     analysis: Analysis
+    questions: QuestionFigures
 
 
 def write_report(
@@ -161,6 +163,7 @@ def write_report(
     *,
     notes: Sequence[str] = (),
     spent: Mapping[str, Usage] | None = None,
+    questions: QuestionFigures | None = None,
 ) -> str:
     """Write (or rewrite) the period's report note; return its vault-relative path.
     `spent` holds each agent's tokens and cost in the period (`metrics.usage`)."""
@@ -173,7 +176,9 @@ def write_report(
         "bottlenecks": len(analysis.bottlenecks),
         "findings": len(analysis.findings),
     }
-    body = report_markdown(analysis, period.start, period.end, links, notes=notes)
+    body = report_markdown(
+        analysis, period.start, period.end, links, notes=notes, questions=questions
+    )
     if spent:
         body += "\n" + "\n".join(usage_section(spent, links)) + "\n"
     return writer.write_output(period.note_path, body, None, frontmatter)
@@ -252,8 +257,11 @@ def _report(
     notes = []
     if len(attempts) >= MAX_ATTEMPTS:
         notes.append(f"Only the latest {MAX_ATTEMPTS:,} attempts of the period were analyzed.")
+    questions = question_figures(store.asks(since=period.start), period.start, until)
     states: list[TaskState] = store.tasks()
     links = NoteLinks.of(definitions, states)
     spent = usage(store, "agent", period.start, until)
-    path = write_report(writer, analysis, period, links, notes=notes, spent=spent)
-    return WrittenReport(path, period, analysis)
+    path = write_report(
+        writer, analysis, period, links, notes=notes, spent=spent, questions=questions
+    )
+    return WrittenReport(path, period, analysis, questions)

@@ -20,6 +20,7 @@ from vault_bmad.metrics.bottlenecks import Evidence, Recommendation
 from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.metrics.findings import ACTION_TITLES
 from vault_bmad.metrics.gantt import MAX_BARS, chosen_bars, gantt_block
+from vault_bmad.metrics.questions import QuestionFigures, questions_markdown
 from vault_bmad.metrics.records import TaskState
 from vault_bmad.model.definitions import Definitions
 from vault_bmad.vault.writer import wikilink
@@ -82,6 +83,7 @@ def report_markdown(
     *,
     notes: Sequence[str] = (),
     max_bars: int = MAX_BARS,
+    questions: QuestionFigures | None = None,
 ) -> str:
     """The report's body for the period `[start, end)`."""
     lines = [
@@ -98,6 +100,7 @@ def report_markdown(
         "",
         *_agents_table(analysis, links),
         "",
+        *_section(questions_markdown(questions, links.task, _s) if questions else []),
         *_levels_table(analysis),
         "",
         *_critical_path(analysis, links),
@@ -105,6 +108,10 @@ def report_markdown(
         *_timeline(analysis, links, start, end, max_bars),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _section(lines: list[str]) -> list[str]:
+    return [*lines, ""] if lines else []
 
 
 def _summary(analysis: Analysis) -> list[str]:

@@ -9,6 +9,9 @@ A database that cannot be read stops the start with `StoreDamaged`: one line nam
 file and how to start afresh. It is never moved aside by itself, since it holds the run
 history; task states come back from the notes. `check()` tells, while serving, whether
 the file still reads.
+
+It speaks to SQLite through the standard library's `sqlite3` (tables and transactions:
+`schema.py`).
 """
 
 from __future__ import annotations
@@ -26,15 +29,22 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlite_utils import Database
-
 from vault_bmad.errors import StoreDamaged, VaultBmadError
-from vault_bmad.metrics.records import AgentChange, Attempt, CacheSample, PoolSample, TaskState
+from vault_bmad.metrics.records import (
+    AgentChange,
+    AskRecord,
+    Attempt,
+    CacheSample,
+    PoolSample,
+    TaskState,
+)
+from vault_bmad.metrics.schema import SCHEMA_VERSION, atomic, insert_rows, prepare
 from vault_bmad.model.status import IN_PROGRESS
 
 __all__ = [
     "SCHEMA_VERSION",
     "AgentChange",
+    "AskRecord",
     "Attempt",
     "CacheSample",
     "PoolSample",
@@ -42,7 +52,6 @@ __all__ = [
     "TaskState",
 ]
 
-SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
 _BATCH_ITEMS = 1000  # queued writes per commit, at most
 _ANALYZE_EVERY = 100_000  # attempts written between refreshes of the planner's statistics
 _logger = logging.getLogger(__name__)
@@ -70,7 +79,7 @@ class _Rows:
 class _Call:
     """A function the writer thread runs inside its transaction; resolved after commit."""
 
-    run: Callable[[Database], object]
+    run: Callable[[sqlite3.Connection], object]
     done: Future[object]
 
 
@@ -90,7 +99,7 @@ class Store:
         self._unanalyzed_rows = 0  # touched by the writer thread only
         self._read_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = Database(sqlite3.connect(path, check_same_thread=False))
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         ready: Future[None] = Future()
         self._writer = threading.Thread(
             target=self._run_writer, args=(ready,), name="vault-bmad-store-writer", daemon=True
@@ -140,6 +149,35 @@ class Store:
     def record_pool_sample(self, sample: PoolSample) -> None:
         self._put(_Rows("pool_samples", [_row(sample)], replace=False))
 
+    def record_ask(self, ask: AskRecord) -> None:
+        """A new round of questions (its task's conversation so far stays current)."""
+        self._put(_Rows("asks", [_row(ask)], replace=False))
+
+    def record_answers(self, task_id: str, round_: int, answers: str, answered_at: float) -> None:
+        """The answers (a JSON list) to round `round_` of the task's current conversation."""
+        sql = (
+            "UPDATE asks SET answers = ?, answered_at = ? "
+            "WHERE task_id = ? AND round = ? AND current = 1"
+        )
+        self._execute(sql, [answers, answered_at, task_id, round_])
+
+    def end_conversation(self, task_id: str) -> None:
+        """The task ended, or runs afresh: its rounds so far are history, not resumed."""
+        self._execute("UPDATE asks SET current = 0 WHERE task_id = ? AND current = 1", [task_id])
+
+    def conversations(self) -> list[AskRecord]:
+        """Every round of every current conversation, by task and round."""
+        return self._select(AskRecord, "asks WHERE current = 1 ORDER BY task_id, round", [])
+
+    def asks(self, since: float | None = None) -> list[AskRecord]:
+        """The rounds asked or answered at or after `since`, or still unanswered, oldest
+        first."""
+        where = ""
+        if since is not None:
+            where = " WHERE asked_at >= ? OR answered_at >= ? OR answered_at IS NULL"
+        params = [] if since is None else [since, since]
+        return self._select(AskRecord, f"asks{where} ORDER BY asked_at, id", params)
+
     def record_agent_change(self, change: AgentChange) -> None:
         self._put(_Rows("agent_changes", [_row(change)], replace=False))
 
@@ -152,7 +190,7 @@ class Store:
         now = self._clock()
         marks = ", ".join("?" for _ in IN_PROGRESS)
 
-        def move(db: Database) -> list[TaskState]:
+        def move(db: sqlite3.Connection) -> list[TaskState]:
             where = f"status IN ({marks})"
             sql = f"SELECT {_column_list(TaskState)} FROM tasks WHERE {where}"
             rows = db.execute(sql, IN_PROGRESS).fetchall()
@@ -256,7 +294,13 @@ class Store:
                 raise VaultBmadError(f"the store {self.path} is closed")
             self._queue.put(item)
 
-    def _call(self, run: Callable[[Database], _Result]) -> _Result:
+    def _execute(self, sql: str, params: Sequence[object]) -> None:
+        """Run one write statement on the writer thread, without waiting for it."""
+        done: Future[object] = Future()
+        done.add_done_callback(lambda ran: _log_failure(ran, sql))
+        self._put(_Call(lambda db: db.execute(sql, params), done))
+
+    def _call(self, run: Callable[[sqlite3.Connection], _Result]) -> _Result:
         done: Future[object] = Future()
         self._put(_Call(run, done))
         result: Any = done.result()
@@ -275,12 +319,12 @@ class Store:
 
     def _run_writer(self, ready: Future[None]) -> None:
         try:
-            db = Database(sqlite3.connect(self.path))
+            db = sqlite3.connect(self.path, isolation_level=None)  # transactions: atomic
         except BaseException as error:
             ready.set_exception(error)
             return
         try:
-            _prepare(db, self._clock())
+            prepare(db, self.path, self._clock())
         except BaseException as error:
             db.close()
             ready.set_exception(error)
@@ -301,18 +345,18 @@ class Store:
         finally:
             db.close()
 
-    def _write_batch(self, db: Database, batch: list[_Rows | _Call]) -> None:
+    def _write_batch(self, db: sqlite3.Connection, batch: list[_Rows | _Call]) -> None:
         """One transaction, so one commit, for the whole batch; calls resolve after it."""
         results: dict[int, object] = {}
         errors: dict[int, BaseException] = {}
         try:
-            with db.atomic():
+            with atomic(db):
                 for group in _group_rows(batch):
                     if isinstance(group, _Rows):
                         self._insert(db, group)
                         continue
                     try:
-                        with db.atomic():
+                        with atomic(db):
                             results[id(group)] = group.run(db)
                     except Exception as error:
                         errors[id(group)] = error
@@ -329,7 +373,7 @@ class Store:
                 else:
                     item.done.set_result(results.get(id(item)))
 
-    def _analyze(self, db: Database) -> None:
+    def _analyze(self, db: sqlite3.Connection) -> None:
         """Refresh the statistics the query planner picks indexes by."""
         try:
             db.execute("ANALYZE")
@@ -337,11 +381,11 @@ class Store:
             _logger.exception("could not ANALYZE %s", self.path)
         self._unanalyzed_rows = 0
 
-    def _insert(self, db: Database, group: _Rows) -> None:
+    def _insert(self, db: sqlite3.Connection, group: _Rows) -> None:
         """Insert rows in a savepoint; if that fails, row by row, dropping only bad rows."""
         try:
-            with db.atomic():
-                db.table(group.table).insert_all(group.rows, replace=group.replace)
+            with atomic(db):
+                insert_rows(db, group.table, group.rows, replace=group.replace)
             if group.table == "attempts":
                 self._unanalyzed_rows += len(group.rows)
         except Exception:
@@ -351,6 +395,11 @@ class Store:
                 return
             self._write_errors += 1
             _logger.exception("could not write %r to %s", group.rows[0], group.table)
+
+
+def _log_failure(ran: Future[object], sql: str) -> None:
+    if (error := ran.exception()) is not None:
+        _logger.error("could not run %s: %s", sql.split(" WHERE")[0], error)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -385,80 +434,6 @@ def _group_rows(batch: list[_Rows | _Call]) -> list[_Rows | _Call]:
     return groups
 
 
-def _prepare(db: Database, now: float) -> None:
-    """WAL, the tables and indexes, and the schema version; refuse a newer schema."""
-    db.enable_wal()
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA analysis_limit = 1000")  # ANALYZE samples: milliseconds at 1M rows
-    with db.atomic():
-        versions = db.table("schema_version")
-        versions.create({"version": int, "applied_at": float}, pk="version", if_not_exists=True)
-        found = max((row["version"] for row in versions.rows), default=0)
-        if found > SCHEMA_VERSION:
-            raise VaultBmadError(
-                f"{db.conn} holds schema version {found}; this vault-bmad knows {SCHEMA_VERSION}"
-            )
-        _create_tables(db)
-        _add_new_columns(db)
-        if found < SCHEMA_VERSION:
-            versions.insert({"version": SCHEMA_VERSION, "applied_at": now})
-
-
-def _create_tables(db: Database) -> None:
-    tasks = db.table("tasks")
-    tasks.create(_columns(TaskState), pk="task_id", if_not_exists=True, not_null={"path", "status"})
-    tasks.create_index(["status"], index_name="tasks_status", if_not_exists=True)
-    attempts = db.table("attempts")
-    attempt_columns = {"id": int, **_columns(Attempt), "wait_ms": float, "duration_ms": float}
-    attempts.create(
-        attempt_columns,
-        pk="id",
-        if_not_exists=True,
-        not_null={"task_id", "agent", "status", "ended_at"},
-    )
-    # (status, ended_at) serves "by status" and, by skip-scan, "by status since t".
-    for columns in (["ended_at"], ["task_id"], ["agent", "ended_at"], ["status", "ended_at"]):
-        name = "attempts_" + "_".join(columns)
-        attempts.create_index(columns, index_name=name, if_not_exists=True)
-    for record, name in (
-        (CacheSample, "cache_samples"),
-        (PoolSample, "pool_samples"),
-        (AgentChange, "agent_changes"),
-    ):
-        samples = db.table(name)
-        defaults = {
-            f.name: f.default for f in fields(record) if f.default is not MISSING
-        }  # columns added after the first schema: a row written without them reads well
-        samples.create(
-            {"id": int, **_columns(record)},
-            pk="id",
-            if_not_exists=True,
-            defaults=defaults,
-            not_null=set(defaults),
-        )
-        for column in defaults.keys() - samples.columns_dict.keys():  # an older database
-            samples.add_column(column, _columns(record)[column], not_null_default=defaults[column])
-        samples.create_index(["at"], index_name=f"{name}_at", if_not_exists=True)
-
-
-def _add_new_columns(db: Database) -> None:
-    """Columns a newer record has that an older database lacks: NULL in old rows."""
-    for table, record in (("tasks", TaskState), ("attempts", Attempt)):
-        have = set(db.table(table).columns_dict)
-        for name, kind in _columns(record).items():
-            if name not in have:
-                db.table(table).add_column(name, kind)
-
-
-def _columns(record: type) -> dict[str, type]:
-    """SQLite column types from a record's field annotations ("float | None" -> float)."""
-    kinds = {"str": str, "int": int, "float": float, "bool": int}
-    return {
-        field.name: next(kind for name, kind in kinds.items() if str(field.type).startswith(name))
-        for field in fields(record)
-    }
-
-
 def _attempt_row(attempt: Attempt) -> dict[str, object]:
     return {**_row(attempt), "wait_ms": attempt.wait_ms, "duration_ms": attempt.duration_ms}
 
@@ -491,6 +466,8 @@ def _id(state: TaskState) -> str:
     return state.task_id
 
 
-def _row(record: TaskState | Attempt | CacheSample | PoolSample | AgentChange) -> dict[str, object]:
+def _row(
+    record: TaskState | Attempt | AskRecord | CacheSample | PoolSample | AgentChange,
+) -> dict[str, object]:
     """A record's fields as a row: a shallow copy, as no field holds a nested record."""
     return dict(vars(record))

@@ -1,7 +1,8 @@
 """Tokens and cost: spent by the calls agents made, saved by the cache, from the store.
 
 Every figure of tokens or cost shown anywhere (the API, the dashboard, /metrics, the run
-report and the period report) comes from `usage`: one SQL aggregate over the attempts.
+report and the period report) comes from `usage`: one SQL aggregate over the attempts and
+the calls in which agents asked their users something (`asks`, never cached).
 An attempt's tokens are those of its answer: spent when it missed the cache, saved when a
 cache level served it. Cost follows the user's `llm_prices`; a model with no price has
 none, so a total is None until some attempt had a price.
@@ -25,7 +26,11 @@ SELECT {key} AS key,
        TOTAL(CASE WHEN cache != 'miss' THEN tokens_in ELSE 0 END) AS saved_tokens_in,
        TOTAL(CASE WHEN cache != 'miss' THEN tokens_out ELSE 0 END) AS saved_tokens_out,
        SUM(CASE WHEN cache != 'miss' THEN cost END) AS saved_cost
-FROM attempts
+FROM (
+    SELECT agent, task_id, cache, tokens_in, tokens_out, cost, calls, ended_at FROM attempts
+    UNION ALL
+    SELECT agent, task_id, 'miss', tokens_in, tokens_out, cost, 1, asked_at FROM asks
+)
 WHERE ended_at >= :since AND ended_at < :until
 GROUP BY key
 """

@@ -41,7 +41,7 @@ class Priority(IntEnum):
 
 
 class Definition(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Generation(Definition):
@@ -192,7 +192,7 @@ class TaskDef(Generation):
 class Definitions(BaseModel):
     """Everything the vault defines, plus the problems that kept notes out."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     agents: dict[str, AgentDef] = Field(default_factory=dict)
     workflows: dict[str, WorkflowDef] = Field(default_factory=dict)

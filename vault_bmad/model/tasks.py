@@ -11,6 +11,7 @@ from vault_bmad.model.fields import build, known, text_list
 from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
 from vault_bmad.model.runs import RunOptions, expand_run
 from vault_bmad.model.sources import model_notes
+from vault_bmad.vault.callout import strip_callout
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.writer import (
@@ -104,7 +105,7 @@ class _TaskReader:
                 "title": note.name,
                 "depends_on": tuple(dict.fromkeys(depends_on)),
                 "context": tuple(dict.fromkeys(context)),
-                "body": note.body.strip(),
+                "body": strip_callout(note.body).strip(),
                 "tags": note.tags,
             },
             note,

@@ -59,7 +59,7 @@ def build_definitions(
     dropped = {problem.path for problem in late}
     tasks = {task_id: task for task_id, task in tasks.items() if task.path not in dropped}
     problems += late
-    return Definitions(
+    return Definitions.model_construct(  # its parts are validated models already
         agents=agents.by_id,
         workflows=workflows,
         tasks=tasks,

@@ -20,6 +20,44 @@ class ContextDoc:
     text: str
 
 
+MAX_QUESTIONS = 20  # questions one ask may hold
+MAX_QUESTION_CHARS = 2_000  # length of one question
+
+
+@dataclass(frozen=True)
+class Ask:
+    """An agent asking its user: the attempt ends with these questions, not with a result."""
+
+    questions: tuple[str, ...]
+    call: str = ""  # how the runtime asked, replayed when it resumes (llm: the assistant message)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of the conversation so far: what the agent asked and the user's answers."""
+
+    ask: Ask
+    answers: tuple[str, ...]  # one per question, in order
+
+
+def checked_questions(value: object, where: str) -> tuple[str, ...]:
+    """The questions of an `ask_user` call: a non-empty list of non-empty strings (a single
+    string is one question). Raises ValueError saying what is wrong, after `where`."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(f"{where}: questions must be a non-empty list of strings, not {value!r}")
+    if len(items) > MAX_QUESTIONS:
+        raise ValueError(f"{where}: {len(items)} questions; at most {MAX_QUESTIONS} at once")
+    questions = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"{where}: question {number} is not text: {item!r}")
+        if len(item) > MAX_QUESTION_CHARS:
+            raise ValueError(f"{where}: question {number} is over {MAX_QUESTION_CHARS} characters")
+        questions.append(" ".join(item.split()))
+    return tuple(questions)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Everything a runtime needs to do one task attempt, already read from the vault."""
@@ -39,12 +77,15 @@ class RunRequest:
     timeout: float  # seconds
     command: tuple[str, ...] = ()  # argv for the command runtime
     max_output_bytes: int = MAX_OUTPUT_BYTES  # longer output is cut (see cap_output)
+    rounds: tuple[Round, ...] = ()  # the conversation so far, when it resumes after answers
+    may_ask: bool = False  # whether the agent may ask its user (another round is allowed)
 
     def cache_parts(self) -> dict[str, object]:
         """Exactly what determines the result, for a content-addressed cache key.
 
         Ids, title, paths of templates and the timeout are left out: two tasks asking the
-        same thing of the same runtime share a result. Runtimes see nothing else.
+        same thing of the same runtime share a result. Runtimes see nothing else. A request
+        that carries answers (`rounds`) never goes through the cache.
         """
         return {
             "runtime": self.runtime,
@@ -56,6 +97,7 @@ class RunRequest:
             "context": [[doc.path, doc.text] for doc in self.context],
             "dependency_outputs": [[doc.path, doc.text] for doc in self.dependency_outputs],
             "command": list(self.command),
+            "may_ask": self.may_ask,
         }
 
 
@@ -70,6 +112,7 @@ class RuntimeOutput:
     tokens_out: int | None = None  # completion tokens
     truncated: bool = False  # cut off: at its length limit (finish_reason "length"), or the cap
     calls: int = 1  # requests it took: more when Dask ran it again after losing a worker
+    ask: Ask | None = None  # the agent asked its user instead of answering (`text` is "")
 
 
 def cap_text(text: str, max_bytes: int) -> tuple[str, bool]:

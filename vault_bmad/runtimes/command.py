@@ -18,10 +18,10 @@ from typing import IO, TYPE_CHECKING
 from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.model.definitions import AgentDef
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
-from vault_bmad.runtimes.template import TemplateRuntime
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
+    from vault_bmad.runtimes.template import TemplateRuntime
 
 HOW_TO_ENABLE = (
     "set `command_enabled = true` in your config file "
@@ -49,7 +49,11 @@ class CommandRuntime:
     ) -> None:
         self.enabled = enabled
         self.allowlist = frozenset(allowlist)
-        self._renderer = renderer or TemplateRuntime()
+        if renderer is None:  # imported here: `check` reads agent_problems without Jinja2
+            from vault_bmad.runtimes.template import TemplateRuntime
+
+            renderer = TemplateRuntime()
+        self._renderer = renderer
         source = os.environ if environ is None else environ
         self._env = {k: v for k, v in source.items() if not k.startswith(_HIDDEN_ENV_PREFIX)}
 
@@ -65,8 +69,10 @@ class CommandRuntime:
 
     def run(self, request: RunRequest) -> RuntimeOutput:
         argv = self.check(request)
-        stdin_text = self._renderer.render(request)
-        return RuntimeOutput(text=self._execute(argv, stdin_text, request), runtime=self.name)
+        rendered = self._renderer.run(request)
+        if rendered.ask is not None:  # its template asks first; the program runs once answered
+            return RuntimeOutput(text="", runtime=self.name, ask=rendered.ask)
+        return RuntimeOutput(text=self._execute(argv, rendered.text, request), runtime=self.name)
 
     def check(self, request: RunRequest) -> tuple[str, ...]:
         """The argv to run, or RuntimeRefused saying why it may not run."""

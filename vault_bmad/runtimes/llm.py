@@ -7,6 +7,10 @@ classified on the spot (`runtimes/llm_errors.py`) and raised as AttemptFailed, a
 engine decides whether and when to try again. An answer cut off at its token limit
 (`finish_reason: "length"`) comes back marked truncated. The API key goes only into the
 Authorization header, never into a message.
+
+The model is offered the `ask_user` tool (`runtimes/ask_tool.py`) while its task may ask
+its user; a call to it ends the attempt asking. A server or model that cannot take tools
+at all is asked once more without them, and never offered them again.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from vault_bmad.errors import AttemptFailed
-from vault_bmad.runtimes import llm_errors
+from vault_bmad.errors import AttemptFailed, Failure, FailureKind
+from vault_bmad.runtimes import ask_tool, llm_errors
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
 from vault_bmad.runtimes.llm_url import chat_url
 
@@ -41,10 +45,12 @@ def user_message(request: RunRequest) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def chat_messages(request: RunRequest) -> list[dict[str, str]]:
-    """The persona as the system message (when there is one), then the user message."""
+def chat_messages(request: RunRequest) -> list[dict[str, Any]]:
+    """The persona as the system message (when there is one), then the user message, then
+    the conversation so far when the agent asked its user and has the answers."""
     system = [{"role": "system", "content": request.persona}] if request.persona.strip() else []
-    return [*system, {"role": "user", "content": user_message(request)}]
+    user = {"role": "user", "content": user_message(request)}
+    return [*system, user, *ask_tool.conversation(request.rounds)]
 
 
 class LlmRuntime:
@@ -73,6 +79,7 @@ class LlmRuntime:
         self._wall = wall
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
+        self._without_tools: set[str] = set()  # models whose server refused `tools`
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmRuntime:
@@ -93,9 +100,34 @@ class LlmRuntime:
         model = request.model or self._default_model
         payload = {**dict(request.params), "model": model, "messages": chat_messages(request)}
         payload["stream"] = False
+        with self._lock:
+            offer = (request.may_ask or bool(request.rounds)) and model not in self._without_tools
+        if offer:  # with answers, the tool stays defined for the calls the messages hold
+            payload["tools"] = [ask_tool.TOOL]
         read_s = min(self._timeout_s, request.timeout)
+        response = self._send(payload, read_s)
+        if offer and llm_errors.refuses_tools(response.status_code, response.text):
+            with self._lock:
+                self._without_tools.add(model)
+            del payload["tools"]
+            response = self._send(payload, read_s)
+        if response.status_code >= 400:
+            raise AttemptFailed(
+                llm_errors.classify_answer(
+                    response.status_code,
+                    response.headers,
+                    self._blank_key(response.text),
+                    url=self.endpoint,
+                    max_wait_s=self._max_wait_s,
+                    now=self._wall(),
+                )
+            )
+        return self._result(response, model)
+
+    def _send(self, payload: dict[str, Any], read_s: float) -> httpx.Response:
+        """The server's answer to one request; raises AttemptFailed when there is none."""
         try:
-            response = self._post(payload, httpx.Timeout(read_s, connect=CONNECT_TIMEOUT_S))
+            return self._post(payload, httpx.Timeout(read_s, connect=CONNECT_TIMEOUT_S))
         except httpx.ConnectTimeout:
             failure = llm_errors.unreachable(self.endpoint, "connect timed out")
             raise AttemptFailed(failure) from None
@@ -111,18 +143,6 @@ class LlmRuntime:
                 self.endpoint, f"broke off its answer ({_reason(exc)})", timed_out=False
             )
             raise AttemptFailed(failure) from None
-        if response.status_code >= 400:
-            raise AttemptFailed(
-                llm_errors.classify_answer(
-                    response.status_code,
-                    response.headers,
-                    self._blank_key(response.text),
-                    url=self.endpoint,
-                    max_wait_s=self._max_wait_s,
-                    now=self._wall(),
-                )
-            )
-        return self._result(response, model)
 
     def close(self) -> None:
         """Close the pooled connections; a later run opens new ones."""
@@ -153,25 +173,31 @@ class LlmRuntime:
         try:
             data = response.json()
             choice = data["choices"][0]
-            text = choice["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+            message = choice["message"]
+            text = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise AttemptFailed(
                 llm_errors.not_a_completion(self.endpoint, self._blank_key(response.text))
             ) from None
-        if not isinstance(text, str):
-            what = "a tool call" if choice["message"].get("tool_calls") else "no text"
+        try:
+            ask = ask_tool.asked(message)
+        except ask_tool.MalformedCall as exc:
+            message_text = f"LLM server {self.endpoint} answered with a malformed tool call: {exc}"
+            raise AttemptFailed(Failure(FailureKind.DETERMINISTIC, message_text)) from None
+        if ask is None and not isinstance(text, str):
             raise AttemptFailed(
-                llm_errors.not_a_completion(self.endpoint, f"{what} in its message")
+                llm_errors.not_a_completion(self.endpoint, "no text in its message")
             )
         usage = data.get("usage")
         usage = usage if isinstance(usage, dict) else {}
         return RuntimeOutput(
-            text=text,
+            text=text if isinstance(text, str) and ask is None else "",
             runtime=self.name,
             model=model,
             tokens_in=_count(usage.get("prompt_tokens")),
             tokens_out=_count(usage.get("completion_tokens")),
             truncated=choice.get("finish_reason") == "length",
+            ask=ask,
         )
 
     def _blank_key(self, text: str) -> str:

@@ -38,6 +38,14 @@ DETERMINISTIC_5XX = (  # llama.cpp's ex_wrapper turns these into 500 server_erro
     "failed to parse messages",
     "json.exception.parse_error",
 )
+# A server that cannot take `tools` (issue 16's ask_user): llama.cpp without --jinja (500),
+# vLLM without --enable-auto-tool-choice (400), an Ollama model without the tools capability
+# (400, "<model> does not support tools").
+_REFUSES_TOOLS = re.compile(
+    r"tools? param requires --jinja|tool choice requires --enable-auto-tool-choice"
+    r"|does not support tools",
+    re.IGNORECASE,
+)
 _CONTEXT_SIGNALS = frozenset({"exceed_context_size_error", "context_length_exceeded"})
 _CONTEXT_WORDS = re.compile(
     r"maximum context length|exceeds the available context size|context (?:length|window|size)",
@@ -96,6 +104,12 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return max(0.0, value) if math.isfinite(value) else None
+
+
+def refuses_tools(status: int, text: str) -> bool:
+    """Whether an error answer says the server or model cannot take `tools` at all, so
+    that the request may go again without them."""
+    return status in (400, 500) and bool(_REFUSES_TOOLS.search(error_message(text)))
 
 
 def context_overflow(status: int, text: str) -> str | None:

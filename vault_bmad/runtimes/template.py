@@ -5,6 +5,11 @@ with `.path` and `.text`), `params` (a dict) and `model`: only what the cache ke
 They render in the guarded sandbox (`sandbox.py`) inside worker processes
 (`template_worker.py`, `worker_pool.py`) that the task's timeout stops and that run under
 CPU-time and memory limits, so no template can hold up or exhaust vault-bmad itself.
+
+A template may ask its user: `{% set a = ask_user(["Who reads it?", "By when?"]) %}`. The
+first time, rendering stops there and the task waits for the answers; once they are in
+the note, the template renders again from the top and `ask_user` returns them, a list in
+the order of the questions. Each later `ask_user` call is a further round.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from vault_bmad.config import Settings
 from vault_bmad.errors import RuntimeUnavailable, TaskTimeout, TemplateRenderError
-from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.runtimes.base import Ask, RunRequest, RuntimeOutput
 from vault_bmad.runtimes.worker_pool import (
     NoWorkerFree,
     PoolClosed,
@@ -57,19 +62,29 @@ class TemplateRuntime:
         return cls(settings.template_workers, settings.template_memory_mb)
 
     def run(self, request: RunRequest) -> RuntimeOutput:
-        text, truncated = self._render(request)
-        return RuntimeOutput(text=text, runtime=self.name, model=request.model, truncated=truncated)
+        """The request rendered (cut at its output cap), or what the template asks its user.
+        Raises TemplateRenderError naming the template, or TaskTimeout when no worker came
+        free in time."""
+        answer = self._render(request)
+        if "ask" in answer:
+            ask = Ask(tuple(answer["ask"]))
+            return RuntimeOutput(text="", runtime=self.name, model=request.model, ask=ask)
+        truncated = bool(answer["truncated"])
+        return RuntimeOutput(answer["text"], self.name, request.model, truncated=truncated)
 
     def render(self, request: RunRequest) -> str:
-        """The request rendered to text (cut at its output cap). Raises TemplateRenderError
-        naming the template, or TaskTimeout when no worker came free in time."""
-        return self._render(request)[0]
+        """The request rendered to text, for a template that asks nothing."""
+        output = self.run(request)
+        if output.ask is not None:
+            name = request.template_path or DEFAULT_TEMPLATE_NAME
+            raise TemplateRenderError(name, None, "it asks its user, which only `run` can carry")
+        return output.text
 
     def close(self) -> None:
         """Stop the worker processes; a render under way fails."""
         self._finalizer()
 
-    def _render(self, request: RunRequest) -> tuple[str, bool]:
+    def _render(self, request: RunRequest) -> dict[str, Any]:
         if request.template is None:
             text, name = DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME
         else:
@@ -84,6 +99,8 @@ class TemplateRuntime:
                 "params": dict(request.params),
                 "model": request.model,
             },
+            "rounds": [(r.ask.questions, r.answers) for r in request.rounds],
+            "may_ask": request.may_ask,
             "max_bytes": request.max_output_bytes,
             "timeout": request.timeout,
         }
@@ -91,7 +108,7 @@ class TemplateRuntime:
         if "error" in answer:
             line, reason = answer["error"]
             raise TemplateRenderError(name, line, reason)
-        return answer["text"], bool(answer["truncated"])
+        return answer
 
     def _ask(self, job: bytes, name: str, timeout: float) -> dict[str, Any]:
         try:

@@ -8,7 +8,8 @@ JSON, so nothing a template does can make the parent run code.
 The process bounds what the sandbox cannot: its address space is limited to MEMORY_BYTES
 for its whole life, and before each job its CPU-time limit is set to what it has used plus
 the job's timeout and a second, so a render the parent fails to stop still ends (SIGXCPU).
-Output stops at the job's byte cap and is marked truncated.
+Output stops at the job's byte cap and is marked truncated. A template that calls
+`ask_user` (`AskUser`) stops there: the answer holds its questions instead of text.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import IO, Any
 from jinja2 import Template, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from vault_bmad.runtimes.base import cap_text
+from vault_bmad.runtimes.base import cap_text, checked_questions
 from vault_bmad.runtimes.sandbox import GuardedSandbox
 
 FRAME_HEADER = struct.Struct(">I")
@@ -59,21 +60,52 @@ def compiled(max_chars: int, text: str) -> Template:
     return sandbox(max_chars).from_string(text)
 
 
+class Asking(Exception):
+    """Raised by `ask_user` inside a template: rendering stops, and the task asks."""
+
+    def __init__(self, questions: tuple[str, ...]) -> None:
+        super().__init__(questions)
+        self.questions = questions
+
+
+class AskUser:
+    """`ask_user` as templates see it: the answers of the rounds the job carries, in order,
+    then it asks (a round whose questions the template no longer asks is asked anew)."""
+
+    def __init__(self, rounds: list[tuple[tuple[str, ...], tuple[str, ...]]], may_ask: bool):
+        self._rounds, self._may_ask = list(rounds), may_ask
+
+    def __call__(self, questions: object) -> list[str]:
+        try:
+            asked = checked_questions(questions, "ask_user")
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+        if self._rounds and tuple(self._rounds[0][0]) == asked:
+            return list(self._rounds.pop(0)[1])
+        if not self._may_ask:
+            raise TypeError("ask_user: no more questions may be asked (max_question_rounds)")
+        raise Asking(asked)
+
+
 def render(job: dict[str, Any]) -> dict[str, Any]:
-    """Render one job: {"template", "variables", "max_bytes"} -> {"text", "truncated"}, or
-    {"error": [line, reason]} (with "restart" when the process should not go on)."""
+    """Render one job: {"template", "variables", "rounds", "may_ask", "max_bytes"} ->
+    {"text", "truncated"}, {"ask": [questions]}, or {"error": [line, reason]} (with
+    "restart" when the process should not go on)."""
     max_bytes: int = job["max_bytes"]
     try:
         template = compiled(max_bytes, job["template"])
     except TemplateSyntaxError as exc:
         return {"error": [exc.lineno, exc.message or "syntax error"]}
     pieces, size = [], 0
+    ask_user = AskUser(job.get("rounds", []), bool(job.get("may_ask")))
     try:
-        for piece in template.generate(**job["variables"]):
+        for piece in template.generate(**job["variables"], ask_user=ask_user):
             pieces.append(piece)
             size += len(piece)
             if size > max_bytes:  # more characters than bytes allowed: over the cap for sure
                 break
+    except Asking as asking:
+        return {"ask": list(asking.questions)}
     except MemoryError:
         pieces.clear()
         reason = "needed more memory than a template may use (template_memory_mb)"

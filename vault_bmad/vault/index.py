@@ -175,8 +175,10 @@ class VaultIndex:
         return None
 
     def as_dict(self) -> dict[str, list[dict[str, Any]]]:
-        """Every note, sorted by path, as JSON-safe data with its links resolved."""
-        with self._lock:
+        """Every note, sorted by path, as JSON-safe data with its links resolved.
+
+        Parses every body not parsed yet, a bulk load of its own: the collector pauses."""
+        with self._lock, _cycle_collector_paused():
             return {"notes": [self._note_dict(path) for path in sorted(self.notes)]}
 
     def _note_dict(self, rel_path: str) -> dict[str, Any]:

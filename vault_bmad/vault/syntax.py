@@ -9,16 +9,19 @@ cheaply; the others run on single lines. None backtracks more than linearly.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import unquote
 
 LinkKind = Literal["wikilink", "markdown", "frontmatter"]
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One link as written. `target` is the link path without subpath, URL-decoded."""
+class Link(NamedTuple):
+    """One link as written. `target` is the link path without subpath, URL-decoded.
+
+    A named tuple rather than a frozen dataclass: a note has dozens of links, and a
+    frozen dataclass sets each field through `object.__setattr__` (docs/benchmarks.md,
+    "Vault index").
+    """
 
     raw: str
     target: str
@@ -190,16 +193,8 @@ def _wikilink(text: str, match: re.Match[str], line: int, kind: LinkKind = "wiki
     target, _, alias = inner.partition("|")
     path, heading, block = split_subpath(target)
     embed = _is_embed(text, match)
-    return Link(
-        raw=("!" if embed else "") + match.group(0),
-        target=path.strip(),
-        kind=kind,
-        line=line,
-        alias=alias.strip() or None,
-        heading=heading,
-        block=block,
-        embed=embed,
-    )
+    raw = ("!" if embed else "") + match.group(0)
+    return Link(raw, path.strip(), kind, line, alias.strip() or None, heading, block, embed)
 
 
 def _markdown_link(text: str, match: re.Match[str], line: int) -> Link | None:
@@ -210,16 +205,9 @@ def _markdown_link(text: str, match: re.Match[str], line: int) -> Link | None:
         return None  # an external URL, mailto:, obsidian:// and the like
     path, heading, block = split_subpath(unquote(href) if "%" in href else href)
     embed = _is_embed(text, match)
-    return Link(
-        raw=("!" if embed else "") + match.group(0),
-        target=path.strip(),
-        kind="markdown",
-        line=line,
-        alias=match.group(1).strip() or None,
-        heading=heading,
-        block=block,
-        embed=embed,
-    )
+    raw = ("!" if embed else "") + match.group(0)
+    alias = match.group(1).strip() or None
+    return Link(raw, path.strip(), "markdown", line, alias, heading, block, embed)
 
 
 def split_subpath(target: str) -> tuple[str, str | None, str | None]:

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from vault_bmad.errors import VaultPathError, WriteConflict
+from vault_bmad.vault.callout import strip_callout
 from vault_bmad.vault.frontmatter_edit import (
     raw_values,
     set_frontmatter_keys,
@@ -35,6 +36,7 @@ from vault_bmad.vault.notes import MAX_NOTE_BYTES, SAFE_YAML_LOADER, Note, json_
 from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
+    "ANSWERS_KEY",
     "DEFAULT_OUTPUT_FOLDER",
     "GENERATED_BY",
     "OWNED_TASK_KEYS",
@@ -67,7 +69,11 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
     "cache",
     "result",
     "truncated",
+    "questions",
 )
+# The user's answers to `questions`: vault-bmad only moves them beside their questions, or
+# clears those of a round that is over, when it writes new questions (see engine/asking.py).
+ANSWERS_KEY = "answers"
 _OWNED: dict[str, object] = dict.fromkeys(OWNED_TASK_KEYS)
 GENERATED_BY = "vault-bmad"
 DEFAULT_OUTPUT_FOLDER = "Outputs"
@@ -168,11 +174,12 @@ def unwritable_reason(path: Path) -> str | None:
 
 
 def user_content_sha(note: Note) -> str:
-    """A hash of what the user wrote in a note: its body and the frontmatter keys vault-bmad
-    does not own. It stays the same across vault-bmad's own writes."""
+    """A hash of what the user wrote in a note: its body (but the questions' callout) and
+    the frontmatter keys vault-bmad does not own. It stays the same across vault-bmad's own
+    writes."""
     theirs = {k: v for k, v in note.frontmatter.items() if k not in OWNED_TASK_KEYS}
     text = json.dumps(json_safe(theirs), sort_keys=True, ensure_ascii=False)
-    return _text_sha(text + "\x00" + note.body)
+    return _text_sha(text + "\x00" + strip_callout(note.body))
 
 
 Stamp = tuple[int, int]  # a file's (st_mtime_ns, st_size), as the index keeps it
@@ -201,9 +208,11 @@ class NoteWriter:
         changes: Mapping[str, object | None],
         read_text: str | None,
         *,
+        body_edit: Callable[[str], str] | None = None,
         sync_later: set[Path] | None = None,
     ) -> WriteOutcome:
-        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`.
+        """Set the owned keys `changes` (None removes a key) in the task note `rel_path`,
+        then apply `body_edit` (e.g. `callout.set_callout`) to the note's text.
 
         `read_text` is the note as the caller last saw it (as read, or the `text` of the
         previous outcome). If the file differs from it now, the changes are applied to
@@ -212,7 +221,7 @@ class NoteWriter:
         as read_text had it, with the changes. With read_text None every change is applied.
         Raises WriteConflict if the note is gone or may not be changed (`unwritable_reason`).
         """
-        not_owned = sorted(set(changes) - set(OWNED_TASK_KEYS))
+        not_owned = sorted(set(changes) - {*OWNED_TASK_KEYS, ANSWERS_KEY})
         if not_owned:
             raise ValueError(f"write-back may only change {OWNED_TASK_KEYS}, not {not_owned}")
         rel = normalize_vault_path(rel_path)
@@ -234,6 +243,8 @@ class NoteWriter:
                 else:
                     applied = {key: value for key, value in changes.items() if key not in kept}
                 new_text = set_frontmatter_keys(current, applied)
+                if body_edit is not None:
+                    new_text = body_edit(new_text)
                 if new_text == current:
                     return WriteOutcome(rel, False, merged, kept, current, restored)
                 if self._replace(path, rel, new_text, current, sync_later):

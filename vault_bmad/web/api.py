@@ -126,7 +126,15 @@ def _now(snapshot: EngineSnapshot) -> dict[str, Any]:
         "agents_out": snapshot.agents_out(),
         "endpoints_down": [e.url for e in snapshot.endpoints if e.down_since is not None],
         "running_by_agent": {a.id: list(a.running) for a in snapshot.agents if a.running},
+        "waiting": [_waiting(task) for task in snapshot.waiting()],
     }
+
+
+def _waiting(task: TaskView) -> dict[str, Any]:
+    """A task waiting for its user, as the overview lists it: its questions, and where to
+    answer them."""
+    vault = dashboard().backend.vault
+    return {**asdict(task), "obsidian": obsidian_url(vault, task.path)}
 
 
 @api.get("/analysis")
@@ -141,7 +149,8 @@ def analysis() -> Response:
 def tasks() -> Response:
     """Tasks now, filtered by `status`, `agent`, `workflow` and the words in `q` (which
     search ids, titles, paths, agents, workflows and error text), sorted by `sort`
-    (a field of SORTS, "-" first for descending)."""
+    (a field of SORTS, "-" first for descending); without `sort`, those waiting for
+    their user's answers come first."""
     snapshot = dashboard().backend.snapshot()
     status, agent = request.args.get("status"), request.args.get("agent")
     workflow = request.args.get("workflow")
@@ -163,6 +172,8 @@ def tasks() -> Response:
     found.sort(key=lambda task: (_absent(SORTS[name](task), order != name), task.id))
     if order != name:
         found.reverse()
+    if not request.args.get("sort"):
+        found.sort(key=lambda task: task.asked_at is None)  # stable: by id within each
     offset = _int_arg("offset", 0, 0, len(found))
     limit = _int_arg("limit", MAX_TASKS, 1, MAX_TASKS)
     return json_response(

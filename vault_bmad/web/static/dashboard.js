@@ -86,7 +86,8 @@
 
   function statusChips(counts) {
     const order = [
-      "running", "queued", "waiting", "todo", "done", "skipped", "failed", "blocked", "invalid"];
+      "needs-input", "running", "queued", "waiting", "todo", "done", "skipped", "failed", "blocked",
+      "invalid"];
     const names = Object.keys(counts).sort((a, b) => {
       const ia = order.indexOf(a), ib = order.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -268,6 +269,7 @@
         el("li", {}, el("b", {}, agent), ": ",
           ids.map((id, n) => [n ? ", " : "", el("a", { href: taskHref(id) }, id)])));
       fillList("running-now", running, "nothing runs now");
+      showWaiting(now.waiting);
       drawAll(data.charts);
     }, every());
     poll(() => `/api/analysis?${rangeQuery()}`, (data) => {
@@ -275,6 +277,19 @@
       setText("analysis-scope", scope);
       fillList("findings", data.findings.map(finding), "nothing to change: every figure is within bounds");
     }, 30000);
+  }
+
+  // The tasks whose agents asked their users, the longest waiting first.
+  function showWaiting(waiting) {
+    const panel = document.getElementById("waiting-panel");
+    if (!panel) return;
+    panel.hidden = !waiting.length;
+    fillList("waiting-list", waiting.map((t) =>
+      el("li", { className: "waiting-task", dataset: { task: t.id } },
+        el("a", { href: taskHref(t.id) }, t.title), t.step ? ` (step ${t.step})` : "",
+        ` · ${t.agent || "an agent"} asks, since ${localTime(t.asked_at)} · `,
+        el("a", { href: t.obsidian }, "answer in Obsidian"),
+        el("ol", {}, t.questions.map((q) => el("li", {}, q))))), "");
   }
 
   // One finding: what was found for each of its subjects, then the advice.
@@ -430,7 +445,8 @@
         el("td", { className: "num" }, seconds(t.seconds)),
         el("td", { className: "waits" }, t.waiting_for || ""),
         el("td", {}, t.workflow ? `${t.workflow}${t.step ? " · " + t.step : ""}` : "–"),
-        el("td", { className: "error-text" }, t.error || ""))), "no task matches");
+        t.questions.length ? el("td", { className: "asks" }, `asks: ${t.questions.join(" · ")}`)
+          : el("td", { className: "error-text" }, t.error || ""))), "no task matches");
       const last = Math.min(data.total, offset + data.tasks.length);
       setText("page", data.total ? `${offset + 1}–${last} of ${data.total}` : "0 tasks");
       document.getElementById("page-back").disabled = offset === 0;

@@ -1,0 +1,272 @@
+"""The write-back's writing: state merged per note, and every note written in batches.
+
+Notes are written on two write threads, so the engine never waits for the disk: one for
+output notes, which a task's dependents wait for, and one for task state, which they do
+not. Each thread writes in batches: whatever was asked for while it wrote the last batch
+goes in the next, several notes at once (their fsyncs overlap), each folder fsynced once
+per batch. Outputs come first: a state batch waits a little while outputs are being
+written. State changes to a note still waiting for its write merge into that write: a
+task that is queued, runs and ends before its turn costs one write, not three.
+
+A `queued` state is held back (`hold`) until the engine has dispatched (`publish`), then
+written only when no other state waits, a few at a time: a task that starts at once, or
+before the write thread is free, goes from todo to running, and its note never says
+queued. `flush` waits until every write asked for so far is on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from vault_bmad.errors import VaultBmadError
+from vault_bmad.vault.callout import set_callout
+from vault_bmad.vault.writer import NoteWriter, output_note_path, owned_values, sync_folders
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+SPARE_BATCH = 16  # published `queued` states written in one batch, at most
+STATE_YIELDS_S = 0.2  # longest a state batch waits for the outputs being written
+WRITE_THREADS = 4  # notes of one batch written at once, so that their fsyncs overlap
+KEEP_CALLOUT = object()  # a write that leaves the callout as it is
+
+
+@dataclass
+class _Pending:
+    """Changes to one note waiting for its write: keys, and the callout (when `callout_set`)."""
+
+    changes: dict[str, object | None] = field(default_factory=dict)
+    callout: str | None = None
+    callout_set: bool = False
+
+
+@dataclass(frozen=True)
+class _OutputAsked:
+    """An output note asked for, and the future that tells where it went."""
+
+    written: Future[str]
+    path: str | None
+    body: str
+    task_path: str | None
+    keys: Mapping[str, object]
+
+
+class NoteWrites:
+    """State changes and output notes, written on the write threads; see the module
+    docstring. `seen` holds the text of each note as last read or written.
+
+    `on_written(path)` hears of each note written, once it is on disk; `on_rerun(path)` of
+    a note set back to `todo` while vault-bmad had its task (any thread)."""
+
+    def __init__(
+        self,
+        writer: NoteWriter,
+        on_written: Callable[[str], object] | None = None,
+        on_rerun: Callable[[str], object] | None = None,
+    ) -> None:
+        self.writer = writer
+        self._on_written = on_written or (lambda path: None)
+        self._on_rerun = on_rerun or (lambda path: None)
+        self.seen: dict[str, str] = {}  # path -> text of the last read or write
+        self._lock = threading.Lock()  # guards what follows
+        self._pending: dict[str, _Pending] = {}  # path -> changes to write
+        self._held: dict[str, None] = {}  # pending `queued` states waiting for `publish`
+        self._spare: dict[str, None] = {}  # published ones, written when nothing else waits
+        self._state_due = False  # a batch of state writes is on its way
+        self._outputs: list[_OutputAsked] = []
+        self._outputs_due = False  # a batch of outputs is on its way
+        self._outputs_idle = threading.Event()  # no output waits: state may use the disk
+        self._outputs_idle.set()
+        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
+        self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
+        self._write_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-note")
+
+    def state(
+        self,
+        path: str,
+        changes: Mapping[str, object | None],
+        *,
+        callout: object = KEEP_CALLOUT,
+        hold: bool = False,
+    ) -> None:
+        """Queue `changes` (and the callout: its text, or None to remove it) for the note at
+        `path`, merged into a write still waiting; with `hold`, a `queued` state."""
+        with self._lock:
+            waiting = self._pending.get(path)
+            pending = self._pending.setdefault(path, _Pending())
+            pending.changes.update(changes)
+            if callout is not KEEP_CALLOUT:
+                assert callout is None or isinstance(callout, str)
+                pending.callout, pending.callout_set = callout, True
+            if hold and (waiting is None or path in self._held or path in self._spare):
+                self._held[path] = None
+                self._spare.pop(path, None)
+                return
+            self._held.pop(path, None)
+            self._spare.pop(path, None)
+            due, self._state_due = self._state_due, True
+        if not due:
+            self._state_thread.submit(self._write_pending)
+
+    def output(
+        self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
+    ) -> Future[str]:
+        """`NoteWriter.write_output` on the output write thread, after the outputs asked for
+        before; the future ends once the note is on disk."""
+        written: Future[str] = Future()
+        with self._lock:
+            self._outputs.append(_OutputAsked(written, path, body, task_path, keys))
+            due, self._outputs_due = self._outputs_due, True
+            self._outputs_idle.clear()
+        if not due:
+            self._output_thread.submit(self._write_outputs)
+        return written
+
+    def on_state_thread(self, work: Callable[[], _T]) -> _T:
+        """`work()` on the state write thread, after every state write asked for so far."""
+        self._release(now=True)
+        return self._state_thread.submit(work).result()
+
+    def publish(self) -> None:
+        """Let the `queued` states held back until now be written, when the state write
+        thread has nothing else to write."""
+        self._release()
+
+    def flush(self) -> None:
+        """Wait until every write asked for so far is done."""
+        self._release(now=True)
+        for thread in (self._output_thread, self._state_thread):
+            thread.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Finish the writes asked for and stop the write threads."""
+        self._release(now=True)
+        for thread in (self._output_thread, self._state_thread, self._write_pool):
+            thread.shutdown(wait=True)
+
+    def _release(self, *, now: bool = False) -> None:
+        """Held `queued` states become spare ones; with `now`, every held or spare one goes
+        in the next batch."""
+        with self._lock:
+            if not (self._held or (now and self._spare)):
+                return
+            if not now:
+                self._spare.update(self._held)
+            self._held.clear()
+            if now:
+                self._spare.clear()
+            due, self._state_due = self._state_due, True
+        if not due:
+            self._state_thread.submit(self._write_pending)
+
+    def _write_pending(self) -> None:
+        """Write every state change waiting, as one batch; published `queued` states only
+        when nothing else waits, a few at a time. Outputs go first: their tasks wait for
+        them, so a batch waits (a little) for them to be done."""
+        self._outputs_idle.wait(STATE_YIELDS_S)
+        with self._lock:
+            urgent = [p for p in self._pending if p not in self._held and p not in self._spare]
+            paths = urgent or list(itertools.islice(self._spare, SPARE_BATCH))
+            batch = {path: self._pending.pop(path) for path in paths}
+            for path in paths:
+                self._spare.pop(path, None)
+            more, self._state_due = bool(self._spare), bool(self._spare)
+        if more:  # after this batch, and after any write asked for meanwhile
+            self._state_thread.submit(self._write_pending)
+        folders: set[Path] = set()
+
+        def write(path: str) -> bool:
+            try:
+                return self._write_now(path, batch[path], folders)
+            except Exception:  # a bug must not silently stop the notes' write-back
+                log.exception("writing the state of %s failed", path)
+                return False
+
+        wrote = self._each(paths, write)
+        written = [path for path, ok in zip(paths, wrote, strict=True) if ok]
+        try:
+            sync_folders(folders)
+        except OSError as exc:
+            log.warning("could not sync the folders of %s: %s", ", ".join(written), exc)
+        for path in written:
+            self._on_written(path)
+
+    def _write_now(self, path: str, pending: _Pending, folders: set[Path]) -> bool:
+        """Write the changes into the note; True when its file changed."""
+        edit = functools.partial(set_callout, callout=pending.callout)
+        try:
+            outcome = self.writer.update(
+                path,
+                pending.changes,
+                self.seen.get(path),
+                body_edit=edit if pending.callout_set else None,
+                sync_later=folders,
+            )
+        except (VaultBmadError, OSError) as exc:
+            log.warning("could not write the state of %s: %s", path, exc)
+            return False
+        self.seen[path] = outcome.text
+        if outcome.restored:
+            log.info("%s: an old copy of the note was saved over it; its state is put back", path)
+        elif "status" in outcome.kept and owned_values(outcome.text)["status"] == "todo":
+            self._on_rerun(path)  # set back to todo while vault-bmad had it: run it again
+        elif outcome.kept:
+            log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+        return outcome.written
+
+    def _write_outputs(self) -> None:
+        """Write every output asked for, in order, as one batch; each future ends once its
+        note and folder are on disk."""
+        with self._lock:
+            batch, self._outputs = self._outputs, []
+            self._outputs_due = False
+        batch = [asked for asked in batch if asked.written.set_running_or_notify_cancel()]
+        folders: set[Path] = set()
+
+        def write(asked: _OutputAsked) -> str | Exception:
+            try:
+                return self.writer.write_output(
+                    asked.path, asked.body, asked.task_path, asked.keys, sync_later=folders
+                )
+            except Exception as exc:  # the engine sees it, and fails the task
+                return exc
+
+        targets = {_target(asked) for asked in batch}
+        one_by_one = len(targets) < len(batch)  # two for one note: the first asked comes first
+        outcomes = [write(asked) for asked in batch] if one_by_one else self._each(batch, write)
+        try:
+            sync_folders(folders)
+        except OSError as exc:
+            outcomes = [exc] * len(batch)
+        with self._lock:
+            if not self._outputs_due:
+                self._outputs_idle.set()
+        for asked, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                asked.written.set_exception(outcome)
+            else:
+                self._on_written(outcome)
+                asked.written.set_result(outcome)
+
+    def _each(self, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
+        """`write` each item, several at once (their fsyncs overlap): no two may touch one note."""
+        if len(items) < 2:
+            return [write(item) for item in items]
+        return list(self._write_pool.map(write, items))
+
+
+def _target(asked: _OutputAsked) -> str | None:
+    """The note an output is meant for (None when its path is not even valid)."""
+    try:
+        return output_note_path(asked.path, asked.task_path)
+    except (ValueError, VaultBmadError):
+        return None
