@@ -344,6 +344,7 @@ class NoNoteWrites(NoteWriter):
         changes: Mapping[str, object | None],
         read_text: str | None,
         *,
+        body_edit: Callable[[str], str] | None = None,
         sync_later: set[Path] | None = None,
     ) -> WriteOutcome:
         return WriteOutcome(rel_path, False, False, (), read_text or "")

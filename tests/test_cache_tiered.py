@@ -86,6 +86,32 @@ class TestPromotion:
         assert second.get_or_compute("key", never("key")) == ({"text": "result"}, "L3")
         assert second.get_or_compute("key", never("key")) == ({"text": "result"}, "L1")
 
+    def test_l3_is_written_behind_and_a_read_of_a_pending_write_waits_for_it(
+        self, made: list[TieredCache], tmp_path: Path, clock: FakeClock
+    ) -> None:
+        cache = tiered(made, tmp_path / "l3", clock, l1=LevelSpec(8, 300.0), l2=None)
+        for number in range(50):  # many sets while the L3 writer works: batches
+            cache.set(f"key-{number}", number)
+        push_out_of_l1(cache)  # memory holds none of them any more: they come from L3
+        found = [cache.get_or_compute(f"key-{n}", never(f"key-{n}")) for n in range(50)]
+        assert found == [(number, "L3") for number in range(50)]
+        assert cache.stats().by_level()["L3"]["hits"] == 50  # a figure with one home
+        cache.delete("key-7")  # never brought back by a write that was still waiting
+        cache.close()
+        again = tiered(made, tmp_path / "l3", clock)
+        assert "key-7" not in again and again.get("key-49") == 49
+
+    def test_a_ttl_runs_from_the_set_not_from_the_write_behind(
+        self, made: list[TieredCache], tmp_path: Path, clock: FakeClock
+    ) -> None:
+        cache = tiered(made, tmp_path / "l3", clock, l1=LevelSpec(8, 300.0), l2=None)
+        cache.set("key", "value", ttl=10.0)
+        clock.advance(9.0)
+        cache.flush()  # written now, nine seconds after the set
+        clock.advance(2.0)
+        push_out_of_l1(cache)
+        assert cache.get("key", "gone") == "gone"
+
     def test_exclusive_keeps_a_key_in_one_memory_level(
         self, made: list[TieredCache], clock: FakeClock
     ) -> None:
