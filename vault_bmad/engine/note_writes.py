@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-SPARE_BATCH = 16  # published `queued` states written in one batch, at most
+STATE_BATCH = 16  # state notes written in one batch, at most (outputs may come between)
 STATE_YIELDS_S = 0.2  # longest a state batch waits for the outputs being written
 WRITE_THREADS = 4  # notes of one batch written at once, so that their fsyncs overlap
 KEEP_CALLOUT = object()  # a write that leaves the callout as it is
@@ -88,7 +88,9 @@ class NoteWrites:
         self._outputs_idle.set()
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
-        self._write_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-note")
+        # Each write thread's own helpers, so that state never queues ahead of outputs.
+        self._state_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-st")
+        self._output_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-out")
 
     def state(
         self,
@@ -150,7 +152,9 @@ class NoteWrites:
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
         self._release(now=True)
-        for thread in (self._output_thread, self._state_thread, self._write_pool):
+        for thread in (self._output_thread, self._state_thread):
+            thread.shutdown(wait=True)
+        for thread in (self._output_pool, self._state_pool):
             thread.shutdown(wait=True)
 
     def _release(self, *, now: bool = False) -> None:
@@ -169,17 +173,19 @@ class NoteWrites:
             self._state_thread.submit(self._write_pending)
 
     def _write_pending(self) -> None:
-        """Write every state change waiting, as one batch; published `queued` states only
-        when nothing else waits, a few at a time. Outputs go first: their tasks wait for
-        them, so a batch waits (a little) for them to be done."""
+        """Write the state changes waiting, a batch at a time; published `queued` states
+        only when nothing else waits. Outputs go first: their tasks wait for them, so each
+        batch waits (a little) for them to be done."""
         self._outputs_idle.wait(STATE_YIELDS_S)
         with self._lock:
-            urgent = [p for p in self._pending if p not in self._held and p not in self._spare]
-            paths = urgent or list(itertools.islice(self._spare, SPARE_BATCH))
+            urgent = (p for p in self._pending if p not in self._held and p not in self._spare)
+            paths = list(itertools.islice(urgent, STATE_BATCH))
+            paths = paths or list(itertools.islice(self._spare, STATE_BATCH))
             batch = {path: self._pending.pop(path) for path in paths}
             for path in paths:
                 self._spare.pop(path, None)
-            more, self._state_due = bool(self._spare), bool(self._spare)
+            more = len(self._pending) > len(self._held)  # urgent or spare ones left
+            self._state_due = more
         if more:  # after this batch, and after any write asked for meanwhile
             self._state_thread.submit(self._write_pending)
         folders: set[Path] = set()
@@ -191,7 +197,7 @@ class NoteWrites:
                 log.exception("writing the state of %s failed", path)
                 return False
 
-        wrote = self._each(paths, write)
+        wrote = _each(self._state_pool, paths, write)
         written = [path for path, ok in zip(paths, wrote, strict=True) if ok]
         try:
             sync_folders(folders)
@@ -242,7 +248,8 @@ class NoteWrites:
 
         targets = {_target(asked) for asked in batch}
         one_by_one = len(targets) < len(batch)  # two for one note: the first asked comes first
-        outcomes = [write(asked) for asked in batch] if one_by_one else self._each(batch, write)
+        pool = None if one_by_one else self._output_pool
+        outcomes = _each(pool, batch, write)
         try:
             sync_folders(folders)
         except OSError as exc:
@@ -257,11 +264,13 @@ class NoteWrites:
                 self._on_written(outcome)
                 asked.written.set_result(outcome)
 
-    def _each(self, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
-        """`write` each item, several at once (their fsyncs overlap): no two may touch one note."""
-        if len(items) < 2:
-            return [write(item) for item in items]
-        return list(self._write_pool.map(write, items))
+
+def _each(pool: ThreadPoolExecutor | None, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
+    """`write` each item, several at once on `pool` (their fsyncs overlap; no two may touch
+    one note), or one after another without one."""
+    if pool is None or len(items) < 2:
+        return [write(item) for item in items]
+    return list(pool.map(write, items))
 
 
 def _target(asked: _OutputAsked) -> str | None:
