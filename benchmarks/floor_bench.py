@@ -68,6 +68,12 @@ def write_atomically(path: Path, text: str, durable: bool) -> None:
             os.close(folder)
 
 
+def _says_done(note: Path) -> bool:
+    """Whether the task note's frontmatter says `status: done`."""
+    head = note.read_text(encoding="utf-8").split("---\n", 2)[1]
+    return "\nstatus: done\n" in f"\n{head}"
+
+
 def floor(vault: Path, durable: bool = True) -> int:
     """The plain script; returns how many tasks it did. Not `durable`: no fsync, so the
     notes are replaced atomically but may be lost in a power cut."""
@@ -126,7 +132,8 @@ def timed(system: str, tasks: int) -> tuple[float, float]:
         started, cpu = time.perf_counter(), cpu_seconds()
         done = SYSTEMS[system](vault)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    assert done == tasks, f"{system} did {done} of {tasks} tasks"
+        noted = sum(_says_done(path) for path in (vault / "Tasks").glob("*.md"))
+    assert done == noted == tasks, f"{system} did {done} of {tasks} tasks, {noted} noted done"
     return seconds, cpu
 
 

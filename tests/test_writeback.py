@@ -234,3 +234,22 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
         notes.close()
     post = frontmatter.load(note)
     assert (post["status"], post["error"]) == ("failed", "boom")
+
+
+def test_flush_and_close_write_every_state_however_many_batches_it_takes(
+    vault: Path, write: WriteNote
+) -> None:
+    tasks = [task_named(f"Task {n}") for n in range(50)]  # more than one batch holds
+    for task in tasks:
+        write(task.path, "---\ntype: task\nstatus: todo\n---\nDo it.\n")
+    notes = TaskNotes(NoteWriter(vault))
+    try:
+        for task in tasks[:25]:
+            notes.failed(task, "boom", completed=1_800_000_000.0, attempts=1)
+        notes.flush()
+        assert [status_of(vault / t.path) for t in tasks[:25]] == ["failed"] * 25
+        for task in tasks[25:]:
+            notes.queued(task)  # held, never published: close writes them still
+    finally:
+        notes.close()
+    assert [status_of(vault / t.path) for t in tasks[25:]] == ["queued"] * 25

@@ -135,7 +135,7 @@ class NoteWrites:
 
     def on_state_thread(self, work: Callable[[], _T]) -> _T:
         """`work()` on the state write thread, after every state write asked for so far."""
-        self._release(now=True)
+        self._drain_state()
         return self._state_thread.submit(work).result()
 
     def publish(self) -> None:
@@ -145,17 +145,28 @@ class NoteWrites:
 
     def flush(self) -> None:
         """Wait until every write asked for so far is done."""
-        self._release(now=True)
-        for thread in (self._output_thread, self._state_thread):
-            thread.submit(lambda: None).result()
+        self._output_thread.submit(lambda: None).result()  # a batch takes every output
+        self._drain_state()
 
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
-        self._release(now=True)
+        self.flush()
         for thread in (self._output_thread, self._state_thread):
             thread.shutdown(wait=True)
         for thread in (self._output_pool, self._state_pool):
             thread.shutdown(wait=True)
+
+    def _drain_state(self) -> None:
+        """Wait until no state write waits, held ones too (a batch leaves what is over
+        `STATE_BATCH` to the next). Whether more waits is asked on the state thread itself,
+        between its batches."""
+        self._release(now=True)
+        while self._state_thread.submit(self._is_state_due).result():
+            pass
+
+    def _is_state_due(self) -> bool:
+        with self._lock:
+            return self._state_due
 
     def _release(self, *, now: bool = False) -> None:
         """Held `queued` states become spare ones; with `now`, every held or spare one goes
