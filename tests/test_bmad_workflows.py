@@ -246,7 +246,7 @@ def test_every_step_has_its_own_output_note(vault: Path, write: WriteNote) -> No
     assert "Creates: v0_prompt (optional)" in tasks["v0_prompt"].body
     assert tasks["sharded_docs"].output == "Outputs/Tasks/Go/sharded_docs.md"
     assert tasks["validate-all_artifacts"].output == "Outputs/Tasks/Go/validate-all_artifacts.md"
-    assert defs.tasks["tasks/go"].output is None  # the run's summary: Outputs/Tasks/Go - result.md
+    assert defs.tasks["tasks/go"].output == "Outputs/Tasks/Go - result.md"  # the run's summary
 
 
 def test_updates_write_a_new_version_and_name_the_earlier(vault: Path, write: WriteNote) -> None:

@@ -64,3 +64,42 @@ def test_a_broken_config_is_one_line_naming_each_problem(vault: Path, tmp_path: 
     [line] = result.output.splitlines()
     assert line.startswith("Error: ") and "retries" in line and "wokrers" in line
     assert str(config) in line
+
+
+def test_check_reports_a_template_link_that_is_no_template(vault: Path, write: WriteNote) -> None:
+    write("Agents/A.md", "---\ntype: agent\n---\nWrites.\n")
+    write("Templates/Bad.md", "---\ntype: template\n---\n{{ body }}\n")
+    write("Tasks/Bad.md", "---\ntype: task\nagent: a\n---\nA task named Bad.\n")
+    write("Docs/Plain.md", "Just a note.\n")
+    write(
+        "Workflows/Flow.md",
+        "---\ntype: workflow\nsteps:\n  - id: draft\n    agent: a\n    template: '[[A]]'\n---\n",
+    )
+    tasks = {
+        "Near": "[[Bad]]",  # Obsidian takes the note beside the link: the task Tasks/Bad.md
+        "Agent": "[[A]]",
+        "Wf": "[[Flow]]",
+        "Plain": "Docs/Plain",
+        "Gone": "[[Nowhere]]",
+        "Right": "[[Templates/Bad]]",
+    }
+    for name, link in tasks.items():
+        write(f"Tasks/{name}.md", f"---\ntype: task\nagent: a\ntemplate: '{link}'\n---\nGo.\n")
+    write("Tasks/Run.md", "---\ntype: task\nworkflow: flow\n---\nGo.\n")
+    result = CliRunner().invoke(main, ["check", str(vault), "--format", "json"])
+    assert result.exit_code == 1
+    found = {(p["path"], p["line"]): p["message"] for p in json.loads(result.output)["problems"]}
+    assert found == {
+        ("Tasks/Near.md", 4): "template [[Bad]] is Tasks/Bad.md, a task note, "
+        "not a template note (type: template)",
+        ("Tasks/Agent.md", 4): "template [[A]] is Agents/A.md, an agent note, "
+        "not a template note (type: template)",
+        ("Tasks/Wf.md", 4): "template [[Flow]] is Workflows/Flow.md, a workflow note, "
+        "not a template note (type: template)",
+        ("Tasks/Plain.md", 4): "template Docs/Plain is Docs/Plain.md, a note with no type, "
+        "not a template note (type: template)",
+        ("Tasks/Gone.md", 4): "template [[Nowhere]] is not a note in the vault",
+        ("Workflows/Flow.md", 3): "step 'draft': template [[A]] is Agents/A.md, an agent "
+        "note, not a template note (type: template)",
+        ("Tasks/Run.md", 3): "workflow flow is not a valid workflow in the vault",
+    }

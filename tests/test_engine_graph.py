@@ -146,6 +146,19 @@ def test_reopening_a_failed_task_releases_what_it_blocked() -> None:
     assert graph.mark_done("b") == ("c",)
 
 
+def test_reopened_skipped_a_task_ends_at_once_and_frees_what_waits_for_it() -> None:
+    # A step its run now leaves out: done before, or failed (blocking what came after).
+    graph = TaskGraph({"a": [], "b": ["a"], "c": ["b"], "s": [], "d": ["c", "s"]}, skipped=["s"])
+    graph.mark_done("a")
+    graph.mark_failed("b")
+    assert graph.state("c") == graph.state("d") == "blocked"
+    change = graph.reopen("b", ["a"], skipped=True)
+    assert (graph.state("b"), change.released, change.ready) == ("skipped", ("c", "d"), ("c",))
+    assert graph.mark_done("c") == ("d",)  # s, skipped, does not hold d up
+    assert graph.reopen("a", [], skipped=True).ready == ()  # b had ended already
+    assert graph.state("a") == "skipped"
+
+
 def test_reopening_a_done_task_releases_nothing() -> None:
     graph = TaskGraph({"a": [], "b": ["a"]})
     graph.mark_done("a")

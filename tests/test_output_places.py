@@ -140,3 +140,37 @@ def test_runs_of_one_workflow_may_share_a_creates_but_a_task_may_not(
     assert "is also written by Tasks/One.md (step 'prd'), Tasks/Two.md (step 'prd')" in str(
         mine["message"]
     )
+
+
+def test_the_output_folder_setting_places_every_default_output(
+    vault: Path, write: WriteNote
+) -> None:
+    write("vault-bmad.toml", 'output_folder = "Results/AI"\n')
+    write("Agents/A.md", AGENT)
+    write(
+        "Workflows/Flow.md",
+        "---\ntype: workflow\nsteps:\n  - id: brief\n    agent: a\n---\n",
+    )
+    write("Tasks/Plan.md", "---\ntype: task\nagent: a\n---\nPlan.\n")
+    write("Tasks/Go.md", "---\ntype: task\nworkflow: flow\n---\nGo.\n")
+    mine = "---\ntype: task\nagent: a\noutput: Results/AI/Tasks/Plan - result\n---\n"
+    write("Tasks/Mine.md", mine)
+    code, problems = check_json(vault)  # the check knows where Plan's output goes
+    assert code == 1 and [p["path"] for p in problems] == ["Tasks/Mine.md", "Tasks/Plan.md"]
+    assert "output Results/AI/Tasks/Plan - result.md is also written by" in str(
+        problems[0]["message"]
+    )
+    (vault / "Tasks/Mine.md").unlink()
+    code, outcome = run_json(vault)
+    assert (code, outcome["done"]) == (0, 3), outcome
+    tasks: dict[str, dict[str, str]] = outcome["tasks"]  # type: ignore[assignment]
+    outputs = {task_id: task["output"] for task_id, task in tasks.items()}
+    assert outputs == {
+        "tasks/plan": "Results/AI/Tasks/Plan - result.md",
+        "tasks/go/brief": "Results/AI/Tasks/Go/brief.md",
+        "tasks/go": "Results/AI/Tasks/Go - result.md",
+    }
+    assert all((vault / path).is_file() for path in outputs.values())
+    assert not (vault / "Outputs").exists()
+    summary = (vault / "Results/AI/Tasks/Go - result.md").read_text()
+    assert "[[Results/AI/Tasks/Go/brief]]" in summary

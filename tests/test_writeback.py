@@ -169,7 +169,8 @@ def test_changes_waiting_for_their_write_merge_into_one(vault: Path, write: Writ
 
 def test_outputs_are_written_on_their_own_thread_and_close_stops_both(vault: Path) -> None:
     notes = TaskNotes(NoteWriter(vault))
-    future = notes.submit_output(None, "The answer.\n", TASK.path, {"agent": "dev"})
+    output = "Outputs/Tasks/Ask - result.md"
+    future = notes.submit_output(output, "The answer.\n", TASK.path, {"agent": "dev"})
     assert future.result(5) == "Outputs/Tasks/Ask - result.md"
     assert (vault / "Outputs/Tasks/Ask - result.md").read_text().endswith("The answer.\n")
     notes.close()

@@ -373,15 +373,17 @@ def test_write_output_links_back_to_its_task(vault: Path) -> None:
     assert writer.wrote_last(written, text)
 
 
-def test_write_output_uses_the_default_folder(vault: Path) -> None:
-    written = NoteWriter(vault).write_output(None, "x", "Tasks/Plan.md")
-    assert written == default_output_path("Tasks/Plan.md") == "Outputs/Tasks/Plan - result.md"
+def test_write_output_writes_to_the_default_path(vault: Path) -> None:
+    default = default_output_path("Tasks/Plan.md", "Outputs")
+    written = NoteWriter(vault).write_output(default, "x", "Tasks/Plan.md")
+    assert written == default == "Outputs/Tasks/Plan - result.md"
     assert (vault / "Outputs" / "Tasks" / "Plan - result.md").is_file()
     assert wikilink(written) == "[[Outputs/Tasks/Plan - result]]"
 
 
 def test_default_outputs_of_same_named_tasks_differ() -> None:
-    paths = {default_output_path(p) for p in ("Plan.md", "Tasks/Plan.md", "Work/Plan.md")}
+    names = ("Plan.md", "Tasks/Plan.md", "Work/Plan.md")
+    paths = {default_output_path(p, "Outputs") for p in names}
     assert paths == {
         "Outputs/Plan - result.md",
         "Outputs/Tasks/Plan - result.md",
@@ -424,5 +426,6 @@ def test_a_note_of_vault_bmads_own_has_no_source_task(vault: Path) -> None:
     values = frontmatter((vault / written).read_text(encoding="utf-8"))
     assert values["generated_by"] == "vault-bmad" and values["type"] == "report"
     assert "source_task" not in values
-    with pytest.raises(ValueError, match="path or a source task"):
-        writer.write_output(None, "x", None)
+    for source in (None, "Tasks/Plan.md"):  # reading the vault sets every task's output
+        with pytest.raises(ValueError, match="no output note given"):
+            writer.write_output(None, "x", source)

@@ -203,7 +203,7 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     settings, problems = vault_settings(vault, config_file)
     index = VaultIndex.load(vault)
     marks = stored_invalid_marks(vault / settings.state_dir / STATE_DB)
-    definitions = build_definitions(index, marks)
+    definitions = build_definitions(index, marks, settings.output_folder)
     problems += definitions.problems
     problems += agent_problems(definitions.agents.values(), settings)
     counts = {

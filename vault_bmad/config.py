@@ -190,7 +190,9 @@ class Settings:
     state_dir: Annotated[
         str,
         About(
-            "Folder for the store, disk cache and logs; relative to the vault.", unsafe=LEAVES_VAULT
+            "Folder for the store (state.db), the disk cache and the lock that keeps a second"
+            " process off the vault; relative to the vault.",
+            unsafe=LEAVES_VAULT,
         ),
     ] = ".vault-bmad"
     executor: Annotated[
@@ -217,7 +219,12 @@ class Settings:
         int, About("Memory a template process may use, in MiB.", minimum=64)
     ] = 512
     output_folder: Annotated[
-        str, About("Vault folder for outputs of tasks that name no `output`.")
+        str,
+        About(
+            "Vault folder for outputs of tasks that name no `output`"
+            " (`<folder>/<task's folder>/<task> - result.md`) and of workflow steps that"
+            " create no note (`<folder>/<task's folder>/<task>/<step>.md`)."
+        ),
     ] = "Outputs"
 
 

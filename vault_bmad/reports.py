@@ -152,7 +152,7 @@ def write_vault_report(
         raise VaultBmadError(
             f"no metrics yet: {database} is missing; `vault-bmad run` or `serve` records them"
         )
-    definitions = build_definitions(VaultIndex.load(vault))
+    definitions = build_definitions(VaultIndex.load(vault), None, settings.output_folder)
     writer = NoteWriter(vault.resolve())
     with Store(database, clock=clock) as store:
         return report_span(store, definitions, writer, span_s, now=clock(), thresholds=thresholds)

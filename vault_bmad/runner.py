@@ -168,7 +168,7 @@ class Retried:
 def retry_tasks(vault: Path, settings: Settings, statuses: Collection[str]) -> Retried:
     """Set every task note whose status is in `statuses` back to `todo`, as a user would."""
     index = VaultIndex.load(vault)
-    tasks = build_definitions(index).tasks.values()
+    tasks = build_definitions(index, None, settings.output_folder).tasks.values()
     paths = sorted({task.path for task in tasks if task.status in statuses})
     writer = NoteWriter(vault.resolve())
     for path in paths:

@@ -160,12 +160,13 @@ class TaskGraph:
             self._set(task_id, "ready")
         return []
 
-    def reopen(self, task_id: str, deps: Iterable[str]) -> GraphChange:
+    def reopen(self, task_id: str, deps: Iterable[str], *, skipped: bool = False) -> GraphChange:
         """Run a finished task (or one waiting for answers) again, as its note was set back to
         todo, with these dependencies.
 
         Dependents waiting on it wait again if it had been done; the tasks its failure had
         blocked wait for it again (`released`), unless something else still blocks them.
+        `skipped` (a step its run now leaves out) ends it at once, skipped, as `add` does.
         """
         was = self._state[task_id]
         if was not in (*OUTCOMES, NEEDS_INPUT):
@@ -185,6 +186,8 @@ class TaskGraph:
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
         self._set(task_id, "waiting")
         released = self._release_blocked_by(task_id) if was == "failed" else ()
+        if skipped:
+            return GraphChange(ready=self.mark_done(task_id, skipped=True), released=released)
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
                 return GraphChange(blocked=(self._mark_blocked(task_id, dep),), released=released)
@@ -207,7 +210,7 @@ class TaskGraph:
                 continue
             del self._blocked[task_id]
             deps = self._deps[task_id]
-            self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] != "done")
+            self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] not in ENDED_WELL)
             self._set(task_id, "waiting")
             still = next((d for d in deps if self._state[d] in BLOCKS_DEPENDANTS), None)
             if still is not None:
@@ -269,11 +272,12 @@ class TaskGraph:
             return bool(self.pending())
         return self._unfinished > 0
 
-    def mark_done(self, task_id: str) -> tuple[str, ...]:
-        """Record a success; returns the tasks that became ready because of it."""
+    def mark_done(self, task_id: str, *, skipped: bool = False) -> tuple[str, ...]:
+        """Record a success (or a skip, which counts as one); returns the tasks that became
+        ready because of it."""
         if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
-        self._set(task_id, "done")
+        self._set(task_id, "skipped" if skipped else "done")
         newly_ready = []
         for child in self._dependents[task_id]:
             self._waiting_on[child] -= 1

@@ -343,13 +343,16 @@ class TaskJournal:
         """An agent (or its endpoint) went out, came back, or was given up on."""
         self._event(kind, "", detail, agent_id)
 
-    def reopened(self, task: TaskDef) -> None:
-        """The user set an ended task back to `todo`: it runs again, from its edited note."""
+    def reopened(self, task: TaskDef, now: float) -> None:
+        """The user set an ended task back to `todo`: it runs again, from its edited note; a
+        step the run's new reading leaves out ends skipped at once (`Scheduler.reopen`)."""
         self.notes.forget(task.path)
         self._end_conversation(task.id)
         self.queued_at.pop(task.id, None)
         self.started_at.pop(task.id, None)
         self.summary.outcomes.pop(task.id, None)
+        if task.status == "skipped":
+            self.skipped(task, now)
 
     # Asking the user.
 

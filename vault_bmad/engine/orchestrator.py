@@ -123,7 +123,9 @@ class Orchestrator:
     def read_vault(self, touched: Container[str] | None = None) -> tuple[Definitions, list[str]]:
         """The vault's definitions as the index holds it now, and its invalid task notes, each
         marked (`touched`: only those just changed)."""
-        definitions = build_definitions(self.index, self.journal.invalid_marks)
+        definitions = build_definitions(
+            self.index, self.journal.invalid_marks, self.settings.output_folder
+        )
         invalid = self.journal.invalid(self.index, definitions.problems, self._wall(), touched)
         return definitions, invalid
 
@@ -156,7 +158,8 @@ class Orchestrator:
                 new.append(self.journal.resumed(task, ()))
                 continue
             phase = self.scheduler.phase(task.id)
-            rerun = task.status in ("todo", "invalid") and task.path in touched
+            run = definitions.tasks.get(task.run_id or "", task)  # a step reruns with its run
+            rerun = run.status in ("todo", "invalid") and task.path in touched
             if rerun and phase in REOPENABLE:
                 if task.path not in settled:  # the run's note and its steps: decided once
                     settled[task.path] = task.status == "invalid" or self.notes.settle_edit(
@@ -332,7 +335,7 @@ class Orchestrator:
 
     def _reopen(self, task: TaskDef) -> None:
         self._rerun_when_ended.discard(task.id)
-        self.journal.reopened(task)
+        self.journal.reopened(task, self._wall())
         self._apply(self.scheduler.reopen(task))
 
     def _rerun_if_asked(self, task_id: str) -> None:

@@ -287,13 +287,13 @@ class Scheduler:
 
     def reopen(self, task: TaskDef) -> SchedulerChange:
         """Run a finished task (or one waiting for input) again, as its note was set back to
-        todo."""
+        todo (skipped: see graph)."""
         if self.phase(task.id) not in (*OUTCOMES, NEEDS_INPUT):
             raise ValueError(f"task {task.id!r} has not finished")
         self._tasks[task.id] = task
         self._attempts[task.id] = 0
         self._spent_before[task.id] = 0
-        change = self._graph.reopen(task.id, task.depends_on)
+        change = self._graph.reopen(task.id, task.depends_on, skipped=task.status == "skipped")
         for child in self._graph.dependents(task.id):  # queued work that must wait again
             if child in self._lanes and self._graph.state(child) == "waiting":
                 self._lanes.take(child)

@@ -39,6 +39,7 @@ class TaskView:
     truncated: bool = False  # its answer was cut off at its length limit
     questions: tuple[str, ...] = ()  # needs-input: what its agent asks
     asked_at: float | None = None  # needs-input: since when (Unix seconds)
+    guidance: bool = False  # a workflow step no agent runs: its notes are for people
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def take_snapshot(orchestrator: Orchestrator, at: float) -> EngineSnapshot:
                 truncated=task.id in orchestrator.journal.truncated,
                 questions=asked.ask.questions if asked else (),
                 asked_at=asked.asked_at if asked else None,
+                guidance=task.guidance,
             )
         )
     agents = []

@@ -150,7 +150,7 @@ class TaskDef(Generation):
     depends_on: tuple[str, ...] = ()  # task ids
     context: tuple[str, ...] = ()  # vault-relative note paths handed to the agent
     template: str | None = None  # vault-relative path of the template note
-    output: str | None = None  # vault-relative path, already confined to the vault
+    output: str | None = None  # vault-relative path in the vault; reading the note sets it
     complexity: float = Field(default=1.0, gt=0, le=100)
     timeout: float | None = Field(default=None, gt=0, le=86_400)  # None: the Settings default
     retries: int | None = Field(default=None, ge=0, le=20)  # None: the Settings default

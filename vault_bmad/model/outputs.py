@@ -12,7 +12,6 @@ from __future__ import annotations
 from vault_bmad.errors import Problem
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.writer import output_note_path
 
 NOT_WRITTEN_ONTO = ("task", "agent", "workflow", "template")
 
@@ -31,7 +30,7 @@ def output_problems(index: VaultIndex, tasks: dict[str, TaskDef]) -> list[Proble
     for task in tasks.values():
         if task.status == "skipped":  # a step the run leaves out writes nothing
             continue
-        output = output_note_path(task.output, task.path)
+        output = task.output or ""  # reading the note set it
         writers.setdefault(output.casefold(), []).append(task)
         if output.casefold() in roles:
             path, role = roles[output.casefold()]
@@ -40,7 +39,7 @@ def output_problems(index: VaultIndex, tasks: dict[str, TaskDef]) -> list[Proble
     for sharing in writers.values():
         if len(sharing) < 2 or all(task.step for task in sharing):
             continue  # runs of one workflow may create the same note: the next goes beside
-        output = output_note_path(sharing[0].output, sharing[0].path)
+        output = sharing[0].output or ""
         for task in sharing:
             others = ", ".join(_who(other) for other in sharing if other is not task)
             message = f"{_subject(task, output)} is also written by {others}; give each its own"

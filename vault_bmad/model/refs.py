@@ -34,6 +34,28 @@ def resolve_ref(index: VaultIndex, value: object, source: str) -> str | None:
     return index.resolve(link_path(value), source)
 
 
+def template_ref(index: VaultIndex, value: object, source: str) -> tuple[str | None, str]:
+    """The template note a `template:` reference names, or None and why not: it resolves to
+    no note, or to one that is not `type: template` (a link to `[[Bad]]` resolves to the
+    task note beside it before a `Templates/Bad.md`, as in Obsidian)."""
+    path = resolve_ref(index, value, source)
+    if path is None:
+        return None, f"template {describe(value)} is not a note in the vault"
+    note = index.get(path)
+    role = note.type if note is not None else None
+    if role == "template":
+        return path, ""
+    what = (
+        f"{'an' if role[:1] in tuple('aeiou') else 'a'} {role} note"
+        if role
+        else "a note with no type"
+    )
+    return (
+        None,
+        f"template {describe(value)} is {path}, {what}, not a template note (type: template)",
+    )
+
+
 def describe(value: object) -> str:
     """How to quote a reference back to the user."""
     return value.strip() if isinstance(value, str) else repr(value)

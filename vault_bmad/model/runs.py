@@ -11,7 +11,7 @@ The starting task's note says how to run the workflow:
   once per epic, one after another; without `epics:` it runs once.
 
 Every step task gets its own output note: what it `creates`, else
-`Outputs/<starting task>/<step id>.md`, so no step overwrites another or the run's
+`<output_folder>/<starting task>/<step id>.md`, so no step overwrites another or the run's
 summary. A skipped step counts as ended for the steps after it.
 """
 
@@ -47,9 +47,11 @@ def chosen_route(step: StepDef, options: RunOptions) -> Route | None:
     return next((route for route in step.routes if route.name in options.conditions), None)
 
 
-def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> list[TaskDef]:
+def expand_run(
+    task: TaskDef, workflow: WorkflowDef, options: RunOptions, output_folder: str
+) -> list[TaskDef]:
     """One task per step (per epic for a step that repeats), then the starting task,
-    which ends when they all have."""
+    which ends when they all have; steps that create no note write under `output_folder`."""
     turn: dict[str, list[str]] = {}  # step id -> the tasks a step after it waits for
     versions: dict[str, list[str]] = {}  # step id -> the tasks whose outputs stand for it
     ended_by: str | None = None  # a route taken that ends the workflow
@@ -82,7 +84,7 @@ def expand_run(task: TaskDef, workflow: WorkflowDef, options: RunOptions) -> lis
                         "guidance": guidance,
                         "template": step.template or task.template,
                         "output": _numbered(step.creates, number if epic else 0)
-                        or step_output_path(task.path, step_id),
+                        or step_output_path(task.path, step_id, output_folder),
                         "depends_on": tuple(dict.fromkeys((*task.depends_on, *after))),
                         "reads": tuple(dict.fromkeys((*task.depends_on, *reads))),
                         "context": tuple(

@@ -9,7 +9,7 @@ from typing import Any
 
 from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
-from vault_bmad.model.refs import describe, resolve_ref
+from vault_bmad.model.refs import describe, resolve_ref, template_ref
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import output_note_path, output_path_problem
 
@@ -74,7 +74,7 @@ class StepReader:
         if "/" not in text:
             text = f"{DEFAULT_DOCS_FOLDER}/{text}"
         try:
-            output = output_note_path(text, None)
+            output = output_note_path(text)
         except VaultPathError as exc:
             self.error(line, f"step '{step_id}': creates {exc}")
             return None
@@ -87,11 +87,9 @@ class StepReader:
     def template(self, step_id: str, ref: Any, line: int | None) -> str | None:
         if not ref:
             return None
-        path = resolve_ref(self.index, ref, self.path)
+        path, why = template_ref(self.index, ref, self.path)
         if path is None:
-            self.error(
-                line, f"step '{step_id}': template {describe(ref)} is not a note in the vault"
-            )
+            self.error(line, f"step '{step_id}': {why}")
         return path
 
     def used_notes(self, names: tuple[str, ...], choice: AgentChoice) -> tuple[str, ...]:

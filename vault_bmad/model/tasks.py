@@ -8,13 +8,14 @@ from vault_bmad.errors import Problem, VaultPathError, warning
 from vault_bmad.model.agents import AgentRegistry
 from vault_bmad.model.definitions import GENERATION_KEYS, TaskDef, WorkflowDef
 from vault_bmad.model.fields import build, known, text_list
-from vault_bmad.model.refs import as_list, describe, resolve_ref, slug
+from vault_bmad.model.refs import as_list, describe, resolve_ref, slug, template_ref
 from vault_bmad.model.runs import RunOptions, expand_run
 from vault_bmad.model.sources import model_notes
 from vault_bmad.vault.callout import strip_callout
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note
 from vault_bmad.vault.writer import (
+    default_output_path,
     output_note_path,
     output_path_problem,
     unwritable_reason,
@@ -45,9 +46,10 @@ class _TaskReader:
         agents: AgentRegistry,
         workflows: dict[str, WorkflowDef],
         ids_by_path: dict[str, str],
+        output_folder: str,
     ) -> None:
         self.index, self.agents, self.workflows = index, agents, workflows
-        self.ids_by_path = ids_by_path
+        self.ids_by_path, self.output_folder = ids_by_path, output_folder
 
     def read(self, note: Note, problems: list[Problem]) -> list[TaskDef]:
         """The note's task, and one task per step when it starts a workflow run."""
@@ -83,12 +85,13 @@ class _TaskReader:
             else:
                 context.append(target)
         if fm.get("template"):
-            values["template"] = resolve_ref(self.index, fm["template"], note.path)
+            values["template"], why = template_ref(self.index, fm["template"], note.path)
             if values["template"] is None:
-                problem("template", f"template {describe(fm['template'])} is not in the vault")
+                problem("template", why)
+        values["output"] = default_output_path(note.path, self.output_folder)
         if fm.get("output"):
             try:
-                values["output"] = output_note_path(str(fm["output"]), note.path)
+                values["output"] = output_note_path(str(fm["output"]))
             except VaultPathError as exc:
                 problem("output", f"output {exc}")
             else:
@@ -115,7 +118,7 @@ class _TaskReader:
         problems += found
         if task is None or any(p.is_error for p in found):
             return []
-        return expand_run(task, workflow, options) if workflow else [task]
+        return expand_run(task, workflow, options, self.output_folder) if workflow else [task]
 
     def _run_options(self, note: Note, workflow: WorkflowDef, found: list[Problem]) -> RunOptions:
         """How the starting task asks the workflow to run; see `model.runs`."""
@@ -164,7 +167,9 @@ def load_tasks(
     agents: AgentRegistry,
     workflows: dict[str, WorkflowDef],
     problems: list[Problem],
+    output_folder: str,
 ) -> dict[str, TaskDef]:
+    """The vault's tasks; those that name no `output:` write under `output_folder`."""
     notes = []
     for note in model_notes(index, "task"):
         refused = None if note.error else unwritable_reason(index.root / note.path)
@@ -182,7 +187,7 @@ def load_tasks(
             continue
         ids_by_path[note.path] = note_id
         paths_by_id[note_id] = note.path
-    reader = _TaskReader(index, agents, workflows, ids_by_path)
+    reader = _TaskReader(index, agents, workflows, ids_by_path, output_folder)
     tasks: dict[str, TaskDef] = {}
     for note in notes:
         if note.path in ids_by_path:

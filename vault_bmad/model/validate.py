@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
+from vault_bmad.config import Settings
 from vault_bmad.errors import Problem
 from vault_bmad.model.agents import load_agents
 from vault_bmad.model.definitions import Definitions, TaskDef
@@ -35,10 +36,13 @@ class InvalidMark:
 
 
 def build_definitions(
-    index: VaultIndex, invalid_marks: Mapping[str, InvalidMark] | None = None
+    index: VaultIndex,
+    invalid_marks: Mapping[str, InvalidMark] | None = None,
+    output_folder: str = Settings.output_folder,
 ) -> Definitions:
     """The vault's definitions and problems; `invalid_marks` (by note path) are the task
-    notes vault-bmad marked invalid before."""
+    notes vault-bmad marked invalid before; tasks that name no `output:` write under
+    `output_folder` (the setting)."""
     problems = [
         Problem(note.path, note.error_line, note.error)
         for note in index.notes.values()
@@ -47,7 +51,7 @@ def build_definitions(
     problems += conflict_problems(index)
     agents = load_agents(index, problems)
     workflows = load_workflows(index, agents, problems)
-    tasks = load_tasks(index, agents, workflows, problems)
+    tasks = load_tasks(index, agents, workflows, problems, output_folder)
     for cycle in find_cycles(tasks):
         on_cycle = [tasks[task_id] for task_id in cycle]
         names = " → ".join(task.path for task in [*on_cycle, on_cycle[0]])

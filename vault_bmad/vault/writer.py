@@ -37,7 +37,6 @@ from vault_bmad.vault.paths import normalize_vault_path, resolve_in_vault
 
 __all__ = [
     "ANSWERS_KEY",
-    "DEFAULT_OUTPUT_FOLDER",
     "GENERATED_BY",
     "OWNED_TASK_KEYS",
     "NoteWriter",
@@ -76,7 +75,6 @@ OWNED_TASK_KEYS: tuple[str, ...] = (
 ANSWERS_KEY = "answers"
 _OWNED: dict[str, object] = dict.fromkeys(OWNED_TASK_KEYS)
 GENERATED_BY = "vault-bmad"
-DEFAULT_OUTPUT_FOLDER = "Outputs"
 _ANY_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _MAX_RACES = 5  # re-reads when the note changes while it is being written
@@ -115,29 +113,25 @@ def iso_time(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds).astimezone().isoformat(timespec="seconds")
 
 
-def default_output_path(source_task: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
-    """Where a task without `output:` puts its result: its note's path under "Outputs/",
-    "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that no two tasks share one."""
+def default_output_path(source_task: str, folder: str) -> str:
+    """Where a task without `output:` puts its result: its note's path under the
+    `output_folder` setting, "Tasks/Plan.md" -> "Outputs/Tasks/Plan - result.md", so that
+    no two tasks share one."""
     task = PurePosixPath(normalize_vault_path(source_task))
     return normalize_vault_path(f"{folder}/{task.parent}/{task.stem} - result.md")
 
 
-def step_output_path(source_task: str, step: str, folder: str = DEFAULT_OUTPUT_FOLDER) -> str:
+def step_output_path(source_task: str, step: str, folder: str) -> str:
     """Where a workflow step that creates no note of its own puts its result: beside its
     run's, "Tasks/Kick off.md" -> "Outputs/Tasks/Kick off/<step id>.md"."""
     run = PurePosixPath(default_output_path(source_task, folder))
     return str(run.with_name(run.name.removesuffix(" - result.md")) / f"{step}.md")
 
 
-def output_note_path(output: str | None, source_task: str | None) -> str:
-    """The note a task's output goes to: its `output:` (".md" added when it names no file
-    type), or `default_output_path` of the task note."""
-    if output:
-        wanted = normalize_vault_path(output)
-    elif source_task:
-        wanted = default_output_path(source_task)
-    else:
-        raise ValueError("an output note needs a path or a source task")
+def output_note_path(output: str) -> str:
+    """The note an `output:` names, confined to the vault, ".md" added when it names no
+    file type."""
+    wanted = normalize_vault_path(output)
     return wanted if PurePosixPath(wanted).suffix else wanted + ".md"
 
 
@@ -262,13 +256,16 @@ class NoteWriter:
     ) -> str:
         """Write a task's output note and return the vault-relative path written.
 
-        `rel_path` is the task's `output:` (None: `default_output_path`); `source_task`
-        is the task note's path (None for a note of vault-bmad's own, such as a report).
+        `rel_path` is the task's output, which reading the vault always sets (see
+        `default_output_path`); `source_task` is the task note's path (None for a note of
+        vault-bmad's own, such as a report).
         A note at that path that vault-bmad did not write for this same task, or whose
         body was edited since, is left alone: the output goes to "Name (2).md".
         """
         task_rel = normalize_vault_path(source_task) if source_task else None
-        wanted = output_note_path(rel_path, task_rel)
+        if not rel_path:
+            raise ValueError(f"no output note given for {task_rel or 'a note of its own'}")
+        wanted = output_note_path(rel_path)
         refused = output_path_problem(wanted)
         if refused is not None:
             raise VaultPathError(f"output {wanted} {refused}")
