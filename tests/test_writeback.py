@@ -114,7 +114,8 @@ def test_the_index_learns_what_was_written_without_reading_it_back(
     notes = TaskNotes(NoteWriter(vault, on_written=index.learn))
     try:
         notes.failed(TASK, "boom", completed=1_800_000_000.0, attempts=2)
-        output = notes.submit_output(None, "The answer.\n", TASK.path, {"agent": "dev"}).result(5)
+        asked = "Outputs/Tasks/Ask - result.md"
+        output = notes.submit_output(asked, "The answer.\n", TASK.path, {"agent": "dev"}).result(5)
         notes.flush()
     finally:
         notes.close()
@@ -175,7 +176,7 @@ def test_outputs_are_written_on_their_own_thread_and_close_stops_both(vault: Pat
     assert (vault / "Outputs/Tasks/Ask - result.md").read_text().endswith("The answer.\n")
     notes.close()
     names = [thread.name for thread in threading.enumerate()]
-    assert not [n for n in names if n.startswith(("vault-bmad-state", "vault-bmad-output"))]
+    assert not [n for n in names if n.startswith(("vault-bmad-st", "vault-bmad-out"))]
 
 
 def test_set_todo_lands_after_the_writes_still_waiting(vault: Path, write: WriteNote) -> None:

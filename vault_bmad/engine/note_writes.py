@@ -285,8 +285,8 @@ def _each(pool: ThreadPoolExecutor | None, items: list[_T], write: Callable[[_T]
 
 
 def _target(asked: _OutputAsked) -> str | None:
-    """The note an output is meant for (None when its path is not even valid)."""
+    """The note an output is meant for (None when it names none, or no valid one)."""
     try:
-        return output_note_path(asked.path, asked.task_path)
-    except (ValueError, VaultBmadError):
+        return output_note_path(asked.path) if asked.path else None
+    except VaultBmadError:
         return None
