@@ -1,12 +1,14 @@
 """The write-back's writing: state merged per note, and every note written in batches.
 
-Notes are written on two write threads, so the engine never waits for the disk: one for
-output notes, which a task's dependents wait for, and one for task state, which they do
-not. Each thread writes in batches: whatever was asked for while it wrote the last batch
-goes in the next, several notes at once (their fsyncs overlap), each folder fsynced once
-per batch. Outputs come first: a state batch waits a little while outputs are being
-written. State changes to a note still waiting for its write merge into that write: a
-task that is queued, runs and ends before its turn costs one write, not three.
+Notes are written on write threads, so the engine never waits for the disk. Output
+notes, which a task and its dependents wait for, are written at once, several at a time
+(their fsyncs overlap; two for one note in the order asked), each done as soon as its note
+and folder are on disk. Task state, which nothing waits for, is written in batches by one
+thread: whatever was asked for while it wrote the last batch goes in the next, several
+notes at once, each folder fsynced once per batch. Outputs come first: a state batch
+waits a little while outputs are being written.
+State changes to a note still waiting for its write merge into that write: a task that is
+queued, runs and ends before its turn costs one write, not three.
 
 A `queued` state is held back (`hold`) until the engine has dispatched (`publish`), then
 written only when no other state waits, a few at a time: a task that starts at once, or
@@ -82,12 +84,11 @@ class NoteWrites:
         self._held: dict[str, None] = {}  # pending `queued` states waiting for `publish`
         self._spare: dict[str, None] = {}  # published ones, written when nothing else waits
         self._state_due = False  # a batch of state writes is on its way
-        self._outputs: list[_OutputAsked] = []
-        self._outputs_due = False  # a batch of outputs is on its way
+        self._outputs_waiting = 0  # asked for, not yet written
+        self._last_output: dict[str | None, Future[str]] = {}  # each note's latest asked for
         self._outputs_idle = threading.Event()  # no output waits: state may use the disk
         self._outputs_idle.set()
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
-        self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
         # Each write thread's own helpers, so that state never queues ahead of outputs.
         self._state_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-st")
         self._output_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-out")
@@ -122,16 +123,23 @@ class NoteWrites:
     def output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
     ) -> Future[str]:
-        """`NoteWriter.write_output` on the output write thread, after the outputs asked for
-        before; the future ends once the note is on disk."""
-        written: Future[str] = Future()
+        """`NoteWriter.write_output` on a write thread at once, several at a time, after the
+        outputs asked for before for the same note; the future ends once the note and its
+        folder are on disk."""
+        asked = _OutputAsked(Future(), path, body, task_path, keys)
+        target = _target(asked)
         with self._lock:
-            self._outputs.append(_OutputAsked(written, path, body, task_path, keys))
-            due, self._outputs_due = self._outputs_due, True
+            self._outputs_waiting += 1
             self._outputs_idle.clear()
-        if not due:
-            self._output_thread.submit(self._write_outputs)
-        return written
+            before = self._last_output.get(target)
+            self._last_output[target] = asked.written
+        if before is None:
+            self._output_pool.submit(self._write_output, asked, target)
+        else:  # after it, whichever way it ends
+            before.add_done_callback(
+                lambda _: self._output_pool.submit(self._write_output, asked, target)
+            )
+        return asked.written
 
     def on_state_thread(self, work: Callable[[], _T]) -> _T:
         """`work()` on the state write thread, after every state write asked for so far."""
@@ -145,15 +153,13 @@ class NoteWrites:
 
     def flush(self) -> None:
         """Wait until every write asked for so far is done."""
-        self._output_thread.submit(lambda: None).result()  # a batch takes every output
+        self._outputs_idle.wait()
         self._drain_state()
 
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
         self.flush()
-        for thread in (self._output_thread, self._state_thread):
-            thread.shutdown(wait=True)
-        for thread in (self._output_pool, self._state_pool):
+        for thread in (self._output_pool, self._state_thread, self._state_pool):
             thread.shutdown(wait=True)
 
     def _drain_state(self) -> None:
@@ -208,7 +214,7 @@ class NoteWrites:
                 log.exception("writing the state of %s failed", path)
                 return False
 
-        wrote = _each(self._state_pool, paths, write)
+        wrote = _each(self._state_pool, paths, write)  # one batch: no two for one note
         written = [path for path, ok in zip(paths, wrote, strict=True) if ok]
         try:
             sync_folders(folders)
@@ -240,46 +246,30 @@ class NoteWrites:
             log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
         return outcome.written
 
-    def _write_outputs(self) -> None:
-        """Write every output asked for, in order, as one batch; each future ends once its
-        note and folder are on disk."""
-        with self._lock:
-            batch, self._outputs = self._outputs, []
-            self._outputs_due = False
-        batch = [asked for asked in batch if asked.written.set_running_or_notify_cancel()]
-        folders: set[Path] = set()
-
-        def write(asked: _OutputAsked) -> str | Exception:
+    def _write_output(self, asked: _OutputAsked, target: str | None) -> None:
+        """Write one output note; its future ends once the note and its folder are on disk."""
+        if asked.written.set_running_or_notify_cancel():
             try:
-                return self.writer.write_output(
-                    asked.path, asked.body, asked.task_path, asked.keys, sync_later=folders
+                written = self.writer.write_output(
+                    asked.path, asked.body, asked.task_path, asked.keys
                 )
             except Exception as exc:  # the engine sees it, and fails the task
-                return exc
-
-        targets = {_target(asked) for asked in batch}
-        one_by_one = len(targets) < len(batch)  # two for one note: the first asked comes first
-        pool = None if one_by_one else self._output_pool
-        outcomes = _each(pool, batch, write)
-        try:
-            sync_folders(folders)
-        except OSError as exc:
-            outcomes = [exc] * len(batch)
-        with self._lock:
-            if not self._outputs_due:
-                self._outputs_idle.set()
-        for asked, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                asked.written.set_exception(outcome)
+                asked.written.set_exception(exc)
             else:
-                self._on_written(outcome)
-                asked.written.set_result(outcome)
+                self._on_written(written)
+                asked.written.set_result(written)
+        with self._lock:
+            if self._last_output.get(target) is asked.written:
+                del self._last_output[target]
+            self._outputs_waiting -= 1
+            if not self._outputs_waiting:
+                self._outputs_idle.set()
 
 
-def _each(pool: ThreadPoolExecutor | None, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
+def _each(pool: ThreadPoolExecutor, items: list[_T], write: Callable[[_T], _R]) -> list[_R]:
     """`write` each item, several at once on `pool` (their fsyncs overlap; no two may touch
-    one note), or one after another without one."""
-    if pool is None or len(items) < 2:
+    one note)."""
+    if len(items) < 2:
         return [write(item) for item in items]
     return list(pool.map(write, items))
 
