@@ -255,3 +255,21 @@ def test_flush_and_close_write_every_state_however_many_batches_it_takes(
     finally:
         notes.close()
     assert [status_of(vault / t.path) for t in tasks[25:]] == ["queued"] * 25
+
+
+def test_outputs_for_one_note_are_written_in_the_order_asked(vault: Path) -> None:
+    notes = TaskNotes(NoteWriter(vault))
+    try:
+        for round_ in range(5):
+            wanted = f"Outputs/Shared {round_}.md"
+            first = notes.submit_output(wanted, "First.\n", "Tasks/A.md", {"agent": "dev"})
+            second = notes.submit_output(wanted, "Second.\n", "Tasks/B.md", {"agent": "dev"})
+            others = [  # other notes at once beside them
+                notes.submit_output(f"Outputs/Other {round_} {n}.md", "x\n", "Tasks/C.md", {})
+                for n in range(4)
+            ]
+            assert first.result(5) == wanted  # the first asked gets the name
+            assert second.result(5) == f"Outputs/Shared {round_} (2).md"
+            assert all(other.result(5) for other in others)
+    finally:
+        notes.close()
