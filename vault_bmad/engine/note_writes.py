@@ -39,6 +39,10 @@ _R = TypeVar("_R")
 STATE_BATCH = 16  # state notes written in one batch, at most (outputs may come between)
 STATE_YIELDS_S = 0.2  # longest a state batch waits for the outputs being written
 WRITE_THREADS = 4  # notes of one batch written at once, so that their fsyncs overlap
+# Output notes written at once: a burst of cache hits (the twins of a request that just
+# ended) ends together, and each task waits for its own note; with 4, the last of ten
+# waited ~20 ms in line for a write of ~7 ms (docs/benchmarks.md, "Engine overhead").
+OUTPUT_THREADS = 16
 KEEP_CALLOUT = object()  # a write that leaves the callout as it is
 
 
@@ -91,7 +95,7 @@ class NoteWrites:
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         # Each write thread's own helpers, so that state never queues ahead of outputs.
         self._state_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-st")
-        self._output_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-out")
+        self._output_pool = ThreadPoolExecutor(OUTPUT_THREADS, thread_name_prefix="vault-bmad-out")
 
     def state(
         self,
