@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import frontmatter
+import pytest
 
 from tests.conftest import WriteNote
 from vault_bmad.engine.writeback import TaskNotes
@@ -273,3 +275,37 @@ def test_outputs_for_one_note_are_written_in_the_order_asked(vault: Path) -> Non
             assert all(other.result(5) for other in others)
     finally:
         notes.close()
+
+
+def test_a_note_says_done_only_once_its_output_is_in_its_folder_for_good(
+    vault: Path, write: WriteNote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = write(TASK.path, "---\ntype: task\nstatus: todo\n---\nAsk.\n")
+    synced: list[str] = []  # what each fsync made durable, in order
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        real_fsync(descriptor)
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    notes = TaskNotes(NoteWriter(vault))
+    try:
+        output = notes.submit_output("Outputs/Ask.md", "Yes.\n", TASK.path, {}).result(5)
+        assert str(vault / "Outputs") not in synced  # the task waited for one fsync, not two
+        notes.done(
+            TASK,
+            agent_id="dev",
+            started=1_800_000_000.0,
+            completed=1_800_000_001.0,
+            attempts=1,
+            cache="miss",
+            output=output,
+        )
+        notes.flush()
+    finally:
+        notes.close()
+    assert status_of(note) == "done"
+    outputs_folder = synced.index(str(vault / "Outputs"))
+    task_note = next(i for i, path in enumerate(synced) if "/Tasks/" in path)
+    assert outputs_folder < task_note  # the output's rename was durable before `done` was

@@ -3,10 +3,12 @@
 Notes are written on write threads, so the engine never waits for the disk. Output
 notes, which a task and its dependents wait for, are written at once, several at a time
 (their fsyncs overlap; two for one note in the order asked), each done as soon as its note
-and folder are on disk. Task state, which nothing waits for, is written in batches by one
-thread: whatever was asked for while it wrote the last batch goes in the next, several
-notes at once, each folder fsynced once per batch. Outputs come first: a state batch
-waits a little while outputs are being written.
+is on disk under its name. Task state, which nothing waits for, is written in batches by
+one thread: whatever was asked for while it wrote the last batch goes in the next, several
+notes at once, each folder fsynced once per batch. A batch first fsyncs the folders that
+outputs went to since the last one, so a note says `done` only once its output is there
+for good, and the output's own wait is one fsync, not two. Outputs come first: a state
+batch waits a little while outputs are being written.
 State changes to a note still waiting for its write merge into that write: a task that is
 queued, runs and ends before its turn costs one write, not three.
 
@@ -92,6 +94,7 @@ class NoteWrites:
         self._last_output: dict[str | None, Future[str]] = {}  # each note's latest asked for
         self._outputs_idle = threading.Event()  # no output waits: state may use the disk
         self._outputs_idle.set()
+        self._unsynced: set[Path] = set()  # folders outputs went to, to fsync before state
         self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
         # Each write thread's own helpers, so that state never queues ahead of outputs.
         self._state_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="vault-bmad-st")
@@ -128,8 +131,8 @@ class NoteWrites:
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
     ) -> Future[str]:
         """`NoteWriter.write_output` on a write thread at once, several at a time, after the
-        outputs asked for before for the same note; the future ends once the note and its
-        folder are on disk."""
+        outputs asked for before for the same note; the future ends once the note is on disk
+        under its name (its folder is fsynced before the next state batch)."""
         asked = _OutputAsked(Future(), path, body, task_path, keys)
         target = _target(asked)
         with self._lock:
@@ -156,9 +159,10 @@ class NoteWrites:
         self._release()
 
     def flush(self) -> None:
-        """Wait until every write asked for so far is done."""
+        """Wait until every write asked for so far is done, and durable."""
         self._outputs_idle.wait()
         self._drain_state()
+        self.on_state_thread(self._sync_outputs)
 
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
@@ -209,6 +213,7 @@ class NoteWrites:
             self._state_due = more
         if more:  # after this batch, and after any write asked for meanwhile
             self._state_thread.submit(self._write_pending)
+        self._sync_outputs()  # before any note of this batch can say its output is there
         folders: set[Path] = set()
 
         def write(path: str) -> bool:
@@ -226,6 +231,15 @@ class NoteWrites:
             log.warning("could not sync the folders of %s: %s", ", ".join(written), exc)
         for path in written:
             self._on_written(path)
+
+    def _sync_outputs(self) -> None:
+        """Make the outputs written so far durable in their folders."""
+        with self._lock:
+            folders, self._unsynced = self._unsynced, set()
+        try:
+            sync_folders(folders)
+        except OSError as exc:
+            log.warning("could not sync the output folders %s: %s", sorted(map(str, folders)), exc)
 
     def _write_now(self, path: str, pending: _Pending, folders: set[Path]) -> bool:
         """Write the changes into the note; True when its file changed."""
@@ -251,15 +265,18 @@ class NoteWrites:
         return outcome.written
 
     def _write_output(self, asked: _OutputAsked, target: str | None) -> None:
-        """Write one output note; its future ends once the note and its folder are on disk."""
+        """Write one output note; its future ends once the note is on disk under its name."""
         if asked.written.set_running_or_notify_cancel():
+            folders: set[Path] = set()
             try:
                 written = self.writer.write_output(
-                    asked.path, asked.body, asked.task_path, asked.keys
+                    asked.path, asked.body, asked.task_path, asked.keys, sync_later=folders
                 )
             except Exception as exc:  # the engine sees it, and fails the task
                 asked.written.set_exception(exc)
             else:
+                with self._lock:  # before its task can ask for its `done` state
+                    self._unsynced |= folders
                 self._on_written(written)
                 asked.written.set_result(written)
         with self._lock:
