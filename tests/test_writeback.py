@@ -119,3 +119,45 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
         notes.close()
     post = frontmatter.load(note)
     assert (post["status"], post["error"]) == ("failed", "boom")
+
+
+def test_an_old_copy_saved_as_the_task_ends_is_settled_after_its_last_write(
+    vault: Path, write: WriteNote
+) -> None:
+    """The engine asks about the old copy while the task's `done` still waits for its write
+    (or is on disk but not yet remembered): decided after that write, the note ends done."""
+    original = "---\ntype: task\nstatus: todo\n---\nAsk.\n"
+    note = write("Tasks/Ask.md", original)
+    other = TaskDef(id="tasks/other", path="Tasks/Other.md", title="Other")
+    write(other.path, "---\ntype: task\nstatus: todo\n---\nOther.\n")
+    other_written, let_go = threading.Event(), threading.Event()
+
+    def held_index_update(path: str) -> None:  # a write to Other holds the thread up
+        if path == other.path:
+            other_written.set()
+            let_go.wait(30)
+
+    notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
+    try:
+        notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
+        notes.flush()
+        notes.queued(other)
+        assert other_written.wait(30)
+        notes.done(
+            TASK,
+            agent_id="dev",
+            started=1_800_000_000.0,
+            completed=1_800_000_002.0,
+            attempts=1,
+            cache="miss",
+            output="Outputs/Ask - result.md",
+        )
+        note.write_text(original)  # the editor saves what it had open
+        threading.Timer(0.2, let_go.set).start()
+        assert notes.settle_edit(TASK.path) is False  # no re-run
+        notes.flush()
+    finally:
+        let_go.set()
+        notes.close()
+    post = frontmatter.load(note)
+    assert (post["status"], post["agent_used"], post["attempts"]) == ("done", "dev", 1)
