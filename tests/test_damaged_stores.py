@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.cache.disk import DiskCache
 from vault_bmad.config import STATE_DB, load_settings
 from vault_bmad.runner import EXIT_NEEDS_INPUT
@@ -28,13 +28,6 @@ def vault_bmad(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg")}
     command = [sys.executable, "-m", "vault_bmad.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def damage(path: Path) -> None:

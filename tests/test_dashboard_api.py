@@ -4,7 +4,7 @@ service: a temporary vault, its real SQLite store, the engine running its tasks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import WriteNote
 from tests.dashboard_history import cache_samples, history, record
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.analyze import analyze
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
@@ -24,15 +25,6 @@ from vault_bmad.web.pages import PLOTLY_JS
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SETTLED = {"done", "failed", "blocked"}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def status_line(note: Path) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import frontmatter
 
 from tests.conftest import WriteNote
-from tests.test_serve import Served, status_of, wait_until
+from tests.test_serve import Served, status_of
+from tests.waiting import Gate, wait_until
 from vault_bmad.config import Settings, load_settings
 from vault_bmad.metrics.store import Store
 from vault_bmad.runner import VaultRunResult, run_vault
@@ -39,20 +40,6 @@ def write_tasks(write: WriteNote) -> dict[Path, str]:
     return originals
 
 
-class Gate:
-    """A loopback server's latency that holds every answer until `open` (or a minute)."""
-
-    def __init__(self) -> None:
-        self._open = threading.Event()
-
-    def __call__(self) -> float:
-        self._open.wait(60)
-        return 0.0
-
-    def open(self) -> None:
-        self._open.set()
-
-
 def run_while(
     vault: Path, server: LoopbackLLM, gate: Gate, during: Callable[[], None]
 ) -> VaultRunResult:
@@ -65,7 +52,7 @@ def run_while(
     runner.start()
     notes = sorted((vault / "Tasks").glob("*.md"))
     try:
-        wait_until(lambda: all(status_of(n) == "running" for n in notes), 60, "tasks never ran")
+        wait_until(lambda: all(status_of(n) == "running" for n in notes), "tasks never ran")
         during()
     finally:
         gate.open()
@@ -138,14 +125,14 @@ def test_serve_restores_an_old_copy_saved_after_the_task_ended(
         served = Served(vault, env)
         try:
             notes = list(originals)
-            wait_until(lambda: all(status_of(n) == "done" for n in notes), 60, "not done")
+            wait_until(lambda: all(status_of(n) == "done" for n in notes), "not done")
             calls = server.calls
             stale, deliberate = notes[0], notes[1]
             stale.write_text(originals[stale])
             deliberate.write_text(deliberate.read_text().replace("status: done", "status: todo"))
-            wait_until(lambda: server.calls > calls, 30, "the deliberate todo did not run")
-            wait_until(lambda: status_of(stale) == "done", 30, "the old copy was not restored")
-            wait_until(lambda: status_of(deliberate) == "done", 30, "the re-run did not end")
+            wait_until(lambda: server.calls > calls, "the deliberate todo did not run")
+            wait_until(lambda: status_of(stale) == "done", "the old copy was not restored")
+            wait_until(lambda: status_of(deliberate) == "done", "the re-run did not end")
             assert frontmatter.load(stale)["attempts"] == 1
             code, output = served.stop(timeout=30)
             assert code == 0, output

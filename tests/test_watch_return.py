@@ -6,23 +6,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.service import Service
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.watcher import VaultWatcher
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 class Batches:

@@ -8,6 +8,7 @@ from pathlib import Path
 import frontmatter
 
 from tests.conftest import WriteNote
+from tests.waiting import WAIT_S
 from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.vault.writer import NoteWriter
@@ -24,12 +25,12 @@ def test_changes_waiting_for_their_write_merge_into_one(vault: Path, write: Writ
     def slow_index_update(path: str) -> None:  # the first write holds the thread up
         written.append(path)
         first_write_done.set()
-        let_go.wait(5)
+        let_go.wait(WAIT_S)
 
     notes = TaskNotes(NoteWriter(vault), on_written=slow_index_update)
     try:
         notes.queued(TASK)
-        assert first_write_done.wait(5)
+        assert first_write_done.wait(WAIT_S)
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
         notes.done(
             TASK,
@@ -69,12 +70,12 @@ def test_set_todo_lands_after_the_writes_still_waiting(vault: Path, write: Write
 
     def slow_index_update(path: str) -> None:
         first_write_done.set()
-        let_go.wait(5)
+        let_go.wait(WAIT_S)
 
     notes = TaskNotes(NoteWriter(vault), on_written=slow_index_update)
     try:
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
-        assert first_write_done.wait(5)
+        assert first_write_done.wait(WAIT_S)
         notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)  # waits its turn
         threading.Timer(0.2, let_go.set).start()
         notes.set_todo(TASK)  # a re-run asked for: after `failed`, never under it
@@ -100,7 +101,7 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
     def held_index_update(path: str) -> None:  # a write to Other holds the thread up
         if path == other.path:
             other_written.set()
-            let_go.wait(5)
+            let_go.wait(WAIT_S)
 
     notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
     try:
@@ -109,7 +110,7 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
         note.write_text(note.read_text().replace("status: blocked", "status: todo"))  # the user
         notes.forget(TASK.path)  # the engine took the edit: the task runs again
         notes.queued(other)
-        assert other_written.wait(5)
+        assert other_written.wait(WAIT_S)
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)  # these two merge
         notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)
         let_go.set()
@@ -135,14 +136,14 @@ def test_an_old_copy_saved_as_the_task_ends_is_settled_after_its_last_write(
     def held_index_update(path: str) -> None:  # a write to Other holds the thread up
         if path == other.path:
             other_written.set()
-            let_go.wait(30)
+            let_go.wait(WAIT_S)
 
     notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
     try:
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
         notes.flush()
         notes.queued(other)
-        assert other_written.wait(30)
+        assert other_written.wait(WAIT_S)
         notes.done(
             TASK,
             agent_id="dev",
