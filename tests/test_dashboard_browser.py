@@ -2,8 +2,9 @@
 service over a copy of the sample vault with an hour of recorded history.
 
 Any console error or uncaught exception on a page fails its test. The overview test also
-takes a screenshot; with VAULT_BMAD_SCREENSHOT=1 it refreshes the README's,
-docs/images/overview.png, and otherwise leaves the repository alone.
+takes a screenshot; with REFRESH_README_SCREENSHOT=1 it refreshes the README's,
+docs/images/overview.png, and otherwise leaves the repository alone (not a VAULT_BMAD_*
+name: tests/conftest.py keeps those out of every test).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from playwright.sync_api import (
 from tests.conftest import SAMPLE_VAULT
 from tests.dashboard_history import cache_samples, history, record
 from tests.llm_servers import recorded
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
@@ -50,15 +52,6 @@ SETTLED = {"done", "failed", "blocked", "skipped", "needs-input"}
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
 )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +166,7 @@ def test_overview_draws_its_charts_and_follows_the_theme(
     assert bars > 20  # an hour of history, a bar a minute
     page.wait_for_timeout(300)  # let Plotly finish its transitions before the picture
     screenshot = (
-        README_SCREENSHOT if os.environ.get("VAULT_BMAD_SCREENSHOT") else tmp_path / "o.png"
+        README_SCREENSHOT if os.environ.get("REFRESH_README_SCREENSHOT") else tmp_path / "o.png"
     )
     page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 20_000
