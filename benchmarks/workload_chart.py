@@ -1,8 +1,8 @@
 """Chart of `vault-bmad bench workload --format json` output, as a PNG for docs/benchmarks.md.
 
-    .venv/bin/vault-bmad bench workload --format json > /tmp/workload.json
+    .venv/bin/vault-bmad bench workload --format json > workload.json
     BROWSER_PATH=/usr/bin/chromium .venv/bin/python benchmarks/workload_chart.py \
-        /tmp/workload.json docs/images/bench_workload.png
+        workload.json docs/images/bench_workload.png
 
 Needs kaleido (the `bench` extra) and a Chromium for it to drive.
 """

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from tests.conftest import WriteNote
 from vault_bmad.cli import main
 from vault_bmad.engine.balancer import Balancer
-from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.validate import build_definitions
+from vault_bmad.model.definitions import TaskDef
+from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.vault.index import VaultIndex
 
 AGENT = """

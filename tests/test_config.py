@@ -14,11 +14,11 @@ from vault_bmad.config import (
     VAULT_FILE_NAME,
     Settings,
     SettingSpec,
-    _coerce,
     load_settings,
-    settings_markdown,
     user_config_path,
 )
+from vault_bmad.config.convert import coerce
+from vault_bmad.config.reference import settings_markdown
 from vault_bmad.errors import ConfigError
 from vault_bmad.prices import Prices
 
@@ -89,7 +89,7 @@ def test_declares_what_the_issue_asks_with_its_defaults() -> None:
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 def test_each_declaration_is_consistent(spec: SettingSpec) -> None:
     assert spec.about.help.strip().endswith(".")
-    assert _coerce(spec.kind, spec.default, from_text=False) == spec.default
+    assert coerce(spec.kind, spec.default, from_text=False) == spec.default
     if isinstance(spec.default, int | float) and spec.about.minimum is not None:
         assert spec.about.minimum <= spec.default <= (spec.about.maximum or spec.default)
 
@@ -148,7 +148,7 @@ def test_unsafe_keys_are_refused_from_the_vault_file(name: str, home: Path, vaul
     user_file(home, line)  # the same line is fine in the user's own file
     (vault / VAULT_FILE_NAME).unlink()
     loaded = load_settings(vault, env={"HOME": str(home)})
-    expected = _coerce(spec.kind, value, from_text=False)
+    expected = coerce(spec.kind, value, from_text=False)
     assert getattr(loaded, name) == expected
 
 

@@ -3,6 +3,7 @@ service: a temporary vault, its real SQLite store, the engine running its tasks.
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 from vault_bmad.service import Service
 from vault_bmad.web import csrf
 from vault_bmad.web.app import create_app
-from vault_bmad.web.pages import PLOTLY_JS
+from vault_bmad.web.assets import BUNDLES, CARTESIAN, FULL
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SETTLED = {"done", "failed", "blocked"}
@@ -344,9 +345,11 @@ def test_every_page_loads_with_only_local_scripts(client: FlaskClient) -> None:
         html = page.data.decode()
         assert 'name="csrf-token"' in html
         assert "://" not in html.split("<body")[0]  # no CDN, no remote asset
-    with client.get("/assets/plotly.min.js") as script:
-        assert script.status_code == 200
-        assert script.data == PLOTLY_JS.read_bytes()
+    for name, bundle in BUNDLES.items():
+        with client.get(f"/assets/{name}") as script:
+            assert script.status_code == 200
+            assert script.data == bundle.path.read_bytes()
+    assert client.get("/assets/plotly-basic.min.js").status_code == 404
     assert client.get("/notes/../outside.md").status_code == 404
     assert client.get("/notes/.vault-bmad/state.db").status_code == 404
 
@@ -368,21 +371,27 @@ def test_hosts_and_tokens(service: Service) -> None:
 
 
 def test_bundle_and_json_go_out_compressed_and_cached(client: FlaskClient) -> None:
-    zstd = {"Accept-Encoding": "zstd, br, gzip"}
-    page = client.get("/")
-    bundle_url = next(
-        line.split('src="', 1)[1].split('"', 1)[0]
-        for line in page.data.decode().splitlines()
-        if "plotly.min.js" in line
-    )
-    assert "?v=" in bundle_url
-    bundle = client.get(bundle_url, headers=zstd)
-    assert bundle.headers["Content-Encoding"] == "zstd"
-    assert int(bundle.headers["Content-Length"]) < PLOTLY_JS.stat().st_size / 2
-    assert "immutable" in bundle.headers["Cache-Control"]
-    assert "max-age=31536000" in bundle.headers["Cache-Control"]
-    again = client.get(bundle_url, headers={**zstd, "If-None-Match": bundle.headers["ETag"]})
-    assert again.status_code == 304
+    browser = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+    head = client.get("/").data.decode().split("<body")[0]
+    script = next(line for line in head.splitlines() if 'id="plotly"' in line)
+    urls = {name: f"/assets/{name}?v={bundle.version}" for name, bundle in BUNDLES.items()}
+    assert f'src="{urls[CARTESIAN]}"' in script and f'data-full="{urls[FULL]}"' in script
+    assert FULL not in head.replace(f'data-full="{urls[FULL]}"', "")  # loaded only for WebGL
+    for name, url in urls.items():
+        bundle = client.get(url, headers=browser)
+        assert bundle.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in bundle.headers["Vary"]
+        assert int(bundle.headers["Content-Length"]) < BUNDLES[name].path.stat().st_size / 3
+        assert gzip.decompress(bundle.data) == BUNDLES[name].path.read_bytes()
+        assert "immutable" in bundle.headers["Cache-Control"]
+        assert "max-age=31536000" in bundle.headers["Cache-Control"]
+        again = client.get(url, headers={**browser, "If-None-Match": bundle.headers["ETag"]})
+        assert again.status_code == 304
+        plain = client.get(url)
+        assert "Content-Encoding" not in plain.headers
+        assert plain.headers["ETag"] != bundle.headers["ETag"]  # one per representation
+    unversioned = client.get(f"/assets/{CARTESIAN}?v=old", headers=browser)
+    assert "immutable" not in unversioned.headers["Cache-Control"]
     answer = client.get("/api/tasks", headers={"Accept-Encoding": "gzip"})
     assert answer.headers["Content-Encoding"] == "gzip"
     unchanged = client.get("/api/tasks", headers={"If-None-Match": answer.headers["ETag"]})

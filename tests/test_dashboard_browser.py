@@ -35,6 +35,7 @@ from vault_bmad.config import load_settings
 from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
 from vault_bmad.service import Service
+from vault_bmad.web.assets import CARTESIAN, FULL
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -187,6 +188,51 @@ def test_overview_draws_its_charts_and_follows_the_theme(
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     toggle.click()  # dark -> auto, for the tests after this one
     assert page.evaluate("localStorage.getItem('vault-bmad-theme')") == "auto"
+
+
+def test_plotly_s_full_bundle_loads_only_for_a_webgl_chart(
+    service: Service, browser: Browser
+) -> None:
+    fresh = browser.new_context(viewport={"width": 1280, "height": 800})  # nothing cached
+    watched = Watched(fresh.new_page())
+    page = watched.page
+    bundles: list[str] = []
+    page.on("request", lambda r: bundles.append(r.url) if "/assets/" in r.url else None)
+    watched.open(service.url)
+    page.wait_for_function("() => document.querySelectorAll('[data-chart] .main-svg').length >= 5")
+    assert [url.split("/assets/")[1].split("?")[0] for url in bundles] == [CARTESIAN]
+    # The timeline of the hour's 900 attempts is drawn with WebGL, which needs the full one.
+    watched.open(service.url.rstrip("/") + "/timeline")
+    page.wait_for_function(
+        "() => document.querySelector('[data-chart] canvas')"
+        " && document.querySelector('[data-chart]')._fullData.every(t => t.type === 'scattergl')"
+    )
+    assert any(f"/assets/{FULL}?v=" in url for url in bundles)
+    assert page.locator("script[src*='plotly']").count() == 2
+    fresh.close()
+    assert watched.errors == [] and watched.dialogs == []
+
+
+def test_a_chart_the_api_sends_unchanged_is_not_drawn_again(
+    service: Service, watched: Watched
+) -> None:
+    page = watched.page
+    now = int(time.time())  # a range in the past: its figures stay the same
+    watched.open(f"{service.url}?range=custom&from={now - 3000}&to={now - 600}")
+    page.wait_for_function("() => document.querySelectorAll('[data-chart] .main-svg').length >= 5")
+    page.evaluate(
+        "() => { window.redrawn = 0; document.querySelector(\"[data-chart='throughput']\")"
+        ".on('plotly_afterplot', () => { window.redrawn += 1; }); }"
+    )
+    for _ in range(2):  # two more answers of the API, the same
+        with page.expect_response(lambda r: "/api/metrics?" in r.url, timeout=10_000):
+            pass
+    page.wait_for_timeout(200)  # their callbacks have run
+    assert page.evaluate("window.redrawn") == 0
+    toggle = page.locator("#theme-toggle")
+    for _ in range(3):  # a theme change redraws it; round to where it was
+        toggle.click()
+    assert page.evaluate("window.redrawn") >= 1
 
 
 def test_every_page_in_the_navigation_loads(service: Service, watched: Watched) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import WriteNote
 from vault_bmad.errors import Problem
-from vault_bmad.model.definitions import Definitions, Priority, generation_params
-from vault_bmad.model.validate import build_definitions
+from vault_bmad.model.definitions import Priority, generation_params
+from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.vault.index import VaultIndex
 
 AGENTS = {

@@ -33,8 +33,7 @@ from vault_bmad.metrics.report import (
 )
 from vault_bmad.metrics.report_markdown import report_markdown
 from vault_bmad.metrics.store import Store
-from vault_bmad.model.definitions import Definitions
-from vault_bmad.model.validate import build_definitions
+from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.reports import write_vault_report
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter

@@ -27,7 +27,18 @@ SERVE_AND_DASK = (
 )
 # Reading and validating a vault needs neither the engine, the store (`check` reads the
 # invalid marks with one read-only query, `metrics.marks`) nor a runtime's library.
-RUN_ONLY = ("vault_bmad.engine", "vault_bmad.metrics.store", "jinja2", "httpx")
+RUN_ONLY = (
+    "vault_bmad.engine",
+    "vault_bmad.metrics.store",
+    "vault_bmad.runtimes.command",  # `check` applies its rule, `runtimes.command_rules`
+    "jinja2",
+    "httpx",
+)
+# Reading the store's invalid marks: a vault without a store needs neither.
+STORE_READ = ("sqlite3", "vault_bmad.metrics.records")
+# Validating notes: pydantic's models and the loaders that build them, and the note writer.
+# A vault with no notes to read needs none of them.
+NOTE_MODELS = ("pydantic.main", "vault_bmad.model.definitions", "vault_bmad.vault.writer")
 
 # Runs the CLI as its entry point does, then writes sys.modules to the file named first.
 PROBE = """
@@ -63,6 +74,18 @@ def test_reading_a_vault_imports_neither_serve_nor_the_engine(
     modules = imported_by([command, str(sample_vault)], tmp_path)
     assert "vault_bmad.vault.index" in modules  # the probe saw the command's own imports
     assert loaded(modules, SERVE_AND_DASK + RUN_ONLY) == []
+
+
+def test_checking_a_vault_without_notes_builds_no_models(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    modules = imported_by(["check", str(vault)], tmp_path)
+    assert "vault_bmad.model.validate" in modules
+    assert loaded(modules, NOTE_MODELS + STORE_READ + SERVE_AND_DASK + RUN_ONLY) == []
+
+
+def test_checking_a_vault_with_notes_validates_them(sample_vault: Path, tmp_path: Path) -> None:
+    assert set(NOTE_MODELS) <= imported_by(["check", str(sample_vault)], tmp_path)
 
 
 def test_run_on_threads_imports_nothing_of_serve_or_dask(

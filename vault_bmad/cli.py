@@ -197,7 +197,7 @@ def check(vault: Path, config_file: Path | None, output_format: str) -> None:
     with the notes' problems, and what it sets applies to the check."""
     from vault_bmad.metrics.marks import stored_invalid_marks
     from vault_bmad.model.validate import build_definitions
-    from vault_bmad.runtimes.command import agent_problems
+    from vault_bmad.runtimes.command_rules import agent_problems
     from vault_bmad.vault.index import VaultIndex
 
     settings, problems = vault_settings(vault, config_file)

@@ -17,9 +17,8 @@ from vault_bmad.metrics.outcomes import RunSummary, TaskOutcome
 from vault_bmad.metrics.report import REPORTS_FOLDER, WrittenReport, report_span
 from vault_bmad.metrics.store import Store
 from vault_bmad.metrics.usage import NONE, Usage, cost_text
-from vault_bmad.model.definitions import Definitions
 from vault_bmad.model.status import NEEDS_INPUT, STOPS
-from vault_bmad.model.validate import build_definitions
+from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, wikilink
 

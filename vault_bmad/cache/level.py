@@ -124,11 +124,11 @@ class CacheLevel(ABC):
         ttl = self._ttl if ttl is None else ttl
         return math.inf if ttl is None else now + ttl
 
-    def _admit(self, entry: Entry, now: float) -> list[Entry]:
+    def _admit(self, entry: Entry, now: float, evicted: list[Entry] | None = None) -> None:
         """Track a new entry and drop what the policy pushes out for it, counting each as
-        expired or evicted; return the evicted ones that were still live. Lock held."""
+        expired or evicted; the evicted ones still live go to `evicted`, if given (no list
+        is made on a miss nobody listens to). Lock held."""
         self._entries[entry.key] = entry
-        evicted: list[Entry] = []
         for old in self._policy.insert(entry):
             del self._entries[old.key]
             self._discard(old.key)
@@ -136,8 +136,8 @@ class CacheLevel(ABC):
                 self._expirations += 1
             else:
                 self._evictions += 1
-                evicted.append(old)
-        return evicted
+                if evicted is not None:
+                    evicted.append(old)
 
     def _forget(self, entry: Entry) -> None:
         """Drop a tracked entry from the level and its policy, uncounted. Lock held."""

@@ -76,10 +76,12 @@ class MemoryCache(CacheLevel):
                 entry.value = value
                 entry.expires_at = expires_at
                 return
-            evicted = self._admit(Entry(key, value, spread_hash(key), expires_at), now)
-        if self._on_evict is not None:
+            on_evict = self._on_evict
+            evicted: list[Entry] | None = [] if on_evict is not None else None
+            self._admit(Entry(key, value, spread_hash(key), expires_at), now, evicted)
+        if on_evict is not None and evicted:
             for old in evicted:
-                self._on_evict(old.key, old.value)
+                on_evict(old.key, old.value)
 
     def delete(self, key: Hashable) -> bool:
         with self._lock:

@@ -14,6 +14,10 @@ counter increment and all other work happens on a miss:
   it (a loop) keeps a stable part cached instead of churning. A flooded sketch (more
   keys than counters, see `FrequencySketch.flooded`) cannot rank keys; only then are
   popular candidates let in now and then on a loss.
+- An entry the hand holds unhit loses its count with the wait (`_least_held`): one that
+  earned a full count and is then never asked for again (a note's result before the note
+  changed) would otherwise hold the hand until the sketch halves, refusing every
+  candidate, while more such entries pile up behind it.
 - Hits are banked into the sketch lazily, when the hand passes an entry or it leaves.
 - The window's share adapts by ghost gradients (in the spirit of ARC): a miss on a key
   the window recently rejected means a larger window would have hit, and grows it; a miss
@@ -31,18 +35,20 @@ import random
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from vault_bmad.cache.sketch import FrequencySketch
+from vault_bmad.cache.sketch import MAX_COUNT, FrequencySketch
 
 _HASH_FLOOD_FREQUENCY = 6  # in a flooded sketch, candidates this popular may win a loss
 _HASH_FLOOD_ODDS = 1 / 128
 _LAG_SHARE = 4  # at the window's floor, a lead of at most 1/4 of the victim's count is lag
 _FLOOR_SPAN = 1.5  # the window counts as at its floor below 1.5 times its minimum
+_IDLE_SPAN = 12  # a held entry counts at most 12 x capacity / the misses it waited unhit,
+_HELD_FLOOR = 3  # but never below 3
 
 
 class Entry:
     """One stored key with its value, its expiry and the policy's bookkeeping."""
 
-    __slots__ = ("credit", "expires_at", "hits", "key", "key_hash", "value")
+    __slots__ = ("credit", "expires_at", "held_since", "hits", "key", "key_hash", "value")
 
     def __init__(
         self, key: Hashable, value: object, key_hash: int, expires_at: float = math.inf
@@ -53,6 +59,7 @@ class Entry:
         self.expires_at = expires_at
         self.hits = 0  # hits not yet banked into the sketch
         self.credit = 0  # second chances left at the CLOCK hand
+        self.held_since = 0  # the policy's miss count when the hand took it unhit
 
     def __repr__(self) -> str:
         return f"Entry({self.key!r}, hits={self.hits})"
@@ -84,6 +91,8 @@ class AdaptiveTinyLfu:
         self._window: OrderedDict[Hashable, Entry] = OrderedDict()
         self._main: OrderedDict[Hashable, Entry] = OrderedDict()
         self._sketch = FrequencySketch(capacity, sample_factor=48)
+        self._misses = 0
+        self._idle_span = _IDLE_SPAN * capacity
         self._min_window = max(1.0, capacity * min_window_share)
         self._max_window = max(self._min_window, capacity * max_window_share)
         self._window_target = self._min_window
@@ -118,10 +127,11 @@ class AdaptiveTinyLfu:
 
     def frequency(self, entry: Entry) -> int:
         """The entry's estimated recent popularity, counting hits not yet banked."""
-        return min(15, self._sketch.frequency(entry.key_hash) + entry.hits)
+        return min(MAX_COUNT, self._sketch.frequency(entry.key_hash) + entry.hits)
 
     def on_miss(self, key_hash: int) -> None:
         """Count an access that missed, and move the window by the ghost it hit, if any."""
+        self._misses += 1
         self._sketch.add(key_hash)
         depth = self._window_ghost.pop_depth(key_hash)
         if depth is not None:
@@ -204,7 +214,8 @@ class AdaptiveTinyLfu:
         )
 
     def _select_victim(self) -> tuple[Entry, int]:
-        """The least popular of the first few unreferenced entries at the hand, and its count.
+        """The least popular of the first few unreferenced entries at the hand, and its count
+        (capped by its wait, `_least_held`).
 
         The hand moves referenced entries to the tail (a hit earns a credit of up to
         `max_credit` passes) and holds the unreferenced ones it looked at in `_hand`, in
@@ -226,10 +237,37 @@ class AdaptiveTinyLfu:
             if entry.hits or entry.credit:
                 self._pass(entry)
             else:
+                entry.held_since = self._misses
                 hand.append(entry)
                 counts.append(sketch.frequency(entry.key_hash))
-        lowest = min(counts)
-        return hand[counts.index(lowest)], lowest
+        if sketch.flooded:
+            lowest = min(counts)
+            return hand[counts.index(lowest)], lowest
+        return self._least_held()
+
+    def _least_held(self) -> tuple[Entry, int]:
+        """The held entry of lowest count, each count capped by its wait: at most 12 x
+        capacity / the misses since the hand took it unhit, but not below 3. The first
+        such entry wins a tie. No list is built: this runs on every miss of a full cache.
+
+        A full count (15) lasts four fifths of a capacity of misses, and every doubling
+        of the wait halves the cap. A key recurring at the rate its count says is hit
+        long before that; one never asked for again gives way to the candidates asked
+        for again within a few capacities of misses, instead of after the sketch's next
+        halvings. The floor keeps a popular set through a long scan of
+        keys seen once or twice. Not applied on a flooded sketch, whose counts are
+        mostly other keys' collisions: a candidate's would beat any capped count.
+        """
+        misses, span = self._misses, self._idle_span
+        victim, lowest = self._hand[0], MAX_COUNT + 1
+        for count, entry in zip(self._hand_counts, self._hand, strict=True):
+            if count > _HELD_FLOOR:
+                idle = misses - entry.held_since
+                if idle * count > span:  # the cap, span // idle, is below the count
+                    count = max(_HELD_FLOOR, span // idle)
+            if count < lowest:
+                victim, lowest = entry, count
+        return victim, lowest
 
     def _keep_in_hand(self, entries: list[Entry]) -> None:
         frequency = self._sketch.frequency

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 _MASK64 = (1 << 64) - 1
-_MAX_COUNT = 15
+MAX_COUNT = 15
 _DEPTH = 4
 _HALVED = bytes(value >> 1 for value in range(256))
 _CENSUSES = 4  # flood checks per sample
@@ -71,7 +71,7 @@ class FrequencySketch:
         step = (key_hash >> 32) | 1
         for row in self._rows:
             value = row[first] + count
-            row[first] = value if value < _MAX_COUNT else _MAX_COUNT
+            row[first] = value if value < MAX_COUNT else MAX_COUNT
             first = (first + step) & mask
         self._additions += count
         if self._additions >= self._next_census:

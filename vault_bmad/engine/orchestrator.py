@@ -43,9 +43,9 @@ from vault_bmad.errors import (
 from vault_bmad.metrics.outcomes import Event, RunSummary
 from vault_bmad.metrics.records import AgentChange, PoolSample
 from vault_bmad.metrics.store import Store
-from vault_bmad.model.definitions import Definitions, TaskDef
+from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import NEEDS_INPUT, REOPENABLE
-from vault_bmad.model.validate import build_definitions
+from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.runtimes.base import Ask, Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink

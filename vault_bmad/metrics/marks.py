@@ -4,13 +4,15 @@ start, and by `check` without opening the store for writing (beside a running `s
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vault_bmad.metrics.records import TaskState
 from vault_bmad.model.validate import InvalidMark
+
+if TYPE_CHECKING:
+    from vault_bmad.metrics.records import TaskState
 
 
 def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
@@ -22,9 +24,14 @@ def invalid_marks(states: Iterable[TaskState]) -> dict[str, InvalidMark]:
 
 
 def stored_invalid_marks(path: Path) -> dict[str, InvalidMark]:
-    """The marks in the store at `path`, read only; none when there is no readable store."""
+    """The marks in the store at `path`, read only; none when there is no readable store.
+    SQLite and the records are imported only when there is a store to read."""
     if not path.is_file():
         return {}
+    import sqlite3
+
+    from vault_bmad.metrics.records import TaskState
+
     columns = ", ".join(field.name for field in fields(TaskState))
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:

@@ -24,7 +24,7 @@ from vault_bmad.metrics.records import Attempt, TaskState
 from vault_bmad.metrics.report_markdown import NoteLinks, report_markdown
 from vault_bmad.metrics.store import Store
 from vault_bmad.metrics.usage import Usage, cost_text, usage
-from vault_bmad.model.definitions import Definitions
+from vault_bmad.model.validate import Definitions
 from vault_bmad.vault.writer import NoteWriter, iso_time
 
 __all__ = [

@@ -22,7 +22,7 @@ from vault_bmad.metrics.findings import ACTION_TITLES
 from vault_bmad.metrics.gantt import MAX_BARS, chosen_bars, gantt_block
 from vault_bmad.metrics.questions import QuestionFigures, questions_markdown
 from vault_bmad.metrics.records import TaskState
-from vault_bmad.model.definitions import Definitions
+from vault_bmad.model.validate import Definitions
 from vault_bmad.vault.writer import wikilink
 
 MAX_FINDINGS = 5  # callouts in the findings section: about one screen

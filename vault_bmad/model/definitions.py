@@ -12,7 +12,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vault_bmad.errors import Problem
 from vault_bmad.model.status import TaskStatus
 
 RuntimeName = Literal["template", "llm", "command"]
@@ -187,14 +186,3 @@ class TaskDef(Generation):
         if self.template:
             return f"template:{self.template}"
         return f"tag:{self.tags[0]}" if self.tags else "task"
-
-
-class Definitions(BaseModel):
-    """Everything the vault defines, plus the problems that kept notes out."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    agents: dict[str, AgentDef] = Field(default_factory=dict)
-    workflows: dict[str, WorkflowDef] = Field(default_factory=dict)
-    tasks: dict[str, TaskDef] = Field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()  # sorted by path and line

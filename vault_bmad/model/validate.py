@@ -9,21 +9,30 @@ the user changes what they wrote in it (`InvalidMark`), even where it reads well
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
+from typing import TYPE_CHECKING
 
 from vault_bmad.config import Settings
 from vault_bmad.errors import Problem
-from vault_bmad.model.agents import load_agents
-from vault_bmad.model.definitions import Definitions, TaskDef
-from vault_bmad.model.outputs import output_problems
-from vault_bmad.model.sources import conflict_problems
-from vault_bmad.model.tasks import load_tasks
-from vault_bmad.model.workflows import load_workflows
-from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.writer import user_content_sha
+from vault_bmad.model.sources import conflict_problems, model_notes
+
+if TYPE_CHECKING:
+    from vault_bmad.model.definitions import AgentDef, TaskDef, WorkflowDef
+    from vault_bmad.vault.index import VaultIndex
 
 ROLES = ("agent", "workflow", "task", "template", "report")
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Everything the vault defines, plus the problems that kept notes out. Its parts are
+    validated models already, so it is a plain container: building it needs no pydantic."""
+
+    agents: dict[str, AgentDef] = field(default_factory=dict)
+    workflows: dict[str, WorkflowDef] = field(default_factory=dict)
+    tasks: dict[str, TaskDef] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()  # sorted by path and line
 
 
 @dataclass(frozen=True)
@@ -42,13 +51,24 @@ def build_definitions(
 ) -> Definitions:
     """The vault's definitions and problems; `invalid_marks` (by note path) are the task
     notes vault-bmad marked invalid before; tasks that name no `output:` write under
-    `output_folder` (the setting)."""
+    `output_folder` (the setting).
+
+    The loaders, and the pydantic models they build, are imported only when the vault has
+    notes to read: `check` on an empty vault loads neither (tests/test_start_imports.py).
+    """
     problems = [
         Problem(note.path, note.error_line, note.error)
         for note in index.notes.values()
         if note.error
     ]
     problems += conflict_problems(index)
+    if not model_notes(index):
+        return Definitions(problems=_in_order(problems))
+    from vault_bmad.model.agents import load_agents
+    from vault_bmad.model.outputs import output_problems
+    from vault_bmad.model.tasks import load_tasks
+    from vault_bmad.model.workflows import load_workflows
+
     agents = load_agents(index, problems)
     workflows = load_workflows(index, agents, problems)
     tasks = load_tasks(index, agents, workflows, problems, output_folder)
@@ -63,12 +83,12 @@ def build_definitions(
     dropped = {problem.path for problem in late}
     tasks = {task_id: task for task_id, task in tasks.items() if task.path not in dropped}
     problems += late
-    return Definitions.model_construct(  # its parts are validated models already
-        agents=agents.by_id,
-        workflows=workflows,
-        tasks=tasks,
-        problems=tuple(sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.message))),
-    )
+    return Definitions(agents.by_id, workflows, tasks, _in_order(problems))
+
+
+def _in_order(problems: list[Problem]) -> tuple[Problem, ...]:
+    """Each problem once, sorted by path and line."""
+    return tuple(sorted(set(problems), key=lambda p: (p.path, p.line or 0, p.message)))
 
 
 def still_invalid(
@@ -76,6 +96,8 @@ def still_invalid(
 ) -> list[Problem]:
     """The marked error again for each task note that still says `status: invalid` and whose
     user's part has not changed since it was marked."""
+    from vault_bmad.vault.writer import user_content_sha  # loaded with the loaders
+
     problems = []
     for path in sorted({task.path for task in tasks.values() if task.status == "invalid"}):
         mark, note = marks.get(path), index.get(path)

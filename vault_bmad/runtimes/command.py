@@ -15,20 +15,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING
 
-from vault_bmad.errors import Problem, RuntimeRefused, RuntimeUnavailable, TaskTimeout
-from vault_bmad.model.definitions import AgentDef
+from vault_bmad.errors import RuntimeRefused, RuntimeUnavailable, TaskTimeout
 from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.runtimes.command_rules import refusal
 
 if TYPE_CHECKING:
     from vault_bmad.config import Settings
     from vault_bmad.runtimes.template import TemplateRuntime
 
-HOW_TO_ENABLE = (
-    "set `command_enabled = true` in your config file "
-    "(~/.config/vault-bmad/config.toml, or $XDG_CONFIG_HOME/vault-bmad/config.toml) "
-    "or VAULT_BMAD_COMMAND_ENABLED=1 in the environment; "
-    "the vault's own vault-bmad.toml cannot turn it on"
-)
 _STDERR_TAIL_CHARS = 500
 _READ_BLOCK = 1 << 16
 _HIDDEN_ENV_PREFIX = "VAULT_BMAD_"  # keys and tokens stay out of the programs' environment
@@ -49,7 +43,7 @@ class CommandRuntime:
     ) -> None:
         self.enabled = enabled
         self.allowlist = frozenset(allowlist)
-        if renderer is None:  # imported here: `check` reads agent_problems without Jinja2
+        if renderer is None:  # imported here: the runtime needs Jinja2 only once it runs
             from vault_bmad.runtimes.template import TemplateRuntime
 
             renderer = TemplateRuntime()
@@ -153,41 +147,6 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
     """Write the program's stdin; a program that stops reading it is not an error here."""
     with contextlib.suppress(OSError), pipe:
         pipe.write(data)
-
-
-def refusal(
-    command: tuple[str, ...], who: str, enabled: bool, allowlist: Iterable[str]
-) -> str | None:
-    """Why `who` ("task x", "agent y") may not run `command`, or None when it may."""
-    if not enabled:
-        return f"{who} needs the command runtime, which is off; to turn it on, {HOW_TO_ENABLE}"
-    if not command:
-        return f"{who} uses the command runtime but names no command to run"
-    program, allowed = command[0], sorted(allowlist)
-    if allowed and program not in allowed:
-        return (
-            f"{who} wants to run {program!r}, which is not in command_allowlist "
-            f"({', '.join(allowed)}); add it there in your config file to allow it"
-        )
-    return None
-
-
-def agent_problems(agents: Iterable[AgentDef], settings: Settings) -> list[Problem]:
-    """What `check` says of agents the command runtime settings will not let run."""
-    return [
-        Problem(agent.path, None, found)
-        for agent in agents
-        if agent.runtime == "command"
-        and (
-            found := refusal(
-                agent.command,
-                f"agent {agent.id}",
-                settings.command_enabled,
-                settings.command_allowlist,
-            )
-        )
-        is not None
-    ]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

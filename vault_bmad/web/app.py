@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from vault_bmad.metrics import series
 from vault_bmad.web import csrf, guards
 from vault_bmad.web.api import api, json_response
+from vault_bmad.web.assets import assets
 from vault_bmad.web.pages import pages
 from vault_bmad.web.prometheus import CONTENT_TYPE, figures_exposition
 from vault_bmad.web.state import Backend, Dashboard, dashboard, install
@@ -56,8 +57,8 @@ def create_app(
         static_folder=str(PACKAGE / "static"),
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    # Pages, Plotly's bundle and the JSON go out compressed. Streamed files (the small
-    # static ones) go as they are: Flask-Compress would leave their files open.
+    # Pages and the JSON go out compressed (Plotly's bundles are, once: assets.py). Streamed
+    # files (the small static ones) go as they are: Flask-Compress would leave them open.
     app.config["COMPRESS_STREAMS"] = False
     Compress(app)
     install(app, Dashboard(backend, wall=wall))
@@ -99,4 +100,5 @@ def create_app(
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(assets)
     return app

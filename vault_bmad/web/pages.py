@@ -1,21 +1,16 @@
 """The dashboard's HTML pages. Each is a frame that static/dashboard.js fills from the API
 and keeps current; the task and note pages are drawn here, note text escaped by Jinja.
 
-Plotly's JavaScript is served from the installed plotly package, so the dashboard works
-with no internet connection.
+Plotly's JavaScript is served from the package (assets.py), so the dashboard works with no
+internet connection.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import dataclass
-from importlib.metadata import version
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from vault_bmad.metrics.figures import DEFINITIONS
@@ -30,9 +25,6 @@ from vault_bmad.web.vault_files import note_path, obsidian_url, read_note
 
 pages = Blueprint("pages", __name__)
 
-PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
-PLOTLY_VERSION = version("plotly")  # in the bundle's URL, so it may be cached for good
-A_YEAR_S = 365 * 86_400
 TASK_HISTORY = 1_000
 POLL_MS = 2_000
 RETRIED = ("failed", "blocked")  # what the tasks page's retry buttons set back to todo
@@ -75,7 +67,6 @@ def _page(
         range_to=request.args.get("to", ""),
         ranged=ranged,
         definitions=DEFINITIONS,
-        plotly_version=PLOTLY_VERSION,
         vault_name=backend.vault.name,
         poll_ms=POLL_MS,
         problems=len(backend.snapshot().problems),
@@ -209,25 +200,3 @@ def note(rel_path: str) -> str:
         ),
         obsidian=obsidian_url(backend.vault, found.path),
     )
-
-
-@functools.cache
-def _plotly_bundle() -> tuple[bytes, str]:
-    """Plotly's bundle and its ETag, read once."""
-    data = PLOTLY_JS.read_bytes()
-    return data, hashlib.sha256(data).hexdigest()[:20]
-
-
-@pages.get("/assets/plotly.min.js")
-def plotly_js() -> Response:
-    """Plotly's bundle from the installed package, held in memory so the app compresses it.
-    Pages ask for it with the package's version in the URL, so the browser keeps it a year."""
-    data, etag = _plotly_bundle()
-    response = Response(data, mimetype="text/javascript")
-    response.set_etag(etag)
-    response.cache_control.public = True
-    response.cache_control.max_age = A_YEAR_S
-    if request.args.get("v") == PLOTLY_VERSION:
-        response.cache_control.immutable = True
-    response.make_conditional(request)
-    return response

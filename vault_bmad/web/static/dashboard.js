@@ -143,39 +143,84 @@
   }
 
   const drawn = new Map(); // chart element -> last figure, to redraw on a theme change
-  const waiting = new Map(); // chart element -> figure that came before Plotly did
+  const waiting = new Map(); // chart element -> figure that came before its Plotly did
+  const painter = new Map(); // chart element -> the Plotly that drew it
 
-  // Plotly's bundle loads async, while the page fetches its data: draw what waited for it.
+  // Plotly's cartesian bundle loads async, while the page fetches its data; a figure with a
+  // trace type it lacks (WebGL's) loads the full bundle, which then draws every chart.
+  // (This script runs before the page's tag for Plotly is parsed: it is looked up later.)
+  const bundle = () => document.getElementById("plotly").dataset;
+  let full = null; // the full bundle's Plotly, once loaded
+  const plotly = () => full || window.Plotly;
+  const needsFull = (figure) => {
+    const traces = bundle().traces.split(" ");
+    return figure.data.some((trace) => !traces.includes(trace.type || "scatter"));
+  };
+
+  function drawWaiting() {
+    for (const [node, figure] of [...waiting]) {
+      waiting.delete(node);
+      draw(node, figure);
+    }
+  }
+
   document.addEventListener("load", (event) => {
-    if (event.target.id !== "plotly") return;
-    for (const [node, figure] of waiting) draw(node, figure);
-    waiting.clear();
+    if (event.target.id === "plotly") drawWaiting();
   }, true);
+
+  function loadFull() {
+    if (document.getElementById("plotly-full")) return;
+    const tag = el("script", { id: "plotly-full", src: bundle().full });
+    tag.addEventListener("load", () => {
+      full = window.Plotly;
+      for (const [node, figure] of drawn) waiting.set(node, figure);
+      drawWaiting();
+    });
+    document.head.append(tag);
+  }
+
+  function purge(node) {
+    const by = painter.get(node);
+    if (by) by.purge(node);
+    painter.delete(node);
+    delete node.dataset.clickable; // purge drops the click handler
+  }
 
   function draw(node, figure) {
     if (!node) return;
-    if (!window.Plotly) {
-      if (figure) waiting.set(node, figure);
-      else waiting.delete(node);
-      return;
-    }
     if (!figure) {
+      waiting.delete(node);
       drawn.delete(node);
-      window.Plotly.purge(node);
+      purge(node);
       return;
     }
+    const lacking = !full && needsFull(figure);
+    if (lacking) loadFull();
+    if (lacking || !plotly()) {
+      waiting.set(node, figure);
+      return;
+    }
+    if (painter.has(node) && painter.get(node) !== plotly()) purge(node);
     drawn.set(node, figure);
+    painter.set(node, plotly());
     if (figure.layout && figure.layout.height) node.style.height = `${figure.layout.height}px`;
-    window.Plotly.react(node, themedData(figure.data), themedLayout(figure.layout), {
+    plotly().react(node, themedData(figure.data), themedLayout(figure.layout), {
       displaylogo: false,
       responsive: true,
       modeBarButtonsToRemove: ["select2d", "lasso2d"],
     });
   }
 
+  // A chart the API sent again unchanged is not drawn again (Plotly.react would redraw it).
+  function show(node, figure) {
+    const last = waiting.get(node) || drawn.get(node);
+    if (last && figure && JSON.stringify(last) === JSON.stringify(figure)) return;
+    draw(node, figure);
+  }
+
   function drawAll(charts) {
     for (const node of document.querySelectorAll("[data-chart]")) {
-      if (charts && node.dataset.chart in charts) draw(node, charts[node.dataset.chart]);
+      if (charts && node.dataset.chart in charts) show(node, charts[node.dataset.chart]);
     }
   }
 
@@ -324,7 +369,7 @@
       setText("critical-path", data.critical_path.length
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}`
         : "No chain of dependent tasks in view.");
-      draw(chart, data.chart);
+      show(chart, data.chart);
       openTaskOnClick(chart);
     }, every() * 2);
     select.addEventListener("change", () => {
@@ -342,7 +387,7 @@
       runOptions(select, data.runs, data.run, null);
       setText("critical-path", data.critical_path && data.critical_path.length
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}` : "");
-      draw(chart, data.chart);
+      show(chart, data.chart);
       openTaskOnClick(chart);
       fill("nodes", data.nodes.map((node) => el("tr", {},
         el("td", {}, node.label),
