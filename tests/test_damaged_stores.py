@@ -81,14 +81,14 @@ def test_health_reports_a_store_it_cannot_read(vault: Path, write: WriteNote) ->
     running.start()
     try:
         wait_until(lambda: [t.status for t in running.snapshot().tasks] == ["done"])
-        healthy = httpx.get(running.url + "api/health")
+        healthy = httpx.get(running.url + "api/health", timeout=30)
         assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
         running.store.flush()
         database = vault / ".vault-bmad" / STATE_DB
         damage(database)
         damage(database.with_name(STATE_DB + "-wal"))
-        page = httpx.get(running.url + "tasks/tasks/hello")
-        health = httpx.get(running.url + "api/health")
+        page = httpx.get(running.url + "tasks/tasks/hello", timeout=30)
+        health = httpx.get(running.url + "api/health", timeout=30)
         assert health.status_code == 503
         body = health.json()
         assert body["status"] == "degraded"
@@ -109,13 +109,13 @@ def test_a_note_named_in_latin1_breaks_no_page_and_stalls_nothing(
     running.start()
     try:
         wait_until(lambda: [t.status for t in running.snapshot().tasks] == ["done"])
-        assert httpx.get(running.url + "tasks/tasks/hello").status_code == 200
+        assert httpx.get(running.url + "tasks/tasks/hello", timeout=30).status_code == 200
         for page in ("tasks", "problems", "api/tasks"):
-            assert httpx.get(running.url + page).status_code == 200, page
-        [problem] = httpx.get(running.url + "api/problems").json()["problems"]
+            assert httpx.get(running.url + page, timeout=30).status_code == 200, page
+        [problem] = httpx.get(running.url + "api/problems", timeout=30).json()["problems"]
         assert problem["path"] == "Tasks/Caf\ufffd.md"
         assert "not UTF-8" in problem["message"] and "rename" in problem["message"]
-        health = httpx.get(running.url + "api/health").json()
+        health = httpx.get(running.url + "api/health", timeout=30).json()
         assert health["status"] == "ok" and health["problems"] == 1
     finally:
         running.stop()
