@@ -68,7 +68,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     isolated = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}  # no developer's config
     # No live result cache: its counters, starting at zero, would read as a restart after
     # the recorded hour of cache samples.
-    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0}
+    # No interval report either: one ends at every hour, which the empty reports page
+    # must not meet mid-run (intervals are aligned to the clock; 10**9 s ends in 2033).
+    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0, "report_interval_s": 10**9}
     settings = load_settings(vault, None, isolated, overrides=overrides)
     running = Service(vault, settings)
     running.start()
