@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from engine_clock import FakeClock
 
+from tests.waiting import wait_until
 from vault_bmad.cache.keys import content_key
 from vault_bmad.cache.tiered import Arrangement, LevelSpec, TieredCache
 
@@ -286,12 +286,3 @@ class TestPrefetch:
         prefetch = cache.stats().prefetch
         assert prefetch is not None
         assert prefetch.issued == 0
-
-
-def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll until `condition` holds; a synchronisation aid, not a timing assertion."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never held")
-        time.sleep(0.001)

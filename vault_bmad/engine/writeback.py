@@ -128,12 +128,20 @@ class TaskNotes:
     def settle_edit(self, path: str) -> bool:
         """The user saved the note of an ended task saying `status: todo`: True when that
         asks for a re-run; False when the file is an old copy of the note (an editor wrote
-        back what it had open, `writer.is_stale_copy`), whose keys are then put back."""
+        back what it had open, `writer.is_stale_copy`), whose keys are then put back, or no
+        longer says `todo` (a write-back already put them back). Decided on the state write
+        thread after the writes asked for before, so the note's last write is known: the
+        file shows a write before `_write_now` can remember it."""
+        return self._writes.on_state_thread(lambda: self._settle_edit(path))
+
+    def _settle_edit(self, path: str) -> bool:
         seen = self._seen.get(path)
         try:
             current = read_note_text(self.writer.root, path)
         except (VaultBmadError, OSError):
             return True
+        if current is not None and owned_values(current)["status"] not in (None, "todo"):
+            return False  # a task note without a status is todo
         if seen is None or current is None or not is_stale_copy(seen, current):
             return True
         self._seen.pop(path, None)  # the restoring write goes onto the note as it is
