@@ -9,7 +9,11 @@
   every task on each pop (what the heaps avoid);
 - scheduler: the Scheduler's own cost per task (submit + dispatch + finish), per strategy;
 - balancing: a fleet with one slow and one flaky agent, per strategy: makespan, attempt
-  latency and failed attempts, with health taking agents out and probing them back.
+  latency and failed attempts, with health taking agents out and probing them back;
+- overhead: the real Orchestrator (index, SQLite store, scheduler, executor, journal)
+  running independent tasks whose runtime answers at once, with a NoteWriter that writes
+  nothing: the engine's own cost per task, in tasks/s, without the result cache and with
+  the default one (memory and disk), against a ThreadPoolExecutor making the same calls.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import json
 import math
 import random
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from vault_bmad.bench.simulate import (
@@ -31,11 +38,18 @@ from vault_bmad.bench.simulate import (
     simulate,
     simulate_dag,
 )
-from vault_bmad.config import STRATEGIES
+from vault_bmad.config import STATE_DB, STRATEGIES, Settings
 from vault_bmad.engine.health import HealthMonitor
+from vault_bmad.engine.orchestrator import Orchestrator
 from vault_bmad.engine.queue import TaskQueue
 from vault_bmad.engine.scheduler import Scheduler
+from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import AgentDef, Priority, TaskDef
+from vault_bmad.model.validate import build_definitions
+from vault_bmad.runner import make_cache
+from vault_bmad.runtimes.base import RunRequest, RuntimeOutput
+from vault_bmad.vault.index import VaultIndex
+from vault_bmad.vault.writer import NoteWriter, WriteOutcome, default_output_path
 
 
 class Clock:
@@ -312,15 +326,127 @@ def bench_balancing(seeds: int, n: int) -> dict[str, Any]:
     return {"tasks": n, "seeds": seeds, "fleet": fleet, "median_by_strategy": table}
 
 
+class InstantRuntime:
+    """A template runtime that answers at once: what is left is the engine's own cost."""
+
+    name = "template"
+
+    def run(self, request: RunRequest) -> RuntimeOutput:
+        return RuntimeOutput(f"Done: {request.title}\n", self.name)
+
+
+class NoNoteWrites(NoteWriter):
+    """Writes no note: the engine's cost without the write-back's."""
+
+    def update(
+        self,
+        rel_path: str,
+        changes: Mapping[str, object | None],
+        read_text: str | None,
+        *,
+        body_edit: Callable[[str], str] | None = None,
+        sync_later: set[Path] | None = None,
+    ) -> WriteOutcome:
+        return WriteOutcome(rel_path, False, False, (), read_text or "")
+
+    def write_output(
+        self,
+        rel_path: str | None,
+        body: str,
+        source_task: str | None,
+        extra_frontmatter: Mapping[str, object] | None = None,
+        *,
+        sync_later: set[Path] | None = None,
+    ) -> str:
+        return rel_path or default_output_path(source_task or "Tasks/unnamed.md")
+
+
+def write_task_vault(root: Path, tasks: int) -> None:
+    """One template agent of capacity 10 and `tasks` independent tasks, each different."""
+    (root / "Agents").mkdir(parents=True)
+    (root / "Tasks").mkdir()
+    (root / "Agents" / "Writer.md").write_text(
+        "---\ntype: agent\nid: writer\nruntime: template\ncapacity: 10\n---\nWrite.\n"
+    )
+    for number in range(tasks):
+        (root / "Tasks" / f"Task {number:05d}.md").write_text(
+            f"---\ntype: task\nstatus: todo\nagent: writer\n---\nWrite about item {number}.\n"
+        )
+
+
+def run_overhead(tasks: int, cached: bool) -> float:
+    """Seconds from submit to the last task done, with no note written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vault = Path(tmp)
+        write_task_vault(vault, tasks)
+        settings = Settings()
+        index = VaultIndex.load(vault)
+        definitions = build_definitions(index)
+        state = vault / settings.state_dir
+        state.mkdir()
+        cache = make_cache(settings, state) if cached else None
+        with Store(state / STATE_DB) as store:
+            orchestrator = Orchestrator(
+                index,
+                settings,
+                store,
+                {"template": InstantRuntime()},
+                cache=cache,
+                writer=NoNoteWrites(index.root),
+            )
+            started = time.perf_counter()
+            orchestrator.submit(definitions)
+            summary = orchestrator.run_until_idle()
+            elapsed = time.perf_counter() - started
+            orchestrator.close()
+        if cache is not None:
+            cache.close()
+    assert summary.count("done") == tasks, summary.count("done")
+    return elapsed
+
+
+def run_instant_pool(tasks: int) -> float:
+    runtime = InstantRuntime()
+    request = RunRequest("t", "t", "template", "a", "", "", (), (), None, None, None, (), 1.0)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(10) as pool:
+        for future in [pool.submit(runtime.run, request) for _ in range(tasks)]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def bench_overhead(tasks: int, repeats: int) -> dict[str, Any]:
+    runs: dict[str, list[float]] = {"no_cache": [], "default_cache": [], "thread_pool": []}
+    for _ in range(repeats):
+        runs["no_cache"].append(run_overhead(tasks, cached=False))
+        runs["default_cache"].append(run_overhead(tasks, cached=True))
+        runs["thread_pool"].append(run_instant_pool(tasks))
+    medians = {k: statistics.median(v) for k, v in runs.items()}
+    return {
+        "tasks": tasks,
+        "repeats": repeats,
+        "tasks_per_s": {k: round(tasks / v, 1) for k, v in medians.items()},
+        "us_per_task": {k: round(v / tasks * 1e6, 1) for k, v in medians.items()},
+        "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    quick = parser.parse_args().quick
+    parser.add_argument("--only", choices=("overhead",), help="run only this part")
+    args = parser.parse_args()
+    quick = args.quick
+    overhead = bench_overhead(tasks=500 if quick else 2000, repeats=1 if quick else 5)
+    if args.only == "overhead":
+        print(json.dumps({"overhead": overhead}, indent=2))
+        return
     report = {
         "makespan": bench_makespan(seeds=5 if quick else 30, n=100 if quick else 300),
         "queue": bench_queue((500,) if quick else (2000, 20000), repeats=3 if quick else 5),
         "scheduler": bench_scheduler(n=500 if quick else 5000, repeats=1 if quick else 5),
         "balancing": bench_balancing(seeds=2 if quick else 9, n=100 if quick else 600),
+        "overhead": overhead,
     }
     print(json.dumps(report, indent=2))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ import frontmatter
 
 from tests.conftest import WriteNote
 from tests.llm_servers import recorded
-from tests.test_serve import Served, status_of, wait_until
+from tests.test_serve import Served, status_of
+from tests.waiting import wait_until
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM, digest_reply
 
 ASKED = recorded("llama_cpp/success_tool_calls")  # asks two questions
@@ -66,9 +66,9 @@ def test_a_question_waits_in_the_note_while_other_work_runs_then_answers_resume_
 
 
 def _converse(served: Served, server: LoopbackLLM, vault: Path, write: WriteNote) -> None:
-    """Ask, run other work meanwhile, answer, and see it resume within seconds."""
+    """Ask, run other work meanwhile, answer, and see it resume."""
     brief = vault / "Tasks" / "Brief.md"
-    wait_until(lambda: status_of(brief) == "needs-input", 10, "the task did not ask")
+    wait_until(lambda: status_of(brief) == "needs-input", "the task did not ask")
     text = brief.read_text()
     assert frontmatter.loads(text)["questions"] == QUESTIONS
     assert "> [!question] Waiting for your answers" in text
@@ -76,17 +76,15 @@ def _converse(served: Served, server: LoopbackLLM, vault: Path, write: WriteNote
 
     # The one slot of the agent is free: an unrelated task runs to done meanwhile.
     other = write("Tasks/Other.md", "---\ntype: task\nagent: analyst\n---\nSum it up.\n")
-    wait_until(lambda: status_of(other) == "done", 10, "the other task did not run")
+    wait_until(lambda: status_of(other) == "done", "the other task did not run")
     assert status_of(brief) == "needs-input"
     waiting = served.get("/api/tasks?status=needs-input").json()["tasks"]
     assert [(t["id"], t["questions"]) for t in waiting] == [("tasks/brief", QUESTIONS)]
     assert len(brief_requests(server)) == 1
 
     answer(brief, "Small teams", "June 2026")
-    saved = time.monotonic()
-    wait_until(lambda: status_of(brief) != "needs-input", 5, "the answers did not resume it")
-    assert time.monotonic() - saved < 3.0
-    wait_until(lambda: status_of(brief) == "done", 10, "the resumed task did not finish")
+    wait_until(lambda: status_of(brief) != "needs-input", "the answers did not resume it")
+    wait_until(lambda: status_of(brief) == "done", "the resumed task did not finish")
 
 
 def _check_the_exchange(server: LoopbackLLM, vault: Path) -> None:

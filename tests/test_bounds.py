@@ -11,13 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from tests.dashboard_history import cache_samples, history, record
+from tests.waiting import wait_until
 from vault_bmad.cli import main
 from vault_bmad.config import STATE_DB, load_settings
 from vault_bmad.metrics.queries import earliest_attempt
@@ -34,13 +34,6 @@ HISTORY_S = 400 * DAY_S
 # already answers with 14,000 buckets, the last would take more than 10 GB.
 HUGE_SPANS = ("100000d", "10000000d", "99999999999d", "99999999999999999999w")
 RANGED = ("/api/metrics", "/api/cache", "/api/agents", "/api/analysis", "/api/timeline")
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

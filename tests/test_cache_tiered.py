@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from engine_clock import FakeClock
 
+from tests.waiting import wait_until
 from vault_bmad.cache.keys import content_key
 from vault_bmad.cache.tiered import Arrangement, LevelSpec, TieredCache
 
@@ -85,6 +85,32 @@ class TestPromotion:
         second = tiered(made, tmp_path / "l3", clock)
         assert second.get_or_compute("key", never("key")) == ({"text": "result"}, "L3")
         assert second.get_or_compute("key", never("key")) == ({"text": "result"}, "L1")
+
+    def test_l3_is_written_behind_and_a_read_of_a_pending_write_waits_for_it(
+        self, made: list[TieredCache], tmp_path: Path, clock: FakeClock
+    ) -> None:
+        cache = tiered(made, tmp_path / "l3", clock, l1=LevelSpec(8, 300.0), l2=None)
+        for number in range(50):  # many sets while the L3 writer works: batches
+            cache.set(f"key-{number}", number)
+        push_out_of_l1(cache)  # memory holds none of them any more: they come from L3
+        found = [cache.get_or_compute(f"key-{n}", never(f"key-{n}")) for n in range(50)]
+        assert found == [(number, "L3") for number in range(50)]
+        assert cache.stats().by_level()["L3"]["hits"] == 50  # a figure with one home
+        cache.delete("key-7")  # never brought back by a write that was still waiting
+        cache.close()
+        again = tiered(made, tmp_path / "l3", clock)
+        assert "key-7" not in again and again.get("key-49") == 49
+
+    def test_a_ttl_runs_from_the_set_not_from_the_write_behind(
+        self, made: list[TieredCache], tmp_path: Path, clock: FakeClock
+    ) -> None:
+        cache = tiered(made, tmp_path / "l3", clock, l1=LevelSpec(8, 300.0), l2=None)
+        cache.set("key", "value", ttl=10.0)
+        clock.advance(9.0)
+        cache.flush()  # written now, nine seconds after the set
+        clock.advance(2.0)
+        push_out_of_l1(cache)
+        assert cache.get("key", "gone") == "gone"
 
     def test_exclusive_keeps_a_key_in_one_memory_level(
         self, made: list[TieredCache], clock: FakeClock
@@ -260,12 +286,3 @@ class TestPrefetch:
         prefetch = cache.stats().prefetch
         assert prefetch is not None
         assert prefetch.issued == 0
-
-
-def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll until `condition` holds; a synchronisation aid, not a timing assertion."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never held")
-        time.sleep(0.001)

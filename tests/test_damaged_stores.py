@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.cache.disk import DiskCache
 from vault_bmad.config import STATE_DB, load_settings
 from vault_bmad.runner import EXIT_NEEDS_INPUT
@@ -28,13 +28,6 @@ def vault_bmad(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "xdg")}
     command = [sys.executable, "-m", "vault_bmad.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def damage(path: Path) -> None:
@@ -88,14 +81,14 @@ def test_health_reports_a_store_it_cannot_read(vault: Path, write: WriteNote) ->
     running.start()
     try:
         wait_until(lambda: [t.status for t in running.snapshot().tasks] == ["done"])
-        healthy = httpx.get(running.url + "api/health")
+        healthy = httpx.get(running.url + "api/health", timeout=30)
         assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
         running.store.flush()
         database = vault / ".vault-bmad" / STATE_DB
         damage(database)
         damage(database.with_name(STATE_DB + "-wal"))
-        page = httpx.get(running.url + "tasks/tasks/hello")
-        health = httpx.get(running.url + "api/health")
+        page = httpx.get(running.url + "tasks/tasks/hello", timeout=30)
+        health = httpx.get(running.url + "api/health", timeout=30)
         assert health.status_code == 503
         body = health.json()
         assert body["status"] == "degraded"
@@ -116,13 +109,13 @@ def test_a_note_named_in_latin1_breaks_no_page_and_stalls_nothing(
     running.start()
     try:
         wait_until(lambda: [t.status for t in running.snapshot().tasks] == ["done"])
-        assert httpx.get(running.url + "tasks/tasks/hello").status_code == 200
+        assert httpx.get(running.url + "tasks/tasks/hello", timeout=30).status_code == 200
         for page in ("tasks", "problems", "api/tasks"):
-            assert httpx.get(running.url + page).status_code == 200, page
-        [problem] = httpx.get(running.url + "api/problems").json()["problems"]
+            assert httpx.get(running.url + page, timeout=30).status_code == 200, page
+        [problem] = httpx.get(running.url + "api/problems", timeout=30).json()["problems"]
         assert problem["path"] == "Tasks/Caf\ufffd.md"
         assert "not UTF-8" in problem["message"] and "rename" in problem["message"]
-        health = httpx.get(running.url + "api/health").json()
+        health = httpx.get(running.url + "api/health", timeout=30).json()
         assert health["status"] == "ok" and health["problems"] == 1
     finally:
         running.stop()

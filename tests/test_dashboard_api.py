@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import WriteNote
 from tests.dashboard_history import cache_samples, history, record
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.analyze import analyze
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
@@ -25,15 +26,6 @@ from vault_bmad.web.assets import BUNDLES, CARTESIAN, FULL
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 SETTLED = {"done", "failed", "blocked"}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def status_line(note: Path) -> str:

@@ -2,8 +2,9 @@
 service over a copy of the sample vault with an hour of recorded history.
 
 Any console error or uncaught exception on a page fails its test. The overview test also
-takes a screenshot; with VAULT_BMAD_SCREENSHOT=1 it refreshes the README's,
-docs/images/overview.png, and otherwise leaves the repository alone.
+takes a screenshot; with REFRESH_README_SCREENSHOT=1 it refreshes the README's,
+docs/images/overview.png, and otherwise leaves the repository alone (not a VAULT_BMAD_*
+name: tests/conftest.py keeps those out of every test).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from playwright.sync_api import (
 from tests.conftest import SAMPLE_VAULT
 from tests.dashboard_history import cache_samples, history, record
 from tests.llm_servers import recorded
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.figures import DEFINITIONS
 from vault_bmad.runtimes.loopback_llm import Answer, LoopbackLLM
@@ -53,15 +55,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     vault = tmp_path_factory.mktemp("browser") / "Sample Vault"
@@ -75,7 +68,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     isolated = {"XDG_CONFIG_HOME": str(vault.parent / "xdg")}  # no developer's config
     # No live result cache: its counters, starting at zero, would read as a restart after
     # the recorded hour of cache samples.
-    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0}
+    # No interval report either: one ends at every hour, which the empty reports page
+    # must not meet mid-run (intervals are aligned to the clock; 10**9 s ends in 2033).
+    overrides = {"port": 0, "debounce_ms": 50, "cache_l1_size": 0, "report_interval_s": 10**9}
     settings = load_settings(vault, None, isolated, overrides=overrides)
     running = Service(vault, settings)
     running.start()
@@ -174,7 +169,7 @@ def test_overview_draws_its_charts_and_follows_the_theme(
     assert bars > 20  # an hour of history, a bar a minute
     page.wait_for_timeout(300)  # let Plotly finish its transitions before the picture
     screenshot = (
-        README_SCREENSHOT if os.environ.get("VAULT_BMAD_SCREENSHOT") else tmp_path / "o.png"
+        README_SCREENSHOT if os.environ.get("REFRESH_README_SCREENSHOT") else tmp_path / "o.png"
     )
     page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 20_000

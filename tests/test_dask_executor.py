@@ -144,8 +144,8 @@ def test_the_thread_executor_runs_and_closes() -> None:
 def wait_for_workers(address: str, count: int) -> None:
     from distributed import Client
 
-    with Client(address, timeout=20) as client:
-        client.wait_for_workers(count, timeout=20)
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(count, timeout=60)
 
 
 def test_cli_runs_on_a_dask_scheduler_and_worker_processes(
@@ -198,7 +198,7 @@ def test_cli_runs_on_a_dask_scheduler_and_worker_processes(
             process.terminate()
         for process in (worker, scheduler):
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -279,7 +279,7 @@ def test_a_call_dask_runs_again_after_losing_its_worker_is_counted(
         settings = settings_for(vault, server, f"dask://{cluster_address}")
         runner = threading.Thread(target=run_vault, args=(vault, settings))
         runner.start()
-        with Client(f"tcp://{cluster_address}", timeout=20) as client:
+        with Client(f"tcp://{cluster_address}", timeout=60) as client:
             deadline = time.monotonic() + 20
             while server.calls == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)

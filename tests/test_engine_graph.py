@@ -173,3 +173,24 @@ def test_a_skipped_task_ends_at_once_and_counts_as_ended() -> None:
     assert graph.mark_done("c") == ("d",)  # b, skipped, does not hold d up
     assert graph.reopen("b", ["a"]).ready == ("b",)  # run after all: d waits for it again
     assert graph.state("d") == "waiting"
+
+
+@settings(max_examples=100, deadline=None)
+@given(dags(), st.lists(st.tuples(st.sampled_from(("done", "fail", "reopen")), st.integers(0, 8))))
+def test_has_pending_agrees_with_the_pending_tasks_whatever_happens(
+    case: tuple[dict[str, list[str]], dict[str, float]], moves: list[tuple[str, int]]
+) -> None:
+    deps, _ = case
+    graph = TaskGraph(deps, done=["t0"] if len(deps) > 3 else ())
+    ids = list(deps)
+    assert graph.has_pending() == bool(graph.pending())
+    for move, number in moves:  # done/fail what may end; reopen what has ended
+        task_id = ids[number % len(ids)]
+        state = graph.state(task_id)
+        if move == "reopen" and state in ("done", "failed", "blocked"):
+            graph.reopen(task_id, deps[task_id])
+        elif move == "done" and state == "ready":
+            graph.mark_done(task_id)
+        elif move == "fail" and state in ("ready", "waiting"):
+            graph.mark_failed(task_id)
+        assert graph.has_pending() == bool(graph.pending())

@@ -350,6 +350,23 @@ def test_a_held_task_frees_its_slot_spends_no_attempt_and_comes_back_in_its_plac
     assert again.task.id == "twin" and again.attempt == first.attempt == 1
 
 
+def test_a_released_task_frees_its_slot_but_runs_until_it_finishes() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit([task("first", agent="dev"), task("second", agent="dev", depends_on=())])
+    scheduler.submit([task("after", agent="dev", depends_on=("first",))])
+    assert ids(scheduler.dispatch()) == ["first"]
+    scheduler.release("first")  # its attempt is over; its output is being written
+    assert scheduler.phase("first") == "running" and scheduler.pending()
+    assert scheduler.in_flight("dev") == 0
+    with pytest.raises(ValueError, match="running"):
+        scheduler.cancel("first")
+    assert ids(scheduler.dispatch()) == ["second"]  # the slot went to other work
+    assert scheduler.phase("after") == "waiting"  # not before `first` is finished
+    change = scheduler.finish("first", ok=True, seconds=1.0)
+    assert change.queued == ("after",) and scheduler.phase("first") == "done"
+    assert scheduler.predictor.predict(task("x").kind, 1.0, "dev").basis in ("agent+kind", "agent")
+
+
 def test_a_cache_hit_says_nothing_of_the_agents_speed_or_health() -> None:
     scheduler = make(FakeClock())
     scheduler.submit([task("hit", agent="dev"), task("call", agent="pm")])

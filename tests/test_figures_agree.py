@@ -6,7 +6,7 @@ same throughput, latency, utilization, hit rate, wait share and critical path.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import WriteNote
 from tests.dashboard_history import cache_samples, history, record
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.report import WrittenReport, report_span
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
@@ -23,15 +24,6 @@ from vault_bmad.vault.writer import NoteWriter
 from vault_bmad.web.app import create_app
 
 TASKS = 8
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def report(service: Service) -> WrittenReport:

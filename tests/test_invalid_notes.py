@@ -172,7 +172,7 @@ def test_the_dashboard_lists_notes_it_may_not_run_with_the_reason(
     service = Service(vault, load_settings(vault, None, overrides={"port": 0}))
     service.start()
     try:
-        problems = httpx.get(service.url + "api/problems", timeout=5).json()["problems"]
+        problems = httpx.get(service.url + "api/problems", timeout=30).json()["problems"]
     finally:
         service.stop()
     assert [p["path"] for p in problems] == ["Tasks/Frozen.md"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import frontmatter
 import pytest
 
+from tests.waiting import WAIT_S
 from vault_bmad.bench.orchestrator_runs import POOL, RunOutcome, figures, run_system
 from vault_bmad.bench.simulated_fleet import SimulatedFleet
 from vault_bmad.bench.workload_spec import (
@@ -87,17 +88,17 @@ def test_the_degrading_agent_goes_slow_then_fails_then_recovers() -> None:
 
 
 def test_an_agent_runs_no_more_calls_at_once_than_its_capacity() -> None:
-    lock = threading.Lock()
+    changed = threading.Condition()
     inside, most = 0, 0
-    gate = threading.Event()
 
-    def sleep(seconds: float) -> None:
+    def sleep(seconds: float) -> None:  # a call stays until three are in, however slow
         nonlocal inside, most
-        with lock:
+        with changed:
             inside += 1
             most = max(most, inside)
-        gate.wait(0.02)
-        with lock:
+            changed.notify_all()
+            changed.wait_for(lambda: most >= 3, timeout=WAIT_S)
+            changed.wait(0.02)  # a fourth, let in wrongly, would come in meanwhile
             inside -= 1
 
     fleet = SimulatedFleet(SCALE, NEVER, sleep=sleep)

@@ -12,7 +12,8 @@ import httpx
 from click.testing import CliRunner
 
 from tests.conftest import WriteNote
-from tests.test_serve import Served, status_of, wait_until
+from tests.test_serve import Served, status_of
+from tests.waiting import wait_until
 from vault_bmad.cli import main
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 
@@ -80,17 +81,17 @@ def test_rerunning_a_failed_task_under_serve_releases_what_it_blocked(
         }
         served = Served(vault, env)
         try:
-            wait_until(lambda: statuses(notes)[2] == "blocked", 15, "the chain did not block")
+            wait_until(lambda: statuses(notes)[2] == "blocked", "the chain did not block")
             broken.fail_always = False  # the server is mended
-            client = httpx.Client(base_url=served.url, timeout=5)
+            client = httpx.Client(base_url=served.url, timeout=30)
             page = client.get("/tasks").text
             token = page.split('name="csrf-token" content="')[1].split('"')[0]
             answer = client.post("/api/retry?status=failed", headers={"X-CSRF-Token": token})
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"retried": ["tasks/ask"]}
-            wait_until(lambda: statuses(notes) == ["done"] * 4, 15, "the chain did not run")
+            wait_until(lambda: statuses(notes) == ["done"] * 4, "the chain did not run")
             last = lambda: served.get("/api/tasks/tasks/last").json()["task"]["status"]  # noqa: E731
-            wait_until(lambda: last() == "done", 5, "the API did not follow")
+            wait_until(lambda: last() == "done", "the API did not follow")
             refused = client.post("/api/retry?status=done", headers={"X-CSRF-Token": token})
             assert refused.status_code == 400
             code, output = served.stop()

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import frontmatter
@@ -16,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import WriteNote
+from tests.waiting import WAIT_S, Gate, wait_until
 from vault_bmad.cli import main
 from vault_bmad.config import Settings, load_settings
 from vault_bmad.metrics.records import Attempt
@@ -186,14 +186,17 @@ def test_failing_agent_is_taken_out_and_work_finishes_elsewhere(
 def test_user_edit_during_run_is_kept(vault: Path, write: WriteNote) -> None:
     write("Agents/L.md", "---\ntype: agent\nruntime: llm\n---\n")
     note = write("Tasks/Ask.md", "---\ntype: task\nagent: l\n# my comment\n---\nAsk.\n")
-    with LoopbackLLM(latency=lambda: 0.6) as server:
+    gate = Gate()
+    with LoopbackLLM(latency=gate) as server:
         runner = threading.Thread(target=run_vault, args=(vault, settings_for(vault, server)))
         runner.start()
-        deadline = time.monotonic() + 5
-        while "status: running" not in note.read_text() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        note.write_text(note.read_text().replace("Ask.", "Ask, and I edited this."))
-        runner.join(10)
+        try:
+            wait_until(lambda: "status: running" in note.read_text(), "the task never ran")
+            note.write_text(note.read_text().replace("Ask.", "Ask, and I edited this."))
+        finally:
+            gate.open()
+            runner.join(WAIT_S)
+        assert not runner.is_alive(), "the run did not end"
     text = note.read_text()
     assert "Ask, and I edited this." in text
     assert "# my comment" in text
@@ -237,12 +240,9 @@ def test_crash_loses_nothing(vault: Path, write: WriteNote, tmp_path: Path) -> N
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while "status: running" not in long_note.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "status: running" in long_note.read_text()
+        wait_until(lambda: "status: running" in long_note.read_text(), "the task never ran")
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.wait(WAIT_S)
     with LoopbackLLM() as fast:
         env["VAULT_BMAD_LLM_BASE_URL"] = fast.base_url
         rerun = subprocess.run(

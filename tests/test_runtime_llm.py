@@ -33,7 +33,7 @@ BASE = RunRequest(
     template_path=None,
     model=None,
     params=(("temperature", 0.2),),
-    timeout=10.0,
+    timeout=60.0,
 )
 
 
@@ -242,7 +242,7 @@ def test_the_task_timeout_bounds_the_wait(runtime: MakeRuntime) -> None:
     with LoopbackLLM(hang=True) as server:
         started = time.monotonic()
         failure = failure_of(runtime(server.base_url, timeout_s=60), request(timeout=0.3))
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # not the runtime's 60 s
     assert "within 0.3 s" in failure.message
 
 

@@ -24,7 +24,7 @@ BASE = RunRequest(
     template_path=None,
     model=None,
     params=(("audience", "developers"),),
-    timeout=5.0,
+    timeout=60.0,
 )
 
 

@@ -15,9 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
-
-START_TIMEOUT_S = 20
 
 
 class Served:
@@ -34,7 +33,7 @@ class Served:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        wait_until(self._healthy, START_TIMEOUT_S, "the service did not come up")
+        wait_until(self._healthy, "the service did not come up")
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
@@ -45,22 +44,13 @@ class Served:
             return False
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5)
+        return httpx.get(self.url + path, timeout=30)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         output, _ = self.process.communicate(timeout=timeout)
         return self.process.returncode, output
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def status_of(note: Path) -> str | None:
@@ -93,7 +83,7 @@ def serve(env: dict[str, str]) -> Iterator[Callable[[Path], Served]]:
     for served in started:
         if served.process.poll() is None:
             served.process.kill()
-            served.process.wait(10)
+            served.process.wait(60)
         if served.process.stdout is not None:  # else a failed test leaks the pipe
             served.process.stdout.close()
 
@@ -104,10 +94,10 @@ def test_new_note_runs_rerun_rename_and_no_loop(
     write("Agents/Writer.md", "---\ntype: agent\nexpertise: [writing]\n---\nYou write.\n")
     served = serve(vault)
     note = write("Tasks/Hello.md", "---\ntype: task\n# keep me\n---\nSay hello.\n")
-    wait_until(lambda: status_of(note) == "done", 10, "the new task did not run")
+    wait_until(lambda: status_of(note) == "done", "the new task did not run")
     assert "# keep me" in note.read_text()
     # The API's snapshot follows the engine at most a tenth of a second behind.
-    wait_until(lambda: served.get("/api/tasks").json()["tasks"][0]["status"] == "done", 5, "api")
+    wait_until(lambda: served.get("/api/tasks").json()["tasks"][0]["status"] == "done", "api")
     [task] = served.get("/api/tasks").json()["tasks"]
     assert (task["id"], task["status"], task["agent"]) == ("tasks/hello", "done", "writer")
 
@@ -119,16 +109,14 @@ def test_new_note_runs_rerun_rename_and_no_loop(
     note.write_text(note.read_text().replace("status: done", "status: todo"))
     wait_until(
         lambda: len(served.get("/api/tasks/tasks/hello").json()["attempts"]) == 2,
-        10,
         "setting status: todo did not run the task again",
     )
-    wait_until(lambda: status_of(note) == "done", 10, "the re-run did not finish")
+    wait_until(lambda: status_of(note) == "done", "the re-run did not finish")
 
     renamed = vault / "Tasks/Greeting.md"
     note.rename(renamed)
     wait_until(
         lambda: [t["id"] for t in served.get("/api/tasks").json()["tasks"]] == ["tasks/greeting"],
-        10,
         "the rename was not followed",
     )
     code, output = served.stop()
@@ -144,8 +132,8 @@ def test_broken_note_leaves_the_service_up(
     broken = write("Tasks/Broken.md", "---\ntype: task\nagent: [[[\n---\nbroken\n")
     (vault / "Tasks/Binary.md").write_bytes(b"\x00\xff" * 1000)
     conflict = write("Tasks/Good (conflict 2026-11-25 10.00.00).md", "---\ntype: task\n---\nx\n")
-    wait_until(lambda: status_of(bad) == "invalid", 10, "the invalid note was not marked")
-    wait_until(lambda: status_of(broken) == "invalid", 10, "the broken note was not marked")
+    wait_until(lambda: status_of(bad) == "invalid", "the invalid note was not marked")
+    wait_until(lambda: status_of(broken) == "invalid", "the broken note was not marked")
     problems = served.get("/api/problems").json()["problems"]
     assert {p["path"] for p in problems} == {
         "Tasks/Bad.md",
@@ -155,9 +143,9 @@ def test_broken_note_leaves_the_service_up(
     }
     assert status_of(conflict) is None  # reported, not run, and not written into
     good = write("Tasks/Good.md", "---\ntype: task\n---\nfine\n")
-    wait_until(lambda: status_of(good) == "done", 10, "a good note did not run beside bad ones")
+    wait_until(lambda: status_of(good) == "done", "a good note did not run beside bad ones")
     bad.write_text(bad.read_text().replace("soonish", "high"))  # fixed: it runs
-    wait_until(lambda: status_of(bad) == "done", 10, "the fixed note did not run")
+    wait_until(lambda: status_of(bad) == "done", "the fixed note did not run")
     assert served.get("/api/health").json()["status"] == "ok"
     assert served.stop()[0] == 0
 
@@ -170,22 +158,22 @@ def test_sigterm_stops_cleanly_and_sigkill_loses_nothing(
     with LoopbackLLM(latency=lambda: 60.0) as server:
         env["VAULT_BMAD_LLM_BASE_URL"] = server.base_url
         served = serve(vault)
-        wait_until(lambda: status_of(slow) == "running", 10, "the slow task did not start")
+        wait_until(lambda: status_of(slow) == "running", "the slow task did not start")
         started = time.monotonic()
         code, output = served.stop(signal.SIGTERM)
         assert code == 0, output
-        assert time.monotonic() - started < 8  # a few seconds, not the task's minute
+        assert time.monotonic() - started < 30  # not the task's minute
         assert "back to todo: tasks/slow" in output
         assert status_of(slow) == "todo"
 
         served = serve(vault)
-        wait_until(lambda: status_of(slow) == "running", 10, "the restart did not run it")
+        wait_until(lambda: status_of(slow) == "running", "the restart did not run it")
         served.stop(signal.SIGKILL)
         assert status_of(slow) == "running"  # killed: nothing could write it back
     with LoopbackLLM() as fast:
         env["VAULT_BMAD_LLM_BASE_URL"] = fast.base_url
         served = serve(vault)
-        wait_until(lambda: status_of(slow) == "done", 10, "the restart lost the killed task")
+        wait_until(lambda: status_of(slow) == "done", "the restart lost the killed task")
         assert fast.calls == 1
         assert served.stop()[0] == 0
 
@@ -217,13 +205,13 @@ def test_serve_tells_its_life_as_json_lines(vault: Path, env: dict[str, str]) ->
         serving = json.loads(process.stdout.readline())
         dashboard = f"http://127.0.0.1:{port}/"
         assert serving == {"event": "serving", "dashboard": dashboard}
-        assert httpx.get(dashboard + "api/health", timeout=5).status_code == 200
+        assert httpx.get(dashboard + "api/health", timeout=30).status_code == 200
         process.send_signal(signal.SIGTERM)
-        output, errors = process.communicate(timeout=10)
+        output, errors = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate(timeout=10)
+            process.communicate(timeout=60)
     assert process.returncode == 0, errors
     stopping, stopped = (json.loads(line) for line in output.splitlines())
     assert stopping == {"event": "stopping", "dashboard": dashboard}
@@ -236,7 +224,7 @@ def test_the_serve_log_shows_task_progress_not_polls(
     write("Agents/Writer.md", "---\ntype: agent\n---\nWrites.\n")
     served = serve(vault)
     write("Tasks/Hello.md", "---\ntype: task\nagent: writer\n---\nHello.\n")
-    wait_until(lambda: status_of(vault / "Tasks/Hello.md") == "done", 10, "the task never ran")
+    wait_until(lambda: status_of(vault / "Tasks/Hello.md") == "done", "the task never ran")
     for _ in range(20):  # what a dashboard polling for a while sends
         assert served.get("/api/metrics?since=1h").status_code == 200
     assert served.get("/api/tasks/no-such-task").status_code == 404

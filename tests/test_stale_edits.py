@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import frontmatter
 
 from tests.conftest import WriteNote
-from tests.test_serve import Served, status_of, wait_until
+from tests.test_serve import Served, status_of
+from tests.waiting import Gate, wait_until
 from vault_bmad.config import Settings, load_settings
 from vault_bmad.metrics.store import Store
 from vault_bmad.runner import VaultRunResult, run_vault
@@ -40,17 +40,23 @@ def write_tasks(write: WriteNote) -> dict[Path, str]:
     return originals
 
 
-def run_while(vault: Path, server: LoopbackLLM, during: Callable[[], None]) -> VaultRunResult:
-    """`vault-bmad run` in a thread, with `during` done once every task note says running."""
+def run_while(
+    vault: Path, server: LoopbackLLM, gate: Gate, during: Callable[[], None]
+) -> VaultRunResult:
+    """`vault-bmad run` in a thread, with `during` done once every task note says running;
+    the server answers only after that, so no task can end before it."""
     results: list[VaultRunResult] = []
     runner = threading.Thread(
         target=lambda: results.append(run_vault(vault, settings_for(vault, server)))
     )
     runner.start()
     notes = sorted((vault / "Tasks").glob("*.md"))
-    wait_until(lambda: all(status_of(n) == "running" for n in notes), 20, "tasks never ran")
-    during()
-    runner.join(30)
+    try:
+        wait_until(lambda: all(status_of(n) == "running" for n in notes), "tasks never ran")
+        during()
+    finally:
+        gate.open()
+        runner.join(60)
     assert results, "the run did not end"
     return results[0]
 
@@ -67,13 +73,14 @@ def test_an_old_copy_saved_while_tasks_run_gets_their_state_back(
     vault: Path, write: WriteNote
 ) -> None:
     originals = write_tasks(write)
-    with LoopbackLLM(latency=lambda: 1.0) as server:
+    gate = Gate()
+    with LoopbackLLM(latency=gate) as server:
 
         def editors_save_what_they_had() -> None:
             for note, text in originals.items():
                 note.write_text(text)
 
-        result = run_while(vault, server, editors_save_what_they_had)
+        result = run_while(vault, server, gate, editors_save_what_they_had)
         assert result.summary.count("done") == TASKS
         for note in originals:
             meta = frontmatter.load(note).metadata
@@ -89,12 +96,13 @@ def test_a_deliberate_todo_while_a_task_runs_runs_it_again_now(
 ) -> None:
     originals = write_tasks(write)
     chosen = next(iter(originals))
-    with LoopbackLLM(latency=lambda: 1.0) as server:
+    gate = Gate()
+    with LoopbackLLM(latency=gate) as server:
 
         def user_sets_todo() -> None:
             chosen.write_text(chosen.read_text().replace("status: running", "status: todo"))
 
-        run_while(vault, server, user_sets_todo)
+        run_while(vault, server, gate, user_sets_todo)
         assert server.calls == TASKS + 1
         assert attempts_of(vault)["tasks/" + chosen.stem.lower()] == 2
         assert all(status_of(note) == "done" for note in originals)
@@ -117,19 +125,18 @@ def test_serve_restores_an_old_copy_saved_after_the_task_ended(
         served = Served(vault, env)
         try:
             notes = list(originals)
-            wait_until(lambda: all(status_of(n) == "done" for n in notes), 20, "not done")
+            wait_until(lambda: all(status_of(n) == "done" for n in notes), "not done")
             calls = server.calls
             stale, deliberate = notes[0], notes[1]
             stale.write_text(originals[stale])
             deliberate.write_text(deliberate.read_text().replace("status: done", "status: todo"))
-            wait_until(lambda: server.calls == calls + 1, 10, "the deliberate todo did not run")
-            wait_until(lambda: status_of(stale) == "done", 10, "the old copy was not restored")
-            wait_until(lambda: status_of(deliberate) == "done", 10, "the re-run did not end")
-            time.sleep(0.5)
-            assert server.calls == calls + 1  # the old copy ran nothing
+            wait_until(lambda: server.calls > calls, "the deliberate todo did not run")
+            wait_until(lambda: status_of(stale) == "done", "the old copy was not restored")
+            wait_until(lambda: status_of(deliberate) == "done", "the re-run did not end")
             assert frontmatter.load(stale)["attempts"] == 1
-            code, output = served.stop()
+            code, output = served.stop(timeout=30)
             assert code == 0, output
+            assert server.calls == calls + 1  # the old copy ran nothing, to the end
         finally:
             if served.process.poll() is None:
                 served.process.kill()

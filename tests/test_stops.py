@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import WriteNote
-from tests.test_serve import Served, status_of, wait_until
+from tests.test_serve import Served, status_of
+from tests.waiting import wait_until
 from vault_bmad.metrics.store import Store
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM, free_port
 
@@ -61,14 +62,14 @@ def test_a_signal_stops_run_with_no_note_queued_or_running(
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_until(lambda: sum(status_of(n) == "running" for n in notes) == 2, 15, "no start")
-        wait_until(lambda: any(status_of(n) == "queued" for n in notes), 5, "nothing queued")
+        wait_until(lambda: sum(status_of(n) == "running" for n in notes) == 2, "no start")
+        wait_until(lambda: any(status_of(n) == "queued" for n in notes), "nothing queued")
         started = time.monotonic()
         process.send_signal(signum)
-        output, errors = process.communicate(timeout=15)
+        output, errors = process.communicate(timeout=60)
         stopped_in = time.monotonic() - started
     assert process.returncode == code, errors
-    assert stopped_in < 5, stopped_in  # not the minute the server takes
+    assert stopped_in < 30, stopped_in  # not the minute the server takes
     statuses = {note.name: status_of(note) for note in notes}
     assert not set(statuses.values()) & set(STUCK), statuses
     assert set(statuses.values()) == {"todo"}
@@ -86,16 +87,16 @@ def test_sigterm_on_serve_puts_running_and_queued_tasks_back_to_todo(
     with LoopbackLLM(latency=lambda: 60.0) as server:
         served = Served(vault, environment(tmp_path, server.base_url))
         try:
-            wait_until(lambda: sum(status_of(n) == "running" for n in notes) == 2, 15, "start")
-            wait_until(lambda: sum(status_of(n) == "queued" for n in notes) == 3, 5, "queue")
+            wait_until(lambda: sum(status_of(n) == "running" for n in notes) == 2, "start")
+            wait_until(lambda: sum(status_of(n) == "queued" for n in notes) == 3, "queue")
             started = time.monotonic()
-            code, output = served.stop(signal.SIGTERM, timeout=15)
+            code, output = served.stop(signal.SIGTERM)
             stopped_in = time.monotonic() - started
         finally:
             if served.process.poll() is None:
                 served.process.kill()
     assert code == 0, output
-    assert stopped_in < 6, stopped_in
+    assert stopped_in < 30, stopped_in  # not the minute the server takes
     assert {status_of(note) for note in notes} == {"todo"}
     assert "back to todo: tasks/t0, tasks/t1, tasks/t2, tasks/t3, tasks/t4" in output
 
@@ -157,7 +158,7 @@ def test_an_unreachable_dask_scheduler_is_one_line_and_writes_nothing(
 
 
 def health_of(url: str) -> dict[str, object]:
-    return httpx.get(url + "/api/health", timeout=5).json()  # type: ignore[no-any-return]
+    return httpx.get(url + "/api/health", timeout=30).json()  # type: ignore[no-any-return]
 
 
 def test_serve_shows_a_dead_server_down_and_keeps_its_tasks_queued(
@@ -172,7 +173,7 @@ def test_serve_shows_a_dead_server_down_and_keeps_its_tasks_queued(
     }
     served = Served(vault, env)
     try:
-        wait_until(lambda: bool(health_of(served.url)["agents_out"]), 15, "not taken out")
+        wait_until(lambda: bool(health_of(served.url)["agents_out"]), "not taken out")
         time.sleep(1.5)  # past llm_give_up_s: `serve` keeps waiting
         health = health_of(served.url)
         [agent] = health["agents_out"]  # type: ignore[misc]
@@ -182,7 +183,7 @@ def test_serve_shows_a_dead_server_down_and_keeps_its_tasks_queued(
         assert endpoint["url"] == f"{dead}/chat/completions"
         assert endpoint["down_since"] is not None and endpoint["dead"] is True
         assert {status_of(n) for n in notes} <= {"queued", "running"}
-        code, output = served.stop(signal.SIGTERM, timeout=15)
+        code, output = served.stop(signal.SIGTERM)
     finally:
         if served.process.poll() is None:
             served.process.kill()

@@ -5,23 +5,14 @@ and the Tasks page show it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.runtimes.loopback_llm import LoopbackLLM
 from vault_bmad.service import Service
 from vault_bmad.web.app import create_app
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def test_a_queued_task_waits_for_capacity_or_a_dependency(vault: Path, write: WriteNote) -> None:
@@ -77,16 +68,23 @@ def test_a_retry_waits_out_its_backoff_then_its_agent_out(vault: Path, write: Wr
                 task: dict[str, object] = client.get("/api/tasks/tasks/shaky").get_json()["task"]
                 return task
 
-            wait_until(lambda: str(shaky()["waiting_for"]).startswith("retry backoff until"))
-            backoff = shaky()
-            assert isinstance(backoff["waiting_until"], float)
-            assert backoff["waiting_until"] > time.time() - 1
+            seen: dict[str, object] = {}
+
+            def shaky_waits_for(reason: str) -> bool:
+                """Whether the task waits for `reason`; `seen` keeps that answer and when."""
+                seen.update(shaky(), asked=time.time())
+                return str(seen["waiting_for"]).startswith(reason)
+
+            wait_until(lambda: shaky_waits_for("retry backoff until"))
+            until, asked = seen["waiting_until"], seen["asked"]
+            assert isinstance(until, float) and isinstance(asked, float)
+            assert until > asked - 1
             # two transient failures take the agent out; once the backoff ends, the task
             # waits for the agent's probe, a minute after it was taken out
-            wait_until(lambda: str(shaky()["waiting_for"]).startswith("agent out: flaky until"))
-            out = shaky()
-            assert isinstance(out["waiting_until"], float)
-            assert 30 < out["waiting_until"] - time.time() <= 61
+            wait_until(lambda: shaky_waits_for("agent out: flaky until"))
+            until, asked = seen["waiting_until"], seen["asked"]
+            assert isinstance(until, float) and isinstance(asked, float)
+            assert 30 < until - asked <= 61
             assert [c.state for c in service.store.agent_changes()] == ["out"]
         finally:
             service.stop()

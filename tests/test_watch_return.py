@@ -6,23 +6,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.service import Service
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.watcher import VaultWatcher
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 class Batches:
@@ -91,17 +84,17 @@ def test_serve_tells_the_vault_is_gone_and_runs_it_once_back(vault: Path, write:
     running.start()
     health = running.url + "api/health"
     try:
-        assert httpx.get(health).json()["status"] == "ok"
+        assert httpx.get(health, timeout=30).json()["status"] == "ok"
         shutil.rmtree(vault)
-        wait_until(lambda: "watcher" in httpx.get(health).json()["broken"])
-        gone = httpx.get(health)
+        wait_until(lambda: "watcher" in httpx.get(health, timeout=30).json()["broken"])
+        gone = httpx.get(health, timeout=30)
         assert gone.status_code == 503 and gone.json()["status"] == "degraded"
         assert str(vault) in gone.json()["broken"]["watcher"]
         write("Agents/Writer.md", agent)
         task = write("Tasks/Back.md", "---\ntype: task\nstatus: todo\n---\nWelcome back.\n")
-        wait_until(lambda: "watcher" not in httpx.get(health).json()["broken"])
+        wait_until(lambda: "watcher" not in httpx.get(health, timeout=30).json()["broken"])
         wait_until(lambda: "status: done" in task.read_text())
         # The state folder went with the vault: the health says so, and how to mend it.
-        assert "restart vault-bmad" in httpx.get(health).json()["broken"]["store"]
+        assert "restart vault-bmad" in httpx.get(health, timeout=30).json()["broken"]["store"]
     finally:
         running.stop()

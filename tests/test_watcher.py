@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import WAIT_S
 from vault_bmad.errors import ConfigError
 from vault_bmad.vault.changes import VaultChange
 from vault_bmad.vault.watcher import VaultWatcher
@@ -37,7 +38,7 @@ class Recorder:
         with self._changed:
             return [change for _, batch in self.batches for change in batch]
 
-    def wait_for(self, wanted: VaultChange, timeout: float = 5.0) -> float:
+    def wait_for(self, wanted: VaultChange, timeout: float = WAIT_S) -> float:
         """Wait until `wanted` is reported; returns when it was delivered."""
 
         def delivered_at() -> float | None:
@@ -59,7 +60,7 @@ class Recorder:
 def no_leaked_threads() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + WAIT_S
     while (leaked := set(threading.enumerate()) - before) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not leaked, f"threads left running: {leaked}"
@@ -101,7 +102,7 @@ def test_a_new_note_is_reported(vault: Path, watch: StartWatcher) -> None:
 def test_a_burst_of_writes_is_one_batch_with_one_change(vault: Path, watch: StartWatcher) -> None:
     note = vault / "Busy.md"
     write(note, "0")
-    _, recorder = watch(debounce_s=0.25, max_delay_s=30.0)
+    _, recorder = watch(debounce_s=2.0, max_delay_s=30.0)  # a stalled writer is not quiet
     for number in range(50):  # about 0.3 s of saves
         write(note, f"save {number}\n")
         time.sleep(0.006)
@@ -187,12 +188,15 @@ def test_own_writes_trigger_no_loop_but_a_user_edit_after_them_does(
     assert recorder.changes == [changed("Sentinel.md"), changed("Task.md")]
 
 
-def test_a_save_reaches_the_callback_within_a_second(vault: Path, watch: StartWatcher) -> None:
+def test_a_save_reaches_the_callback_at_the_services_defaults(
+    vault: Path, watch: StartWatcher
+) -> None:
+    """How soon is the debouncer's (test_changes.py, on a clock); here a sanity bound."""
     _, recorder = watch(debounce_s=0.2, max_delay_s=0.5)  # the service's defaults
     saved_at = time.monotonic()
     write(vault / "Tasks" / "Urgent.md", "---\ntype: task\nstatus: todo\n---\nNow.\n")
     delivered_at = recorder.wait_for(changed("Tasks/Urgent.md"))
-    assert delivered_at - saved_at < 1.0
+    assert delivered_at - saved_at < 10
 
 
 def test_a_failing_callback_does_not_stop_the_watcher(vault: Path, watch: StartWatcher) -> None:

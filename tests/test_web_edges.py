@@ -55,22 +55,24 @@ def open_service(vault_with_a_task: Path) -> Iterator[Service]:
 def test_a_wrong_token_never_becomes_the_cookie(vault_with_a_task: Path) -> None:
     running = serve(vault_with_a_task, token="s3cret")
     try:
-        wrong = httpx.get(running.url + "?token=wrong")
+        wrong = httpx.get(running.url + "?token=wrong", timeout=30)
         assert wrong.status_code == 401
         assert TOKEN_COOKIE not in wrong.cookies and "set-cookie" not in wrong.headers
-        right = httpx.get(running.url + "?token=s3cret")
+        right = httpx.get(running.url + "?token=s3cret", timeout=30)
         assert right.status_code == 200 and right.cookies[TOKEN_COOKIE] == "s3cret"
-        carried = httpx.get(running.url + "tasks", cookies={TOKEN_COOKIE: "s3cret"})
+        carried = httpx.get(running.url + "tasks", cookies={TOKEN_COOKIE: "s3cret"}, timeout=30)
         assert carried.status_code == 200
         # a right cookie and a wrong query token: refused, and the cookie stays right
-        mixed = httpx.get(running.url + "?token=wrong", cookies={TOKEN_COOKIE: "s3cret"})
+        mixed = httpx.get(
+            running.url + "?token=wrong", cookies={TOKEN_COOKIE: "s3cret"}, timeout=30
+        )
         assert mixed.status_code == 401 and "set-cookie" not in mixed.headers
     finally:
         running.stop()
 
 
 def test_posts_from_another_origin_are_refused(open_service: Service) -> None:
-    page = httpx.get(open_service.url + "tasks/tasks/hello")
+    page = httpx.get(open_service.url + "tasks/tasks/hello", timeout=30)
     found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert found is not None
     rerun = open_service.url + "api/tasks/tasks/hello/rerun"
@@ -88,9 +90,9 @@ def test_every_loopback_name_is_a_host(open_service: Service) -> None:
     port = open_service.url.rstrip("/").rsplit(":", 1)[1]
     health = open_service.url + "api/health"
     for host in (f"[::1]:{port}", "[::1]", f"localhost:{port}", f"127.0.0.1:{port}"):
-        assert httpx.get(health, headers={"Host": host}).status_code == 200, host
+        assert httpx.get(health, headers={"Host": host}, timeout=30).status_code == 200, host
     for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "[::2]"):
-        assert httpx.get(health, headers={"Host": host}).status_code == 400, host
+        assert httpx.get(health, headers={"Host": host}, timeout=30).status_code == 400, host
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
@@ -127,4 +129,6 @@ def test_an_image_on_another_site_gets_no_work_done(
         other.server_close()
     [line] = answered()
     assert '" 403 ' in line
-    assert httpx.get(target).status_code == 200  # the same request from no site is answered
+    assert (
+        httpx.get(target, timeout=30).status_code == 200
+    )  # the same request from no site is answered

@@ -3,13 +3,13 @@ the dashboard: run again with other `conditions:`, and its guidance step's page.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import WriteNote
+from tests.waiting import wait_until
 from vault_bmad.config import load_settings
 from vault_bmad.service import Service
 from vault_bmad.web.app import create_app
@@ -31,13 +31,6 @@ workflow:
 """
 RUN = "---\ntype: task\nstatus: todo\nworkflow: tiny\nconditions: [{conditions}]\n---\nWrite.\n"
 LEFT_OUT = "its condition wants_polish is not in the run's `conditions:`"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 @pytest.fixture

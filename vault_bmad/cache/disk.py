@@ -16,7 +16,7 @@ import pickle
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -82,10 +82,21 @@ class DiskCache(CacheLevel):
 
     def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
         with self._lock:
-            self._safely(lambda: self._set(key, value, ttl), None)
+            self._safely(lambda: self._set(key, value, ttl, self._clock()), None)
 
-    def _set(self, key: Hashable, value: object, ttl: float | None) -> None:
-        expires_at = self._expires_at(ttl, self._clock())
+    def set_many(self, items: Iterable[tuple[Hashable, object, float | None, float]]) -> None:
+        """`set` each (key, value, ttl, when it was set by `clock`) in one disk transaction,
+        far cheaper than one each; the TTL runs from when it was set."""
+        with self._lock:
+            self._safely(lambda: self._set_all(items), None)
+
+    def _set_all(self, items: Iterable[tuple[Hashable, object, float | None, float]]) -> None:
+        with self._store.transact():
+            for key, value, ttl, at in items:
+                self._set(key, value, ttl, at)
+
+    def _set(self, key: Hashable, value: object, ttl: float | None, at: float) -> None:
+        expires_at = self._expires_at(ttl, at)
         self._store.set(key, (expires_at, value))
         entry = self._entries.get(key)
         if entry is None:

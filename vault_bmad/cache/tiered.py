@@ -4,7 +4,9 @@ L1 and L2 are inclusive by default: L2 keeps a copy of what L1 holds. Exclusive 
 (an L2 hit moves up, L1's evictions move down) were measured too and lost by up to 5.5
 points of hit rate (docs/benchmarks.md, "Cache policy"): each level filters admissions,
 so an entry moving down must win a second duel, and one that loses it is gone from both.
-L3 keeps a copy of everything written, so results survive a restart. A hit in a lower
+L3 keeps a copy of everything written, so results survive a restart; it is written behind,
+on a thread of its own, many entries to one disk transaction (a set costs its caller only
+the memory levels; a read of a value still waiting waits for its write). A hit in a lower
 level is promoted to L1. Identical computations in flight at once run once
 (`get_or_compute`); a failure is never stored. Moves between levels are not atomic as a
 whole: a racing reader may miss a key in transit and compute it again, which costs time
@@ -16,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -116,13 +118,19 @@ class TieredCache:
             l1.capacity, l1.ttl, name="L1", clock=clock, on_evict=self._on_l1_evict
         )
         self._l2 = None if l2 is None else MemoryCache(l2.capacity, l2.ttl, name="L2", clock=clock)
-        self._l3: CacheLevel | None = (
+        self._l3: DiskCache | None = (
             None
             if directory is None
             else DiskCache(directory, l3.capacity, l3.ttl, name="L3", clock=clock)
         )
         self._inflight: dict[Hashable, Future[object]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
+        # L3's writes to come: key -> value, ttl and when it was set.
+        self._unwritten: dict[Hashable, tuple[object, float | None, float]] = {}
+        self._l3_due = False  # a batch of L3 writes is on its way
+        self._l3_writer = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-l3-writer")
+        self._closed = False
         self._computes = 0
         self._coalesced = 0
         self._failures = 0
@@ -139,7 +147,15 @@ class TieredCache:
             else:
                 self._l2.delete(key)
         if self._l3 is not None:
-            self._l3.set(key, value, ttl)
+            with self._lock:
+                self._unwritten[key] = (value, ttl, self._clock())
+                due, self._l3_due = self._l3_due, True
+            if not due:
+                self._l3_writer.submit(self._write_l3)
+
+    def flush(self) -> None:
+        """Wait until every value set so far is in L3 too."""
+        self._l3_writer.submit(self._write_l3).result()
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> tuple[T, str]:
         """The cached value, or `compute()` stored and returned; concurrent callers share it.
@@ -180,24 +196,30 @@ class TieredCache:
         return cast(T, value), level
 
     def delete(self, key: Hashable) -> bool:
+        self.flush()
         found = [level.delete(key) for level in self._levels()]
         return any(found)
 
     def __contains__(self, key: Hashable) -> bool:
+        self.flush()
         return any(key in level for level in self._levels())
 
     def __len__(self) -> int:
         """Entries held, counting a key once in each level that holds it."""
+        self.flush()
         return sum(len(level) for level in self._levels())
 
     def expire(self) -> int:
+        self.flush()
         return sum(level.expire() for level in self._levels())
 
     def clear(self) -> None:
+        self.flush()
         for level in self._levels():
             level.clear()
 
     def stats(self) -> TieredStats:
+        self.flush()
         with self._lock:
             computes, coalesced, failures = self._computes, self._coalesced, self._failures
         return TieredStats(
@@ -209,6 +231,10 @@ class TieredCache:
         )
 
     def close(self) -> None:
+        if not self._closed:  # what was set is written first
+            self._closed = True
+            self.flush()
+            self._l3_writer.shutdown(wait=True)
         for level in self._levels():
             level.close()
 
@@ -246,6 +272,30 @@ class TieredCache:
             self._prefetch_after(self._prefetcher, key)
         return value, level
 
+    def _write_l3(self) -> None:
+        """Write what waits into L3, in one go; it waits (and is read) until written."""
+        with self._lock:
+            batch = dict(self._unwritten)
+        if self._l3 is not None and batch:
+            self._l3.set_many((key, *entry) for key, entry in batch.items())
+        with self._lock:
+            for key, entry in batch.items():
+                if self._unwritten.get(key) is entry:  # not set again meanwhile
+                    del self._unwritten[key]
+            more = self._l3_due = bool(self._unwritten)
+        if more:
+            self._l3_writer.submit(self._write_l3)
+
+    def _read_l3(self, key: Hashable, *, count: bool) -> object:
+        """L3's value of `key` (counting a hit or a miss when `count`), once a write of it
+        still waiting is done."""
+        assert self._l3 is not None
+        with self._lock:
+            waiting = key in self._unwritten
+        if waiting:
+            self.flush()
+        return self._l3.get(key, _MISSING) if count else self._l3.peek(key, _MISSING)
+
     def _get_below(self, key: Hashable) -> tuple[object, str]:
         """Look in L2, then L3."""
         if self._l2 is not None:
@@ -256,7 +306,7 @@ class TieredCache:
             if value is not _MISSING:
                 return value, "L2"
         if self._l3 is not None:
-            value = self._l3.get(key, _MISSING)
+            value = self._read_l3(key, count=True)
             if value is not _MISSING:
                 if self._l2 is not None and self.arrangement == "inclusive":
                     self._l2.set(key, value)
@@ -280,7 +330,7 @@ class TieredCache:
                 if value is not _MISSING and self.arrangement == "exclusive":
                     self._l2.delete(successor)
             if value is _MISSING and self._l3 is not None:
-                value = self._l3.peek(successor, _MISSING)
+                value = self._read_l3(successor, count=False)
             if value is not _MISSING:
                 self._l1.set(successor, value)
                 prefetcher.issued(successor)

@@ -75,6 +75,8 @@ class TaskGraph:
         self._external_done: set[str] = set()
         self._external_failed: set[str] = set()
         self._order: list[str] = []
+        self._unfinished = 0  # tasks whose state is not an outcome
+        self._asking = 0  # tasks waiting for answers
         if dependencies is not None:
             self.add(dependencies, done=done, failed=failed, skipped=skipped)
 
@@ -127,7 +129,7 @@ class TaskGraph:
                 ended = "done" if task_id in done else "failed" if task_id in failed else None
             blocked.extend(self._insert(task_id, batch[task_id], ended))
             if task_id in asking and self._state[task_id] == "ready":
-                self._state[task_id] = NEEDS_INPUT
+                self._set(task_id, NEEDS_INPUT)
             if self._state[task_id] == "ready":
                 ready.append(task_id)
         return GraphChange(tuple(ready), tuple(blocked))
@@ -143,9 +145,9 @@ class TaskGraph:
             self._dependents[dep].append(task_id)
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
         if ended is not None:
-            self._state[task_id] = ended
+            self._set(task_id, ended)
             return []
-        self._state[task_id] = "waiting"
+        self._set(task_id, "waiting")
         for dep in deps:
             if dep in self._state and self._state[dep] in BLOCKS_DEPENDANTS:
                 return [self._mark_blocked(task_id, dep)]
@@ -155,7 +157,7 @@ class TaskGraph:
                 reason = f"depends on {dep!r}, which is not a known task"
                 return [self._set_blocked(Blocked(task_id, dep, None, reason))]
         if self._waiting_on[task_id] == 0:
-            self._state[task_id] = "ready"
+            self._set(task_id, "ready")
         return []
 
     def reopen(self, task_id: str, deps: Iterable[str], *, skipped: bool = False) -> GraphChange:
@@ -180,9 +182,9 @@ class TaskGraph:
             for child in self._dependents[task_id]:
                 if self._state[child] in ("waiting", "ready"):
                     self._waiting_on[child] += 1
-                    self._state[child] = "waiting"
+                    self._set(child, "waiting")
         self._waiting_on[task_id] = sum(1 for d in known if self._state[d] not in ENDED_WELL)
-        self._state[task_id] = "waiting"
+        self._set(task_id, "waiting")
         released = self._release_blocked_by(task_id) if was == "failed" else ()
         if skipped:
             return GraphChange(ready=self.mark_done(task_id, skipped=True), released=released)
@@ -194,7 +196,7 @@ class TaskGraph:
                 record = self._set_blocked(Blocked(task_id, dep, None, reason))
                 return GraphChange(blocked=(record,), released=released)
         if self._waiting_on[task_id] == 0:
-            self._state[task_id] = "ready"
+            self._set(task_id, "ready")
             return GraphChange(ready=(task_id,), released=released)
         return GraphChange(released=released)
 
@@ -209,7 +211,7 @@ class TaskGraph:
             del self._blocked[task_id]
             deps = self._deps[task_id]
             self._waiting_on[task_id] = sum(1 for d in deps if self._state[d] not in ENDED_WELL)
-            self._state[task_id] = "waiting"
+            self._set(task_id, "waiting")
             still = next((d for d in deps if self._state[d] in BLOCKS_DEPENDANTS), None)
             if still is not None:
                 self._mark_blocked(task_id, still)
@@ -256,25 +258,31 @@ class TaskGraph:
         """The task (ready or running) waits for its user's answers."""
         if self._state[task_id] != "ready":
             raise ValueError(f"task {task_id!r} is {self._state[task_id]}, not running")
-        self._state[task_id] = NEEDS_INPUT
+        self._set(task_id, NEEDS_INPUT)
 
     def answered(self, task_id: str) -> None:
         """The task's user answered: it is ready again."""
         if self._state[task_id] != NEEDS_INPUT:
             raise ValueError(f"task {task_id!r} is {self._state[task_id]}, not waiting for input")
-        self._state[task_id] = "ready"
+        self._set(task_id, "ready")
+
+    def has_pending(self) -> bool:
+        """Whether `pending` names any task; at once unless some task waits for answers."""
+        if self._asking:
+            return bool(self.pending())
+        return self._unfinished > 0
 
     def mark_done(self, task_id: str, *, skipped: bool = False) -> tuple[str, ...]:
         """Record a success (or a skip, which counts as one); returns the tasks that became
         ready because of it."""
         if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
-        self._state[task_id] = "skipped" if skipped else "done"
+        self._set(task_id, "skipped" if skipped else "done")
         newly_ready = []
         for child in self._dependents[task_id]:
             self._waiting_on[child] -= 1
             if self._waiting_on[child] == 0 and self._state[child] == "waiting":
-                self._state[child] = "ready"
+                self._set(child, "ready")
                 newly_ready.append(child)
         return tuple(newly_ready)
 
@@ -282,7 +290,7 @@ class TaskGraph:
         """Record a failure; returns every task downstream that it blocked."""
         if self._state[task_id] in OUTCOMES:
             raise ValueError(f"task {task_id!r} is already {self._state[task_id]}")
-        self._state[task_id] = "failed"
+        self._set(task_id, "failed")
         return tuple(self._block_downstream(task_id))
 
     def _block_downstream(self, root: str) -> list[Blocked]:
@@ -304,8 +312,16 @@ class TaskGraph:
         reason = f"dependency {dep!r} is blocked because {root!r} failed"
         return self._set_blocked(Blocked(task_id, root, dep, reason))
 
+    def _set(self, task_id: str, state: NodeState) -> None:
+        """Every change of a task's state goes through here, which counts the unfinished."""
+        before = self._state.get(task_id)
+        was_open = before is not None and before not in OUTCOMES
+        self._unfinished += (state not in OUTCOMES) - was_open
+        self._asking += (state == NEEDS_INPUT) - (before == NEEDS_INPUT)
+        self._state[task_id] = state
+
     def _set_blocked(self, record: Blocked) -> Blocked:
-        self._state[record.task_id] = "blocked"
+        self._set(record.task_id, "blocked")
         self._blocked[record.task_id] = record
         return record
 

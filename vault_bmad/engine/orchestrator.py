@@ -70,19 +70,22 @@ class Orchestrator:
         *,
         executor: Executor | None = None,
         cache: ResultCache | None = None,
+        writer: NoteWriter | None = None,
         on_event: Callable[[Event], None] | None = None,
         give_up: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """`give_up`: fail the tasks waiting for an endpoint unreachable for
-        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does)."""
+        `llm_give_up_s` (as `run` does); without it they wait (as `serve` does). `writer`
+        writes the notes (by default a NoteWriter on the index's vault that keeps the
+        index current)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
         self._reruns: queue.SimpleQueue[str] = queue.SimpleQueue()  # notes set back to todo
         self._rerun_when_ended: set[str] = set()  # task ids
         self.notes = TaskNotes(
-            NoteWriter(index.root), on_written=index.update, on_rerun=self._reruns.put
+            writer or NoteWriter(index.root, on_written=index.learn), on_rerun=self._reruns.put
         )
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
@@ -108,7 +111,8 @@ class Orchestrator:
         self._give_up = give_up
         self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
-        self._writing: dict[Future[str], tuple[InFlight, AttemptResult]] = {}  # output notes
+        # Output notes being written: the attempt, and when it ended (wall clock).
+        self._writing: dict[Future[str], tuple[InFlight, AttemptResult, float]] = {}
         self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
         self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
         self._completions = Completions()  # attempts and output writes that end
@@ -198,6 +202,7 @@ class Orchestrator:
         self._take_reruns()
         if self.accepting:
             self._dispatch()
+        self.notes.publish()  # what is still queued now did not start at once
         wait_for = max_wait
         now = self._clock()
         wakeups = [r.deadline for r in self._running.values()]
@@ -370,17 +375,19 @@ class Orchestrator:
         self._rerun_if_asked(flight.assignment.task.id)  # set back to todo while it ran
 
     def _succeeded(self, flight: InFlight, attempt: AttemptResult) -> None:
-        """Write the output note on the write thread; the task is done once it is written."""
+        """Write the output note on the write thread; the task is done once it is written.
+        Meanwhile its agent may take other work."""
         task = flight.assignment.task
+        self.scheduler.release(task.id)
         keys: dict[str, object] = {"agent": flight.assignment.agent_id, "task_id": task.id}
         if task.updates in self.journal.outputs:  # the version it revises stays as it was
             keys["updates"] = wikilink(self.journal.outputs[task.updates])
         written = self.notes.submit_output(task.output, attempt.result.text, task.path, keys)
-        self._writing[written] = (flight, attempt)
+        self._writing[written] = (flight, attempt, self._wall())
         self._completions.watch(written)
 
     def _output_written(self, written: Future[str]) -> None:
-        flight, attempt = self._writing.pop(written)
+        flight, attempt, answered = self._writing.pop(written)
         task = flight.assignment.task
         ended = self._wall()
         try:
@@ -389,7 +396,7 @@ class Orchestrator:
             self._failed(flight, exc)
             return
         self.journal.done(flight, attempt, output, ended)
-        seconds = ended - flight.started
+        seconds = answered - flight.started  # the agent's time, not the disk's
         measured = attempt.cache == "miss"  # the agent's own work
         if measured and flight.endpoint:
             self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)

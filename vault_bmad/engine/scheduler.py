@@ -80,6 +80,7 @@ class Scheduler:
         self._ranks: dict[str, float] = {}
         self._lanes = Lanes(aging_step=aging_step, rank_weight=rank_weight, clock=clock)
         self._running: dict[str, Assignment] = {}
+        self._finishing: dict[str, Assignment] = {}  # attempt over, slot free: see `release`
         self._held: set[str] = set()  # dispatched, then put aside: see `hold`
         self._in_flight: Counter[str] = Counter()
         self._full: set[str] = set()  # agents whose every slot is taken
@@ -175,7 +176,7 @@ class Scheduler:
         `measured=False` when the attempt says nothing about the agent (a cache served it,
         or it failed for the task's own reasons), so health and the predictor ignore it;
         `wait_at_least` is the least wait before a retry (a server's Retry-After)."""
-        assignment = self._release(task_id)
+        assignment = self._finishing.pop(task_id, None) or self._release(task_id)
         task, agent_id = assignment.task, assignment.agent_id
         change = None
         if measured:
@@ -207,6 +208,12 @@ class Scheduler:
         self._lanes.forget(task_id)
         blocked = self._graph.mark_failed(task_id)
         return SchedulerChange(blocked=blocked, health=health, reassigned=moved)
+
+    def release(self, task_id: str) -> None:
+        """The task's attempt is over but the task is not finished yet (its output is being
+        written): its agent's slot is free for other work. `finish` it once the output is
+        written; until then it is still running."""
+        self._finishing[task_id] = self._release(task_id)
 
     def ask(self, task_id: str, *, seconds: float) -> SchedulerChange:
         """The attempt ended with its agent asking the user: the task gives its slot back and
@@ -267,7 +274,7 @@ class Scheduler:
 
     def cancel(self, task_id: str) -> SchedulerChange:
         """Drop a task that has not started (its note went away); its dependents are blocked."""
-        if task_id in self._running:
+        if task_id in self._running or task_id in self._finishing:
             raise ValueError(f"task {task_id!r} is running; let it finish")
         if self._graph.state(task_id) in OUTCOMES:
             return SchedulerChange()
@@ -377,7 +384,7 @@ class Scheduler:
         return self.default_retries if task.retries is None else task.retries
 
     def phase(self, task_id: str) -> Phase:
-        if task_id in self._running or self._agentless.get(task_id):
+        if task_id in self._running or task_id in self._finishing or self._agentless.get(task_id):
             return "running"
         places = (self._agentless, self._lanes, self._backing_off, self._held)
         if any(task_id in place for place in places):
@@ -418,7 +425,7 @@ class Scheduler:
 
     def pending(self) -> bool:
         """True while some task is running, queued or waiting on one that is."""
-        return bool(self._running) or bool(self._graph.pending())
+        return bool(self._running) or self._graph.has_pending()
 
     def has_agentless(self) -> bool:
         """Whether a task that needs no agent waits for `take_agentless`."""

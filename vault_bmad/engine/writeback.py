@@ -3,28 +3,24 @@
 A workflow step shares its note with the task that started the run, so steps write only
 their output notes; the run's note shows the run as a whole.
 
-Notes are written on two write threads, so the engine never waits for the disk (each write
-is fsynced twice): one for output notes, which a task's dependents wait for, and one for
-task state, which they do not. State changes to a note that is still waiting for its write
-merge into that write: a task that is queued, runs and ends before its turn costs one
-write, not three. `flush` waits until every write asked for so far is on disk.
+The notes are written on write threads, in batches (`engine/note_writes.py`); a task's
+`queued` state waits until the engine has dispatched, so a task that starts at once goes
+from todo to running.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-import threading
 from collections.abc import Callable, Container, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 
+from vault_bmad.engine.note_writes import KEEP_CALLOUT, NoteWrites
 from vault_bmad.errors import Problem, VaultBmadError
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.fields import listed_texts
 from vault_bmad.model.status import NEEDS_INPUT
-from vault_bmad.vault.callout import set_callout
 from vault_bmad.vault.changes import is_conflict_copy
 from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.notes import Note, parse_note
@@ -54,16 +50,6 @@ class NoteQuestions:
     mtime: float | None = None  # when the note was last saved
 
 
-@dataclass
-class _Pending:
-    """Changes to one note waiting for its write: keys, and the callout (when `callout_set`)."""
-
-    changes: dict[str, object | None] = field(default_factory=dict)
-    callout: str | None = None
-    callout_set: bool = False
-
-
-_KEEP_CALLOUT = object()  # a write that leaves the callout as it is
 _CLEARED_ON_START: dict[str, object | None] = {
     "error": None,
     "completed": None,
@@ -84,14 +70,12 @@ class TaskNotes:
         on_written: Callable[[str], object] | None = None,
         on_rerun: Callable[[str], object] | None = None,
     ) -> None:
+        """`on_written(path)` hears of each note once it is on disk; `on_rerun(path)` of a
+        note set back to `todo` while vault-bmad had its task (on any thread)."""
         self.writer = writer
-        self._on_written = on_written or (lambda path: None)  # e.g. keep the index current
-        self._on_rerun = on_rerun or (lambda path: None)  # see `_write_now`; any thread
-        self._seen: dict[str, str] = {}  # path -> text of the last read or write
-        self._pending: dict[str, _Pending] = {}  # path -> changes to write
-        self._pending_lock = threading.Lock()
-        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-state-writer")
-        self._output_thread = ThreadPoolExecutor(1, thread_name_prefix="vault-bmad-output-writer")
+        self._on_written = on_written or (lambda path: None)
+        self._writes = NoteWrites(writer, on_written, on_rerun)
+        self._seen = self._writes.seen  # path -> text of the last read or write
 
     def write_output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
@@ -104,22 +88,29 @@ class TaskNotes:
     def submit_output(
         self, path: str | None, body: str, task_path: str | None, keys: Mapping[str, object]
     ) -> Future[str]:
-        """`write_output` on the output write thread, after the outputs asked for before."""
-        return self._output_thread.submit(self.write_output, path, body, task_path, keys)
+        """`write_output` on the output write thread, after the outputs asked for before;
+        the future ends once the note is on disk."""
+        return self._writes.output(path, body, task_path, keys)
+
+    def publish(self) -> None:
+        """The engine has dispatched: the `queued` states held back until now are for tasks
+        that did not start at once. They are written when no other state waits; a task
+        that starts before then goes from todo to running."""
+        self._writes.publish()
 
     def flush(self) -> None:
         """Wait until every write asked for so far is done."""
-        for thread in (self._output_thread, self._state_thread):
-            thread.submit(lambda: None).result()
+        self._writes.flush()
 
     def close(self) -> None:
         """Finish the writes asked for and stop the write threads."""
-        for thread in (self._output_thread, self._state_thread):
-            thread.shutdown(wait=True)
+        self._writes.close()
 
     def queued(self, task: TaskDef) -> None:
+        """Held back until `publish`; a start before then writes `running` over it."""
         if not task.step:
-            self._write(task.path, {"status": "queued", **_CLEARED_ON_START, "started": None})
+            changes = {"status": "queued", **_CLEARED_ON_START, "started": None}
+            self._writes.state(task.path, changes, hold=True)
 
     def requeue(self, task: TaskDef) -> None:
         """Back to `todo`: the service stopped before the task finished."""
@@ -129,18 +120,28 @@ class TaskNotes:
         """Back to `todo` as a user would set it, on the state write thread after the state
         writes asked for before (not the outputs), waiting for it; raises VaultBmadError or
         OSError if the note cannot be written."""
-        written = self._state_thread.submit(self.writer.update, task.path, {"status": "todo"}, None)
-        self._seen[task.path] = written.result().text
+        outcome = self._writes.on_state_thread(
+            lambda: self.writer.update(task.path, {"status": "todo"}, None)
+        )
+        self._seen[task.path] = outcome.text
 
     def settle_edit(self, path: str) -> bool:
         """The user saved the note of an ended task saying `status: todo`: True when that
         asks for a re-run; False when the file is an old copy of the note (an editor wrote
-        back what it had open, `writer.is_stale_copy`), whose keys are then put back."""
+        back what it had open, `writer.is_stale_copy`), whose keys are then put back, or no
+        longer says `todo` (a write-back already put them back). Decided on the state write
+        thread after the writes asked for before, so the note's last write is known: the
+        file shows a write before `_write_now` can remember it."""
+        return self._writes.on_state_thread(lambda: self._settle_edit(path))
+
+    def _settle_edit(self, path: str) -> bool:
         seen = self._seen.get(path)
         try:
             current = read_note_text(self.writer.root, path)
         except (VaultBmadError, OSError):
             return True
+        if current is not None and owned_values(current)["status"] not in (None, "todo"):
+            return False  # a task note without a status is todo
         if seen is None or current is None or not is_stale_copy(seen, current):
             return True
         self._seen.pop(path, None)  # the restoring write goes onto the note as it is
@@ -230,7 +231,7 @@ class TaskNotes:
 
     def questions(self, path: str) -> NoteQuestions:
         """The note's questions and answers as on disk, once the writes asked for are done."""
-        self._state_thread.submit(lambda: None).result()
+        self._writes.on_state_thread(lambda: None)
         try:
             file = resolve_in_vault(self.writer.root, path)
             note = parse_note(path, file.read_text(encoding="utf-8-sig"))
@@ -275,51 +276,11 @@ class TaskNotes:
         return invalid
 
     def _write(
-        self, path: str, changes: Mapping[str, object | None], *, callout: object = _KEEP_CALLOUT
+        self, path: str, changes: Mapping[str, object | None], *, callout: object = KEEP_CALLOUT
     ) -> None:
         """Queue `changes` (and the callout: its text, or None to remove it) for the note at
         `path`, merged into a write still waiting."""
-        with self._pending_lock:
-            waiting = self._pending.get(path)
-            new = waiting is None
-            waiting = waiting or _Pending()
-            waiting.changes.update(changes)
-            if callout is not _KEEP_CALLOUT:
-                assert callout is None or isinstance(callout, str)
-                waiting.callout, waiting.callout_set = callout, True
-            self._pending[path] = waiting
-        if new:
-            self._state_thread.submit(self._write_pending, path)
-
-    def _write_pending(self, path: str) -> None:
-        with self._pending_lock:
-            pending = self._pending.pop(path)
-        try:
-            self._write_now(path, pending)
-        except Exception:  # a bug must not silently stop the notes' write-back
-            log.exception("writing the state of %s failed", path)
-
-    def _write_now(self, path: str, pending: _Pending) -> None:
-        edit = functools.partial(set_callout, callout=pending.callout)
-        try:
-            outcome = self.writer.update(
-                path,
-                pending.changes,
-                self._seen.get(path),
-                body_edit=edit if pending.callout_set else None,
-            )
-        except (VaultBmadError, OSError) as exc:
-            log.warning("could not write the state of %s: %s", path, exc)
-            return
-        self._seen[path] = outcome.text
-        if outcome.written:
-            self._on_written(path)
-        if outcome.restored:
-            log.info("%s: an old copy of the note was saved over it; its state is put back", path)
-        elif "status" in outcome.kept and owned_values(outcome.text)["status"] == "todo":
-            self._on_rerun(path)  # set back to todo while vault-bmad had it: run it again
-        elif outcome.kept:
-            log.info("%s: kept the user's own %s", path, ", ".join(outcome.kept))
+        self._writes.state(path, changes, callout=callout)
 
 
 def workflow_run_output(

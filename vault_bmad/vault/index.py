@@ -113,6 +113,17 @@ class VaultIndex:
                 self._refresh(rel_path, status)
             return self.notes.get(rel_path)
 
+    def learn(self, rel_path: str, data: bytes, stamp: tuple[int, int]) -> None:
+        """Take a note just written (its bytes and its (mtime_ns, size) stamp) without
+        reading the file back; a later change to the file is seen by its stamp."""
+        rel_path = clean_path(rel_path)
+        if not rel_path or is_ignored(rel_path):
+            return
+        with self._lock:
+            self._know(rel_path, stamp)
+            if rel_path.endswith(NOTE_SUFFIX):
+                self.notes[rel_path] = decode_note(rel_path, data, self.max_note_bytes)
+
     def remove(self, rel_path: str) -> None:
         """Forget a file, or every file under a folder."""
         rel_path = clean_path(rel_path)
@@ -194,12 +205,16 @@ class VaultIndex:
         stamp = (status.st_mtime_ns, status.st_size)
         if self._stamps.get(rel_path) == stamp:
             return
+        self._know(rel_path, stamp)
+        if rel_path.endswith(NOTE_SUFFIX):
+            self.notes[rel_path] = self._read_note(rel_path, status.st_size)
+
+    def _know(self, rel_path: str, stamp: tuple[int, int]) -> None:
+        """Record a file (and its stamp) as there."""
         if rel_path not in self.files:
             self.files.add(rel_path)
             self.resolver.add(rel_path)
         self._stamps[rel_path] = stamp
-        if rel_path.endswith(NOTE_SUFFIX):
-            self.notes[rel_path] = self._read_note(rel_path, status.st_size)
 
     def _read_note(self, rel_path: str, size: int) -> Note:
         if not rel_path.isascii() and not is_utf8(rel_path):

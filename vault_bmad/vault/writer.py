@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -51,6 +51,7 @@ __all__ = [
     "read_note_text",
     "set_frontmatter_keys",
     "step_output_path",
+    "sync_folders",
     "unwritable_reason",
     "user_content_sha",
     "wikilink",
@@ -175,11 +176,22 @@ def user_content_sha(note: Note) -> str:
     return _text_sha(text + "\x00" + strip_callout(note.body))
 
 
-class NoteWriter:
-    """Writes task state and output notes into the vault at `root`; safe across threads."""
+Stamp = tuple[int, int]  # a file's (st_mtime_ns, st_size), as the index keeps it
+OnWritten = Callable[[str, bytes, Stamp], object]
 
-    def __init__(self, root: Path) -> None:
+
+class NoteWriter:
+    """Writes task state and output notes into the vault at `root`; safe across threads.
+
+    `on_written(rel_path, data, stamp)` hears of each file written, with the bytes now
+    in it and its stamp (the index learns the note from them instead of re-reading it).
+    Each write is fsynced, and so is its folder once the rename is done, unless the caller
+    passes `sync_later`, a set that collects the folders for one `sync_folders` call after
+    a batch of writes."""
+
+    def __init__(self, root: Path, on_written: OnWritten | None = None) -> None:
         self.root = root
+        self._on_written = on_written
         self._guard = threading.Lock()
         self._path_locks: dict[str, threading.Lock] = {}
         self._last_written: dict[str, str] = {}  # vault-relative path -> sha256 of text
@@ -191,6 +203,7 @@ class NoteWriter:
         read_text: str | None,
         *,
         body_edit: Callable[[str], str] | None = None,
+        sync_later: set[Path] | None = None,
     ) -> WriteOutcome:
         """Set the owned keys `changes` (None removes a key) in the task note `rel_path`,
         then apply `body_edit` (e.g. `callout.set_callout`) to the note's text.
@@ -228,7 +241,7 @@ class NoteWriter:
                     new_text = body_edit(new_text)
                 if new_text == current:
                     return WriteOutcome(rel, False, merged, kept, current, restored)
-                if self._replace(path, rel, new_text, expected=current):
+                if self._replace(path, rel, new_text, current, sync_later):
                     return WriteOutcome(rel, True, merged, kept, new_text, restored)
         raise WriteConflict(f"{rel} kept changing while vault-bmad was writing to it")
 
@@ -238,6 +251,8 @@ class NoteWriter:
         body: str,
         source_task: str | None,
         extra_frontmatter: Mapping[str, object] | None = None,
+        *,
+        sync_later: set[Path] | None = None,
     ) -> str:
         """Write a task's output note and return the vault-relative path written.
 
@@ -277,7 +292,7 @@ class NoteWriter:
                     return candidate
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path = resolve_in_vault(self.root, candidate)  # the new folders are real
-                if self._replace(path, candidate, new_text, expected=existing):
+                if self._replace(path, candidate, new_text, existing, sync_later):
                     return candidate
         raise WriteConflict(f"no free name beside {wanted} for the output of {task_rel or wanted}")
 
@@ -292,23 +307,35 @@ class NoteWriter:
         with self._guard:
             return self._path_locks.setdefault(rel, threading.Lock())
 
-    def _replace(self, path: Path, rel: str, text: str, *, expected: str | None) -> bool:
+    def _replace(
+        self,
+        path: Path,
+        rel: str,
+        text: str,
+        expected: str | None,
+        sync_later: set[Path] | None,
+    ) -> bool:
         """Atomically put `text` at `path` if the file still holds `expected` (None: absent)."""
         temporary = temporary_path(path)
+        data = text.encode("utf-8")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-                handle.flush()
+            try:
+                unwritten = memoryview(data)
+                while unwritten:
+                    unwritten = unwritten[os.write(descriptor, unwritten) :]
                 if expected is not None:
-                    os.fchmod(handle.fileno(), stat.S_IMODE(os.stat(path).st_mode))
-                os.fsync(handle.fileno())
+                    os.fchmod(descriptor, stat.S_IMODE(os.stat(path).st_mode))
+                os.fsync(descriptor)
+                written = os.fstat(descriptor)
+            finally:
+                os.close(descriptor)
             if _read_text(path, rel) != expected:
                 temporary.unlink()
                 return False
             with self._guard:  # before the replace, so a watcher event already matches
                 previous = self._last_written.get(rel)
-                self._last_written[rel] = _text_sha(text)
+                self._last_written[rel] = hashlib.sha256(data).hexdigest()  # `_text_sha`
             try:
                 os.replace(temporary, path)
             except OSError:
@@ -321,8 +348,19 @@ class NoteWriter:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        _fsync_folder(path.parent)
+        if self._on_written is not None:
+            self._on_written(rel, data, (written.st_mtime_ns, written.st_size))
+        if sync_later is None:
+            _fsync_folder(path.parent)
+        else:
+            sync_later.add(path.parent)
         return True
+
+
+def sync_folders(folders: Iterable[Path]) -> None:
+    """Make the renames into each folder durable: the end of a batch of `sync_later` writes."""
+    for folder in folders:
+        _fsync_folder(folder)
 
 
 def is_stale_copy(before: str, after: str) -> bool:
