@@ -14,7 +14,6 @@ with `give_up`, as in `run`, the tasks waiting for one that stays down fail.
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -25,15 +24,15 @@ from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, reque
 from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.decisions import Assignment, SchedulerChange
 from vault_bmad.engine.endpoints import Endpoints
-from vault_bmad.engine.health import AgentState, HealthChange
 from vault_bmad.engine.journal import TaskJournal
 from vault_bmad.engine.ledger import InFlight, cache_samples, observations
+from vault_bmad.engine.outages import Outages
 from vault_bmad.engine.questions import Questions
 from vault_bmad.engine.requests import NoteBodies, build_request
+from vault_bmad.engine.reruns import Reruns
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
 from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
 from vault_bmad.errors import (
-    Failure,
     PermanentFailure,
     RuntimeRefused,
     TaskTimeout,
@@ -41,14 +40,14 @@ from vault_bmad.errors import (
     classify,
 )
 from vault_bmad.metrics.outcomes import Event, RunSummary
-from vault_bmad.metrics.records import AgentChange, PoolSample
+from vault_bmad.metrics.records import PoolSample
 from vault_bmad.metrics.store import Store
 from vault_bmad.model.definitions import TaskDef
 from vault_bmad.model.status import NEEDS_INPUT, REOPENABLE
 from vault_bmad.model.validate import Definitions, build_definitions
 from vault_bmad.runtimes.base import Ask, Runtime, RuntimeOutput
 from vault_bmad.vault.index import VaultIndex
-from vault_bmad.vault.writer import NoteWriter, iso_time, wikilink
+from vault_bmad.vault.writer import NoteWriter, wikilink
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,9 @@ class Orchestrator:
         index current)."""
         self.index, self.settings, self.store, self.runtimes = index, settings, store, runtimes
         self.cache = cache
-        self._reruns: queue.SimpleQueue[str] = queue.SimpleQueue()  # notes set back to todo
-        self._rerun_when_ended: set[str] = set()  # task ids
         self.notes = TaskNotes(
-            writer or NoteWriter(index.root, on_written=index.learn), on_rerun=self._reruns.put
+            writer or NoteWriter(index.root, on_written=index.learn),
+            on_rerun=lambda path: self._reruns.ask(path),
         )
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(
@@ -108,8 +106,11 @@ class Orchestrator:
             wall,
             self._apply,
         )
+        self._reruns = Reruns(self.journal, self.scheduler, wall, self._apply)
+        self._outages = Outages(
+            self.endpoints, self.scheduler, self.journal, store, wall, self._apply
+        )
         self._give_up = give_up
-        self._given_up: set[str] = set()  # endpoints
         self._running: dict[Future[AttemptResult], InFlight] = {}
         # Output notes being written: the attempt, and when it ended (wall clock).
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult, float]] = {}
@@ -166,7 +167,7 @@ class Orchestrator:
                         task.path
                     )
                 if settled[task.path]:
-                    self._reopen(task)
+                    self._reruns.reopen(task)
             elif phase == NEEDS_INPUT and task.path in touched:
                 answered.append(task)
             elif phase == "queued" and task != before.tasks.get(task.id):
@@ -190,7 +191,7 @@ class Orchestrator:
             while self.scheduler.pending() and not stop():
                 self.step()
             self.notes.flush()  # a write-back may find a note set back to todo
-            self._take_reruns()
+            self._reruns.take(self.definitions.tasks)
         if self.scheduler.pending():
             self.summary.stopped = self.drain(STOP_GRACE_S)
         self.notes.flush()
@@ -199,7 +200,7 @@ class Orchestrator:
 
     def step(self, max_wait: float = _IDLE_WAIT_S) -> None:
         """Start what may start, wait a little for attempts, and handle what ended."""
-        self._take_reruns()
+        self._reruns.take(self.definitions.tasks)
         if self.accepting:
             self._dispatch()
         self.notes.publish()  # what is still queued now did not start at once
@@ -223,7 +224,7 @@ class Orchestrator:
             time.sleep(min(wait_for, 0.05))
         self._expire_overdue()
         if self._give_up:
-            self._give_up_on_dead_endpoints()
+            self._outages.give_up_on_dead()
         self._scale()
 
     def drain(self, grace_s: float) -> list[str]:
@@ -317,32 +318,8 @@ class Orchestrator:
         self._completions.watch(future)
         return True
 
-    def _take_reruns(self) -> None:
-        """Run again the tasks whose note the user set back to `todo` while vault-bmad had
-        them (a write-back kept their `todo`): now if they ended, or once they end."""
-        while True:
-            try:
-                path = self._reruns.get_nowait()
-            except queue.Empty:
-                return
-            for task in [t for t in self.definitions.tasks.values() if t.path == path]:
-                if not self.scheduler.knows(task.id):
-                    continue
-                if self.scheduler.phase(task.id) in REOPENABLE:
-                    self._reopen(task)
-                else:
-                    self._rerun_when_ended.add(task.id)
-
-    def _reopen(self, task: TaskDef) -> None:
-        self._rerun_when_ended.discard(task.id)
-        self.journal.reopened(task, self._wall())
-        self._apply(self.scheduler.reopen(task))
-
     def _rerun_if_asked(self, task_id: str) -> None:
-        task = self.definitions.tasks.get(task_id)
-        ended = self.scheduler.phase(task_id) in REOPENABLE
-        if task is not None and task_id in self._rerun_when_ended and ended:
-            self._reopen(task)
+        self._reruns.after_end(self.definitions.tasks.get(task_id))
 
     def _ended(self, future: Future[AttemptResult]) -> InFlight:
         """Stop tracking an attempt; tasks held for its result queue again."""
@@ -445,7 +422,7 @@ class Orchestrator:
             assignment.task.id,
             ok=False,
             seconds=ended - flight.started,
-            retry=failure.retryable and not self._gone(failure),
+            retry=failure.retryable and not self._outages.gone(failure),
             measured=failure.counts_toward_health,
             wait_at_least=failure.retry_after_s,
             error=error,
@@ -456,19 +433,6 @@ class Orchestrator:
             self.journal.failed(flight, error, ended)
         self._apply(change)
         self._rerun_if_asked(assignment.task.id)
-
-    def _gone(self, failure: Failure) -> bool:
-        """Whether the failure is at an endpoint given up on: no retry can reach it."""
-        return failure.unreachable and failure.endpoint in self._given_up
-
-    def _give_up_on_dead_endpoints(self) -> None:
-        for url, agents in self.endpoints.dead().items():
-            message = self.endpoints.give_up_message(url)
-            if url not in self._given_up:
-                self._given_up.add(url)
-                for agent_id in agents:
-                    self.journal.agent_event("gave-up", agent_id, message)
-            self._apply(self.scheduler.give_up(agents, message), reason=message)
 
     def _expire_overdue(self) -> None:
         now = self._clock()
@@ -509,24 +473,7 @@ class Orchestrator:
             if task and run and self.scheduler.knows(run) and self.scheduler.phase(run) != "done":
                 self.journal.skipped(task, now)
         for health in change.health:
-            self._health_changed(health)
-
-    def _health_changed(self, change: HealthChange) -> None:
-        """Tell when an agent goes out (why, and until when) and when it is back, and
-        record it: the analysis tells waits for an agent that was out by it."""
-        self.store.record_agent_change(
-            AgentChange(change.agent_id, str(change.after), self._wall(), change.reason)
-        )
-        if change.after is AgentState.IN_SERVICE:
-            self.journal.agent_event("back", change.agent_id, change.reason)
-        elif change.after is AgentState.OUT and change.agent_id not in self._retired_agents():
-            back_at = self.scheduler.health.back_at(change.agent_id, self._wall())
-            until = f"; next try at {iso_time(back_at)}" if back_at is not None else ""
-            self.journal.agent_event("out", change.agent_id, change.reason + until)
-
-    def _retired_agents(self) -> set[str]:
-        dead = self.endpoints.dead()
-        return {agent for url in self._given_up for agent in dead.get(url, ())}
+            self._outages.health_changed(health)
 
     def sample_cache(self) -> None:
         """Record each cache level's counters, for hit rate over time."""

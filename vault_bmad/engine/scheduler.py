@@ -28,16 +28,16 @@ from collections.abc import Callable, Iterable
 
 from vault_bmad.engine.backoff import Backoffs
 from vault_bmad.engine.balancer import Balancer, Candidate
+from vault_bmad.engine.candidates import candidate, choices
 from vault_bmad.engine.decisions import Assignment, SchedulerChange
 from vault_bmad.engine.graph import Blocked, TaskGraph
 from vault_bmad.engine.health import AgentState, HealthChange, HealthMonitor
 from vault_bmad.engine.lanes import Lane, Lanes
 from vault_bmad.engine.predictor import DurationPredictor
 from vault_bmad.engine.queue import QueuedTask
+from vault_bmad.engine.slots import Slots
 from vault_bmad.model.definitions import AgentDef, TaskDef
 from vault_bmad.model.status import BLOCKS_DEPENDANTS, NEEDS_INPUT, OUTCOMES, Phase
-
-MAX_CHOICES = 16  # agents the adaptive balancer weighs for one task, at most
 
 
 class Scheduler:
@@ -79,11 +79,8 @@ class Scheduler:
         self._tasks: dict[str, TaskDef] = {}
         self._ranks: dict[str, float] = {}
         self._lanes = Lanes(aging_step=aging_step, rank_weight=rank_weight, clock=clock)
-        self._running: dict[str, Assignment] = {}
-        self._finishing: dict[str, Assignment] = {}  # attempt over, slot free: see `release`
+        self._slots = Slots(self._agents.values())
         self._held: set[str] = set()  # dispatched, then put aside: see `hold`
-        self._in_flight: Counter[str] = Counter()
-        self._full: set[str] = set()  # agents whose every slot is taken
         self._attempts: Counter[str] = Counter()
         self._spent_before: Counter[str] = Counter()  # attempts before the latest answers
         self._agentless: dict[str, bool] = {}  # ready tasks no agent runs -> taken (running)
@@ -126,7 +123,7 @@ class Scheduler:
     def dispatch(self, limit: int | None = None) -> list[Assignment]:
         """Assignments to start now: probes first, then the best queued work that fits."""
         self._release_retries()
-        slots = self._limit - len(self._running)
+        slots = self._limit - len(self._slots.running)
         if limit is not None:
             slots = min(slots, limit)
         started: list[Assignment] = []
@@ -134,14 +131,14 @@ class Scheduler:
         for agent_id in out:
             if agent_id not in self._agents or agent_id in self._retired:
                 continue
-            if slots > 0 and self.health.probe_due(agent_id) and self._has_room(agent_id):
+            if slots > 0 and self.health.probe_due(agent_id) and self._slots.has_room(agent_id):
                 task_id = self._lanes.best_for(agent_id)
                 if task_id is not None:
                     self._lanes.take(task_id)
                     self.health.begin_probe(agent_id)
                     started.append(self._start(task_id, agent_id, probe=True))
                     slots -= 1
-        free = self._agents.keys() - self._full - set(out)  # a probe leaves `out` as it was
+        free = self._agents.keys() - self._slots.full - set(out)  # a probe leaves `out` as it was
         skipped: set[Lane] = set()
         while slots > 0 and free:
             lane = self._lanes.best(free, skipped)
@@ -149,7 +146,8 @@ class Scheduler:
             if lane is None or item is None:
                 break
             task = self._tasks[item.task_id]
-            candidates = [self._candidate(a, task) for a in self._choices(lane & free)]
+            agents = choices(lane & free, self.balancer.strategy, self._rng)
+            candidates = [self._candidate(a, task) for a in agents]
             chosen = self.balancer.choose(task, candidates)
             if chosen is None or chosen not in free:
                 skipped.add(lane)  # cannot happen while lanes are current; never spin
@@ -157,7 +155,7 @@ class Scheduler:
             self._lanes.take(item.task_id)
             started.append(self._start(item.task_id, chosen, probe=False))
             slots -= 1
-            if not self._has_room(chosen):
+            if not self._slots.has_room(chosen):
                 free.discard(chosen)
         return started
 
@@ -176,7 +174,7 @@ class Scheduler:
         `measured=False` when the attempt says nothing about the agent (a cache served it,
         or it failed for the task's own reasons), so health and the predictor ignore it;
         `wait_at_least` is the least wait before a retry (a server's Retry-After)."""
-        assignment = self._finishing.pop(task_id, None) or self._release(task_id)
+        assignment = self._slots.end(task_id)
         task, agent_id = assignment.task, assignment.agent_id
         change = None
         if measured:
@@ -213,12 +211,12 @@ class Scheduler:
         """The task's attempt is over but the task is not finished yet (its output is being
         written): its agent's slot is free for other work. `finish` it once the output is
         written; until then it is still running."""
-        self._finishing[task_id] = self._release(task_id)
+        self._slots.release(task_id)
 
     def ask(self, task_id: str, *, seconds: float) -> SchedulerChange:
         """The attempt ended with its agent asking the user: the task gives its slot back and
         waits for `answered`. The agent did answer, so its health counts it as a success."""
-        assignment = self._release(task_id)
+        assignment = self._slots.free(task_id)
         change = self.health.record(
             assignment.agent_id,
             ok=True,
@@ -260,7 +258,7 @@ class Scheduler:
         """Put a task just dispatched aside, as if it had not been: its slot is free and no
         attempt is spent. It waits outside the queue (an identical request is running, whose
         result it will take from the cache) until `unhold`."""
-        self._release(task_id)
+        self._slots.free(task_id)
         self._attempts[task_id] -= 1
         self._held.add(task_id)
 
@@ -274,15 +272,11 @@ class Scheduler:
 
     def cancel(self, task_id: str) -> SchedulerChange:
         """Drop a task that has not started (its note went away); its dependents are blocked."""
-        if task_id in self._running or task_id in self._finishing:
+        if self._slots.runs(task_id):
             raise ValueError(f"task {task_id!r} is running; let it finish")
         if self._graph.state(task_id) in OUTCOMES:
             return SchedulerChange()
-        self._lanes.take(task_id)
-        self._lanes.forget(task_id)
-        self._backing_off.drop(task_id)
-        self._held.discard(task_id)
-        self._agentless.pop(task_id, None)
+        self._unqueue(task_id)
         return SchedulerChange(blocked=self._graph.mark_failed(task_id))
 
     def reopen(self, task: TaskDef) -> SchedulerChange:
@@ -313,17 +307,10 @@ class Scheduler:
             self._apply_health(self.health.take_out(agent_id, reason))
         if not self._retired:
             return SchedulerChange()
-        stranded = [
-            task_id
-            for task_id in (*self._lanes.lanes(), *self._backing_off, *self._held)
-            if not self._takers(self._tasks[task_id])
-        ]
+        stranded = [t for t in self.queued_tasks() if not self._takers(self._tasks[t])]
         blocked: list[Blocked] = []
         for task_id in stranded:
-            self._lanes.take(task_id)
-            self._lanes.forget(task_id)
-            self._backing_off.drop(task_id)
-            self._held.discard(task_id)
+            self._unqueue(task_id)
             blocked.extend(self._graph.mark_failed(task_id))
         return SchedulerChange(failed=tuple(stranded), blocked=tuple(blocked))
 
@@ -359,9 +346,7 @@ class Scheduler:
         for gone in set(self._agents) - {a.id for a in agents}:
             self.health.forget(gone)
         self._agents = {agent.id: agent for agent in agents}
-        self._full.clear()
-        for agent_id in self._agents:
-            self._note_room(agent_id)
+        self._slots.set_agents(agents)
         self.balancer.set_agents(agents)
         before = self._lanes.lanes()
         for task_id in before:
@@ -384,7 +369,7 @@ class Scheduler:
         return self.default_retries if task.retries is None else task.retries
 
     def phase(self, task_id: str) -> Phase:
-        if task_id in self._running or task_id in self._finishing or self._agentless.get(task_id):
+        if self._slots.runs(task_id) or self._agentless.get(task_id):
             return "running"
         places = (self._agentless, self._lanes, self._backing_off, self._held)
         if any(task_id in place for place in places):
@@ -405,11 +390,11 @@ class Scheduler:
 
     def utilization(self) -> float:
         """Share of the allowed concurrency in use: the auto-scaler's sample."""
-        return len(self._running) / self._limit
+        return len(self._slots.running) / self._limit
 
     @property
     def running(self) -> tuple[Assignment, ...]:
-        return tuple(self._running.values())
+        return tuple(self._slots.running.values())
 
     @property
     def queued_count(self) -> int:
@@ -417,7 +402,7 @@ class Scheduler:
         return len(self._lanes) + len(self._backing_off) + len(self._held)
 
     def in_flight(self, agent_id: str) -> int:
-        return self._in_flight[agent_id]
+        return self._slots.in_flight(agent_id)
 
     def queued(self) -> list[QueuedTask]:
         """Every queued task in serving order (O(n log n): for the dashboard)."""
@@ -425,11 +410,7 @@ class Scheduler:
 
     def pending(self) -> bool:
         """True while some task is running, queued or waiting on one that is."""
-        return bool(self._running) or self._graph.has_pending()
-
-    def has_agentless(self) -> bool:
-        """Whether a task that needs no agent waits for `take_agentless`."""
-        return not all(self._agentless.values())
+        return bool(self._slots.running) or self._graph.has_pending()
 
     def next_wakeup(self) -> float | None:
         """When a retry's backoff ends or a probe falls due: dispatch then, finish or not."""
@@ -447,52 +428,28 @@ class Scheduler:
 
     # Inside.
 
-    def _choices(self, agents: frozenset[str]) -> list[str]:
-        """The agents the balancer chooses among: all, or for adaptive in a big pool a random
-        few (the power of d choices), so a choice costs the same with 400 agents as with 16."""
-        if self.balancer.strategy == "adaptive" and len(agents) > MAX_CHOICES:
-            return sorted(self._rng.sample(sorted(agents), MAX_CHOICES))
-        return sorted(agents)
-
     def _candidate(self, agent_id: str, task: TaskDef | None = None) -> Candidate:
-        agent = self._agents[agent_id]
-        expected = None
-        if task is not None and self.balancer.strategy == "adaptive":  # the only one to use it
-            prediction = self.predictor.predict(task.kind, task.complexity, agent_id)
-            if prediction.basis in ("agent+kind", "agent"):  # its own history, not others'
-                expected = prediction.seconds
-        return Candidate(
-            agent_id=agent_id,
-            weight=agent.weight,
-            capacity=agent.capacity,
-            in_flight=self._in_flight[agent_id],
+        return candidate(
+            self._agents[agent_id],
+            task,
+            strategy=self.balancer.strategy,
+            in_flight=self._slots.in_flight(agent_id),
             backlog=self._lanes.backlog(agent_id),
-            health=self.health.score(agent_id),
-            peak_latency=self.health.peak_latency(agent_id),
-            error_rate=self.health.error_rate(agent_id),
-            expected_seconds=expected,
+            health=self.health,
+            predictor=self.predictor,
         )
+
+    def _unqueue(self, task_id: str) -> None:
+        """Take a task out of wherever it waits to start."""
+        self._lanes.take(task_id)
+        self._lanes.forget(task_id)
+        self._backing_off.drop(task_id)
+        self._held.discard(task_id)
+        self._agentless.pop(task_id, None)
 
     def _release_retries(self) -> None:
         for task_id in self._backing_off.due():
             self._enqueue(task_id)
-
-    def _release(self, task_id: str) -> Assignment:
-        """Take a task out of running, freeing its agent's slot."""
-        assignment = self._running.pop(task_id)
-        self._in_flight[assignment.agent_id] -= 1
-        self._note_room(assignment.agent_id)
-        return assignment
-
-    def _note_room(self, agent_id: str) -> None:
-        """Keep `_full`, the agents with no free slot, current for one agent."""
-        if agent_id in self._agents and not self._has_room(agent_id):
-            self._full.add(agent_id)
-        else:
-            self._full.discard(agent_id)
-
-    def _has_room(self, agent_id: str) -> bool:
-        return self._in_flight[agent_id] < self._agents[agent_id].capacity
 
     def _takers(self, task: TaskDef) -> set[str]:
         """Agents not given up on that may take the task, now or once back in service."""
@@ -525,12 +482,10 @@ class Scheduler:
     def _start(self, task_id: str, agent_id: str, *, probe: bool) -> Assignment:
         task = self._tasks[task_id]
         self._attempts[task_id] += 1
-        self._in_flight[agent_id] += 1
-        self._note_room(agent_id)
         predicted = self.predictor.predict_task(task, agent_id)
         attempt = self._attempts[task_id]
         assignment = Assignment(task, agent_id, attempt, probe, predicted, self.timeout(task))
-        self._running[task_id] = assignment
+        self._slots.take(assignment)
         return assignment
 
     def _apply_health(self, change: HealthChange | None) -> tuple[str, ...]:
