@@ -187,6 +187,7 @@ class VaultIndex:
             "path": note.path,
             "type": note.type,
             "tags": list(note.tags),
+            "aliases": list(note.aliases),
             "frontmatter": json_safe(note.frontmatter),
             "links": [
                 {"raw": link.raw, "target": target}

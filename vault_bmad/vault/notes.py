@@ -34,6 +34,7 @@ HEAD_BYTES = 64 * 1024  # of a note over the size limit, what is read for its fr
 _WALK_ABOVE_CHARS = 65_536  # frontmatter this long is checked for its number of values
 _BINARY_SNIFF = 8192
 _TAG_SEPARATORS = re.compile(r"[,\s]+")
+_ALIAS_SEPARATOR = re.compile(",")
 _TOP_LEVEL_KEY = re.compile(r"^([^\s#:-][^:\n]*):(?:[ \t]|$)", re.MULTILINE)
 
 
@@ -119,6 +120,10 @@ class Note:
     def tags(self) -> tuple[str, ...]:
         """Frontmatter tags, then inline tags, each once."""
         return tuple(dict.fromkeys(frontmatter_tags(self.frontmatter) + self.syntax.tags))
+
+    @cached_property
+    def aliases(self) -> tuple[str, ...]:
+        return frontmatter_aliases(self.frontmatter)
 
     @property
     def headings(self) -> tuple[Heading, ...]:
@@ -299,14 +304,25 @@ def property_lines(raw: str | None) -> dict[str, int]:
 def frontmatter_tags(frontmatter: dict[str, Any]) -> tuple[str, ...]:
     """Tags from the `tags` (or `tag`) property: a list, or a comma/space separated string."""
     value = frontmatter.get("tags", frontmatter.get("tag"))
-    if value is None:
-        return ()
+    return tuple(t.lstrip("#") for t in _string_list(value, _TAG_SEPARATORS) if t.lstrip("#"))
+
+
+def frontmatter_aliases(frontmatter: dict[str, Any]) -> tuple[str, ...]:
+    """Other names of the note, from the `aliases` (or `alias`) property: a list, or a
+    comma-separated string (`aliases: Doggo, Woofer`). Links do not resolve through them."""
+    return _string_list(frontmatter.get("aliases", frontmatter.get("alias")), _ALIAS_SEPARATOR)
+
+
+def _string_list(value: Any, separator: re.Pattern[str]) -> tuple[str, ...]:
+    """A list property's items as text, each string split at `separator`, blanks dropped."""
     items: list[Any] = value if isinstance(value, list) else [value]
-    tags: list[str] = []
-    for item in items:
-        if isinstance(item, str | int | float) and not isinstance(item, bool):
-            tags += [t.lstrip("#") for t in _TAG_SEPARATORS.split(str(item)) if t.lstrip("#")]
-    return tuple(tags)
+    return tuple(
+        part.strip()
+        for item in items
+        if isinstance(item, str | int | float) and not isinstance(item, bool)
+        for part in separator.split(str(item))
+        if part.strip()
+    )
 
 
 def frontmatter_links(frontmatter: dict[str, Any], raw: str | None) -> list[Link]:
