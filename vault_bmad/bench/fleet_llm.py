@@ -9,11 +9,13 @@ one interpreter lock (the first calls of a run answered 45-95 ms late).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection
+from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
@@ -86,25 +88,23 @@ class FleetLLM(LoopbackLLM):
 
 
 class FleetProcess:
-    """A FleetLLM served by a child process; start and stop it with `with`. `ok_calls` and
-    `reset_counts` ask the child."""
+    """A FleetLLM served by a child Python process (`python -m vault_bmad.bench.fleet_llm`);
+    start and stop it with `with`. `ok_calls` and `reset_counts` ask the child, one JSON
+    line each way on its stdin and stdout."""
 
     def __init__(self, scale: float, degradation: Degradation = DEGRADATION) -> None:
         self.scale = scale
         self.degradation = degradation
         self.base_url = ""
-        self._pipe: Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._child: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> FleetProcess:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-        self._pipe, child_end = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(self.scale, self.degradation, child_end), name="fleet-llm"
+        plan = json.dumps({"scale": self.scale, "degradation": asdict(self.degradation)})
+        command = [sys.executable, "-m", "vault_bmad.bench.fleet_llm", plan]
+        self._child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
-        self._process.start()
-        child_end.close()  # so a child that dies reads as EOFError here, not a hang
-        self.base_url = self._ask("base_url")
+        self.base_url = str(self._ask("base_url"))
         return self
 
     def __exit__(
@@ -113,14 +113,16 @@ class FleetProcess:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._pipe is not None and self._process is not None
+        assert self._child is not None and self._child.stdin is not None
         with contextlib.suppress(OSError):  # the child may be gone already
-            self._pipe.send("stop")
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
-        self._pipe.close()
+            self._child.stdin.close()  # its end of input: it stops serving
+        try:
+            self._child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+        if self._child.stdout is not None:
+            self._child.stdout.close()
 
     @property
     def ok_calls(self) -> int:
@@ -130,19 +132,27 @@ class FleetProcess:
         self._ask("reset_counts")
 
     def _ask(self, question: str) -> Any:
-        assert self._pipe is not None, "the fleet process has not been started"
-        self._pipe.send(question)
-        return self._pipe.recv()
+        child = self._child
+        assert child is not None and child.stdin is not None and child.stdout is not None
+        child.stdin.write(question + "\n")
+        line = child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fleet LLM process ended (exit code {child.wait()})")
+        return json.loads(line)
 
 
-def _serve(scale: float, degradation: Degradation, pipe: Connection) -> None:
-    """The child: a FleetLLM answering the parent's questions on `pipe` until "stop"."""
-    with FleetLLM(scale, degradation) as server:
+def _serve(plan: Mapping[str, Any]) -> None:
+    """The child: a FleetLLM answering the parent's questions, one a line, until stdin
+    ends."""
+    with FleetLLM(float(plan["scale"]), Degradation(**plan["degradation"])) as server:
         answers: dict[str, Callable[[], object]] = {
             "base_url": lambda: server.base_url,
             "ok_calls": lambda: server.ok_calls,
             "reset_counts": server.reset_counts,
         }
-        with contextlib.suppress(EOFError):  # the parent gone: stop too
-            while (question := pipe.recv()) != "stop":
-                pipe.send(answers[question]())
+        for question in sys.stdin:
+            print(json.dumps(answers[question.strip()]()), flush=True)
+
+
+if __name__ == "__main__":
+    _serve(json.loads(sys.argv[1]))
