@@ -24,6 +24,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Dialog,
     Page,
+    Route,
     sync_playwright,
 )
 
@@ -213,6 +214,57 @@ def test_plotly_s_full_bundle_loads_only_for_a_webgl_chart(
     assert page.locator("script[src*='plotly']").count() == 2
     fresh.close()
     assert watched.errors == [] and watched.dialogs == []
+
+
+# Where the first point that carries a task id is drawn, in page pixels.
+FIRST_TASK_POINT = """() => {
+  const chart = document.querySelector("[data-chart='chart']");
+  const trace = chart._fullData.find((t) => t.customdata && t.customdata.length);
+  const { xaxis, yaxis, _size } = chart._fullLayout;
+  const box = chart.querySelector(".main-svg").getBoundingClientRect();
+  return {
+    x: box.left + _size.l + xaxis.l2p(xaxis.d2l(trace.x[0])),
+    y: box.top + _size.t + yaxis.l2p(yaxis.d2l(trace.y[0])),
+  };
+}"""
+
+
+def test_a_graph_node_opens_its_task_as_soon_as_it_is_drawn(
+    service: Service, browser: Browser
+) -> None:
+    fresh = browser.new_context(viewport={"width": 1280, "height": 800})  # nothing cached
+    page = fresh.new_page()
+    answered: list[str] = []
+    held: list[Route] = []
+
+    def first_answer_only(route: Route) -> None:  # no later poll can attach the click
+        if answered:
+            route.abort()
+        else:
+            answered.append(route.request.url)
+            route.continue_()
+
+    def hold(route: Route) -> None:  # Plotly comes after the data, as on a slow load
+        held.append(route)
+
+    page.route("**/api/graph*", first_answer_only)
+    page.route("**/assets/**", hold)
+    with page.expect_response("**/api/graph*"):
+        page.goto(service.url.rstrip("/") + "/graph", wait_until="domcontentloaded")
+    page.wait_for_timeout(300)  # the answer's callback has run, with no Plotly yet
+    for route in held:
+        route.continue_()
+    page.unroute("**/assets/**")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-chart='chart'] .scatterlayer .point\").length"
+    )
+    point = page.evaluate(FIRST_TASK_POINT)
+    page.mouse.move(point["x"], point["y"])  # a user hovers first: Plotly clicks what hovers
+    page.locator(".hoverlayer .hovertext").wait_for()
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_url("**/tasks/**")
+    assert len(answered) == 1
+    fresh.close()
 
 
 def test_a_chart_the_api_sends_unchanged_is_not_drawn_again(

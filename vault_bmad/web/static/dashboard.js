@@ -209,6 +209,7 @@
       responsive: true,
       modeBarButtonsToRemove: ["select2d", "lasso2d"],
     });
+    if ("opensTask" in node.dataset) openTaskOnClick(node);
   }
 
   // A chart the API sent again unchanged is not drawn again (Plotly.react would redraw it).
@@ -224,8 +225,9 @@
     }
   }
 
+  // A point whose customdata starts with a task id opens that task (`data-opens-task`).
   function openTaskOnClick(node) {
-    if (!node || node.dataset.clickable || !node.on) return; // once Plotly has drawn it
+    if (node.dataset.clickable) return; // attached since the last purge
     node.dataset.clickable = "yes";
     node.on("plotly_click", (event) => {
       const data = event.points && event.points[0] && event.points[0].customdata;
@@ -370,7 +372,6 @@
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}`
         : "No chain of dependent tasks in view.");
       show(chart, data.chart);
-      openTaskOnClick(chart);
     }, every() * 2);
     select.addEventListener("change", () => {
       chosen = select.value;
@@ -388,7 +389,6 @@
       setText("critical-path", data.critical_path && data.critical_path.length
         ? `Critical path (${seconds(data.critical_s)}): ${data.critical_path.join(" → ")}` : "");
       show(chart, data.chart);
-      openTaskOnClick(chart);
       fill("nodes", data.nodes.map((node) => el("tr", {},
         el("td", {}, node.label),
         el("td", {}, el("a", { href: taskHref(node.id) }, node.id)),
