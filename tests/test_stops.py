@@ -189,3 +189,30 @@ def test_serve_shows_a_dead_server_down_and_keeps_its_tasks_queued(
             served.process.kill()
     assert code == 0, output
     assert {status_of(n) for n in notes} == {"todo"}
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_ctrl_c_in_a_terminal_stops_quietly(
+    vault: Path, write: WriteNote, tmp_path: Path, command: str
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group, the template workers with it:
+    the command stops with its own words, and no worker prints a traceback."""
+    notes = slow_vault(write, 3)
+    write("Agents/T.md", "---\ntype: agent\n---\nWrites.\n")
+    rendered = write("Tasks/Rendered.md", "---\ntype: task\nagent: t\n---\nGo.\n")
+    with LoopbackLLM(latency=lambda: 60.0) as server:
+        process = subprocess.Popen(
+            [*CLI, command, str(vault), *(["--port", str(free_port())] * (command == "serve"))],
+            env=environment(tmp_path, server.base_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal's job is
+        )
+        wait_until(lambda: status_of(rendered) == "done", "the template task did not run")
+        wait_until(lambda: sum(status_of(n) == "running" for n in notes) == 2, "no start")
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert process.returncode == (130 if command == "run" else 0), output
+    assert {status_of(n) for n in notes} == {"todo"}

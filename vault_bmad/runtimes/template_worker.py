@@ -19,6 +19,7 @@ import json
 import math
 import pickle
 import resource
+import signal
 import struct
 import sys
 import traceback
@@ -159,6 +160,9 @@ def serve(jobs: IO[bytes], answers: IO[bytes]) -> None:
 
 
 def main() -> None:
+    # A terminal's Ctrl-C reaches the whole process group; stopping is the parent's call,
+    # which it makes by closing the pipe (or, past a deadline, by SIGKILL).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_memory(int(sys.argv[1]))
     jobs, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers goes down the answer pipe
