@@ -7,7 +7,7 @@ from pathlib import Path
 import frontmatter
 import pytest
 
-from vault_bmad.bench.fleet_llm import FleetLLM
+from vault_bmad.bench.fleet_llm import FleetLLM, FleetProcess
 from vault_bmad.bench.peers import call_with_failover
 from vault_bmad.bench.workload import SYSTEMS, BenchPlan, run_workload
 from vault_bmad.bench.workload_spec import (
@@ -124,3 +124,17 @@ def test_the_degrading_agent_slows_then_fails_then_recovers() -> None:
         assert (server.ok_calls, server.failed_calls) == (5, 2)
     assert outcomes == ["ok", "ok", "failed", "failed", "ok"]
     assert text.startswith("loopback reply")
+
+
+def test_the_fleet_process_serves_from_a_child_and_counts_there() -> None:
+    with FleetProcess(scale=0.001) as server:
+        runtime = LlmRuntime(server.base_url)
+        runtime.run(request_to("ada"))
+        assert server.ok_calls == 1
+        server.reset_counts()
+        assert server.ok_calls == 0
+        runtime.run(request_to("ada"))
+        runtime.close()
+        assert server.ok_calls == 1
+    with pytest.raises(AttemptFailed):  # the child stopped with the block: nothing listens
+        LlmRuntime(server.base_url).run(request_to("ada"))

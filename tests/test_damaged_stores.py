@@ -150,3 +150,21 @@ def test_the_disk_cache_failing_underneath_reads_as_a_miss_and_mends(tmp_path: P
         on_a_new_thread(lambda: level.set("answer", "45"))
         assert on_a_new_thread(lambda: level.get("answer")) is None
         assert not (tmp_path / "state").exists()
+
+
+def test_a_new_disk_cache_opens_behind_and_loses_nothing(tmp_path: Path) -> None:
+    """A folder that does not exist yet is made on a thread of its own: what is set at once
+    is kept, and an existing folder serves its keys as soon as it is constructed."""
+    folder = tmp_path / "state" / "cache"
+    with DiskCache(folder, capacity=100) as level:
+        level.set("answer", "42")  # waits for the folder, never dropped
+        assert level.get("answer") == "42"
+    with DiskCache(folder, capacity=100) as level:  # exists: opened before it returns
+        assert level.get("answer") == "42" and len(level) == 1
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    with DiskCache(blocked / "cache", capacity=100) as level:  # cannot be made: no error
+        level.set("answer", "42")
+        assert level.get("answer", "missed") == "missed"
+        assert level.stats().misses == 1
+    assert blocked.read_text() == "not a folder"

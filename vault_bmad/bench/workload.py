@@ -2,9 +2,9 @@
 
 vault-bmad runs the workload as a real vault (parser, engine, cache, llm runtime,
 write-back) through `run_vault`; the peers (bench/peers.py) run the same tasks against the
-same loopback LLM server. Systems are interleaved, their order rotated per repeat, and
-each figure is the median over repeats. Times are divided by `scale`: reported as if the
-LLM's median latency were its real 2,000 ms.
+same loopback LLM server, in a process of its own as a real one is. Systems are interleaved,
+their order rotated per repeat, and each figure is the median over repeats. Times are
+divided by `scale`: reported as if the LLM's median latency were its real 2,000 ms.
 
 `vault-bmad` runs as a vault that has been used before: its store holds the attempts of
 one earlier run of another workload (another seed) on the same agents, which is what its
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault_bmad.bench.fleet_llm import FleetLLM
+from vault_bmad.bench.fleet_llm import FleetProcess
 from vault_bmad.bench.peers import PEERS, SystemRun
 from vault_bmad.bench.workload_spec import (
     BenchTask,
@@ -143,7 +143,7 @@ def run_workload(
     """Every system of `plan` on its workload; the JSON document of the benchmark."""
     tasks = make_tasks(plan.seed, plan.tasks)
     samples: dict[str, list[Sample]] = {name: [] for name in plan.systems}
-    server = FleetLLM(plan.scale)
+    server = FleetProcess(plan.scale)  # apart, as a real server is: every system alike
     with server, tempfile.TemporaryDirectory() as tmp:
         history: list[Attempt] = []
         if "vault-bmad" in plan.systems:

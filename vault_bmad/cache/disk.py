@@ -5,6 +5,10 @@ is moved aside to `<folder>.damaged` (replacing an older one), with a warning, a
 level starts empty. A failure while running (the folder deleted, the file damaged)
 never fails a caller: the operation reads as a miss, a warning tells once, and the level
 starts empty again as soon as its parent folder is there to hold it.
+
+A folder that does not exist yet holds nothing, so it is made and opened on a thread of its
+own (diskcache takes 50-60 ms to set up a new one): until then a read is a miss, and a
+write, `clear` or `close` waits for it. An existing folder is opened at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 import pickle
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from functools import partial
@@ -44,6 +49,8 @@ class DiskCache(CacheLevel):
     picklable. All operations hold one lock, so the policy and the disk agree.
     """
 
+    _store: diskcache.Cache | None  # None until opened
+
     def __init__(
         self,
         directory: Path | str,
@@ -56,13 +63,38 @@ class DiskCache(CacheLevel):
         super().__init__(name, capacity, ttl, clock)
         self.directory = Path(directory)
         self._failed: BaseException | None = None  # why the disk failed, until set up again
+        self._store = None
+        self._opened = threading.Event()
+        self._opener: threading.Thread | None = None
+        if self.directory.exists():
+            self._open_store()
+        else:
+            self._opener = threading.Thread(
+                target=self._open_in_background, name="vault-bmad-l3-open"
+            )
+            self._opener.start()
+
+    def _open_store(self) -> None:
+        """Open the folder (afresh if it is damaged) and track the keys it holds."""
         try:
-            self._store, keys = _open(self.directory)
+            store, keys = _open(self.directory)
         except (sqlite3.DatabaseError, pickle.UnpicklingError) as error:
-            self._store, keys = self._open_afresh(error)
+            store, keys = self._open_afresh(error)
         with self._lock:
+            self._store = store
             for key in keys:
                 self._track(key, math.nan)  # expiry unknown until read
+        self._opened.set()
+
+    def _open_in_background(self) -> None:
+        try:
+            self._open_store()
+        except _FAILURES as error:
+            _logger.warning("the disk cache %s could not be opened: %s", self.directory, error)
+            with self._lock:
+                self._failed = error  # the next operation mends it, as any failure
+        finally:
+            self._opened.set()  # never leaves a writer waiting
 
     def get(self, key: Hashable, default: object = None) -> object:
         with self._lock:
@@ -81,23 +113,25 @@ class DiskCache(CacheLevel):
             return default if value is _MISSING else value
 
     def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
+        self._opened.wait()
         with self._lock:
             self._safely(lambda: self._set(key, value, ttl, self._clock()), None)
 
     def set_many(self, items: Iterable[tuple[Hashable, object, float | None, float]]) -> None:
         """`set` each (key, value, ttl, when it was set by `clock`) in one disk transaction,
         far cheaper than one each; the TTL runs from when it was set."""
+        self._opened.wait()
         with self._lock:
             self._safely(lambda: self._set_all(items), None)
 
     def _set_all(self, items: Iterable[tuple[Hashable, object, float | None, float]]) -> None:
-        with self._store.transact():
+        with self._disk.transact():
             for key, value, ttl, at in items:
                 self._set(key, value, ttl, at)
 
     def _set(self, key: Hashable, value: object, ttl: float | None, at: float) -> None:
         expires_at = self._expires_at(ttl, at)
-        self._store.set(key, (expires_at, value))
+        self._disk.set(key, (expires_at, value))
         entry = self._entries.get(key)
         if entry is None:
             self._track(key, expires_at)
@@ -114,7 +148,7 @@ class DiskCache(CacheLevel):
         if entry is not None:
             self._forget(entry)
         else:
-            self._store.delete(key)
+            self._disk.delete(key)
         return live
 
     def __contains__(self, key: Hashable) -> bool:
@@ -129,8 +163,15 @@ class DiskCache(CacheLevel):
                     self._safely(partial(self._read_live, key), _MISSING)
             return self._expirations - before
 
+    def clear(self) -> None:
+        self._opened.wait()
+        super().clear()
+
     def close(self) -> None:
-        self._store.close()
+        if self._opener is not None:
+            self._opener.join()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> DiskCache:
         return self
@@ -149,10 +190,10 @@ class DiskCache(CacheLevel):
         if entry is not None and entry.expires_at <= self._clock():
             self._drop_expired(entry)
             return _MISSING
-        stored = self._store.get(key, default=_MISSING)
+        stored = self._disk.get(key, default=_MISSING)
         if not (isinstance(stored, tuple) and len(stored) == 2):
             if stored is not _MISSING:  # not written by this class: not ours to serve
-                self._store.delete(key)
+                self._disk.delete(key)
             if entry is not None:  # removed behind our back, by another process
                 self._forget(entry)
             return _MISSING
@@ -173,20 +214,23 @@ class DiskCache(CacheLevel):
 
     def _discard(self, key: Hashable) -> None:
         try:
-            self._store.delete(key)
+            self._disk.delete(key)
         except _FAILURES as error:  # mid-way through the policy's work: mended later
             self._failed = self._failed or error
 
     def _discard_all(self) -> None:
         try:
-            self._store.clear()
+            self._disk.clear()
         except _FAILURES as error:
             self._failed = self._failed or error
 
     def _safely(self, operation: Callable[[], _T], fallback: _T) -> _T:
         """`operation` on the disk; if the disk fails, `fallback`, and the level is set up
-        afresh once its folder's parent is there. Lock held."""
+        afresh once its folder's parent is there; `fallback` too while a new folder is
+        still being opened. Lock held."""
         if self._failed is not None and not self._mend():
+            return fallback
+        if self._store is None:
             return fallback
         try:
             return operation()
@@ -202,7 +246,8 @@ class DiskCache(CacheLevel):
         if not self.directory.parent.is_dir():
             return False
         with contextlib.suppress(*_FAILURES):
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
         self._entries.clear()
         self._policy.clear()
         try:
@@ -211,6 +256,12 @@ class DiskCache(CacheLevel):
             return False
         self._failed = None
         return True
+
+    @property
+    def _disk(self) -> diskcache.Cache:
+        """The open store: only reached through `_safely` or an entry it tracks."""
+        assert self._store is not None
+        return self._store
 
     def _open_afresh(self, error: BaseException | None) -> tuple[diskcache.Cache, list[Hashable]]:
         """An empty diskcache in the folder, what was there moved aside, with a warning."""
