@@ -1,7 +1,7 @@
-"""Notes of Obsidian's own help vault, read as the notes themselves say Obsidian reads them.
+"""Notes shaped like those of Obsidian's help vault, read as that help says Obsidian reads them.
 
-The notes are in tests/fixtures/obsidian_help/ (see its README.md for where each came from).
-Each test quotes the sentence of the note that states the rule it checks.
+The notes are in tests/fixtures/obsidian_help/ (its README.md names the help notes they follow).
+Each test states, in our words, the rule of Obsidian's help that it checks.
 """
 
 from __future__ import annotations
@@ -98,9 +98,8 @@ def test_a_name_alone_resolves_to_the_note_in_another_folder(index: VaultIndex) 
 
 
 def test_both_link_formats_reach_the_same_note(index: VaultIndex) -> None:
-    # Internal links.md: "`[[Internal links|custom display text]]` appears as [[Internal
-    # links|custom display text]]" and "`[custom display text](Internal%20links.md)` appears
-    # as [custom display text](Internal%20links.md)": each written once outside code.
+    # Obsidian's help: a display text goes after `|` in a wikilink and in the brackets of a
+    # Markdown link. Internal links.md writes each form once in code and once outside it.
     links = targets(index, INTERNAL)
     assert links["[[Internal links|custom display text]]"] == INTERNAL
     assert links["[custom display text](Internal%20links.md)"] == INTERNAL
@@ -110,8 +109,8 @@ def test_both_link_formats_reach_the_same_note(index: VaultIndex) -> None:
 
 
 def test_links_in_code_are_not_links(index: VaultIndex) -> None:
-    # Internal links.md shows `[[Three laws of motion]]`, `[[Figure 1.png]]` and
-    # `[[2023-01-01#^37066d]]` as inline code; Embed files.md shows ![[Internal links]],
+    # Internal links.md has `[[Three laws of motion]]`, `[[Figure 1.png]]` and
+    # `[[2023-01-01#^37066d]]` as inline code; Embed files.md has ![[Internal links]],
     # ![[Engelbart.jpg|100x145]] and ![[My note#^my-list-id]] in ```md blocks.
     written = {link.target for path in HELP_NOTES for link in note(index, path).links}
     for in_code in ("Three laws of motion", "Figure 1.png", "2023-01-01", "My note", "Link"):
@@ -120,14 +119,14 @@ def test_links_in_code_are_not_links(index: VaultIndex) -> None:
     assert "![[Internal links]]" not in embeds
     assert "![[Engelbart.jpg|100x145]]" not in embeds
     assert "![[Internal links#^b15695]]" in embeds  # written in a block, and once outside
-    # Callouts.md's ```markdown block says [[Internal link|Wikilinks]]; only the rendered
+    # Callouts.md's ```markdown block has [[Internal link|Wikilinks]]; only the rendered
     # callout under it, with [[Internal links|Wikilinks]], is a link.
     assert "Internal link" not in {link.target for link in note(index, CALLOUTS).links}
 
 
 def test_heading_and_block_links_name_what_the_note_has(index: VaultIndex) -> None:
-    # Embed files.md: "You can also embed links to [[Internal links#Link to a heading in a
-    # note|headings]] and [[Internal links#Link to a block in a note|blocks]]."
+    # Obsidian's help: `#heading` after a link's target points at a heading, `#^id` at a block.
+    # Embed files.md links to two headings that Internal links.md has.
     internal_headings = {h.text for h in note(index, INTERNAL).headings}
     for raw in (
         "[[Internal links#Link to a heading in a note|headings]]",
@@ -136,15 +135,15 @@ def test_heading_and_block_links_name_what_the_note_has(index: VaultIndex) -> No
         link = the_link(index, EMBED, raw)
         assert index.resolve(link, EMBED) == INTERNAL
         assert link.heading in internal_headings
-    # Properties.md lists its types as [[#^text-list|Text]] ... and ends each paragraph
-    # with the block id on the next line ("^text-list").
+    # Properties.md lists its types as [[#^text-list|Text]] ... and gives each paragraph
+    # its block id on the line below it ("^text-list").
     properties = note(index, PROPERTIES)
     own_blocks = [link.block for link in properties.links if link.target == ""]
     own = ["text-list", "text-list", "numbers", "checkbox", "date-time", "date-time"]
     assert own_blocks == own
     assert set(own_blocks) <= set(properties.block_ids)
     assert targets(index, PROPERTIES)["[[#^numbers|Number]]"] == PROPERTIES
-    # Callouts.md: "refer to [[#Supported types]]"; "Unless you [[#Customize callouts]]".
+    # Callouts.md links its own headings: [[#Supported types]] and [[#Customize callouts]].
     callout_headings = [h.text for h in note(index, CALLOUTS).headings]
     for heading in ("Supported types", "Customize callouts"):
         assert the_link(index, CALLOUTS, f"[[#{heading}]]").heading == heading
@@ -152,9 +151,9 @@ def test_heading_and_block_links_name_what_the_note_has(index: VaultIndex) -> No
 
 
 def test_a_block_id_is_letters_numbers_and_dashes_at_a_block_end(index: VaultIndex) -> None:
-    # Internal links.md: "Block identifiers can only consist of letters, numbers, and dashes."
-    # Advanced formatting syntax.md ends a paragraph with " ^376b9d"; Internal links.md only
-    # shows ` ^quote-of-the-day` as inline code, which makes no block.
+    # Obsidian's help: a block id is made of letters, digits and dashes, after a space at the
+    # end of a block. Advanced formatting syntax.md ends a paragraph with " ^376b9d";
+    # Internal links.md has ` ^quote-of-the-day` only as inline code, which makes no block.
     assert note(index, ADVANCED).block_ids == ("376b9d",)
     assert note(index, INTERNAL).block_ids == ()
     block_ids = {"text-list", "numbers", "checkbox", "date-time"}
@@ -162,8 +161,8 @@ def test_a_block_id_is_letters_numbers_and_dashes_at_a_block_end(index: VaultInd
 
 
 def test_embeds_keep_their_subpath_and_size(index: VaultIndex) -> None:
-    # Embed files.md: "adding `|640x480` to the link destination"; Advanced formatting
-    # syntax.md: "If you want to resize images in tables, you need to escape the pipe".
+    # Obsidian's help: an image embed takes its size after `|`; inside a table that bar is
+    # escaped as `\|`. A heading subpath stays with the target.
     image = the_link(index, EMBED, "![[Engelbart.jpg#outline|100]]")
     assert (image.embed, image.target, image.heading, image.alias) == (
         True,
@@ -180,16 +179,16 @@ def test_embeds_keep_their_subpath_and_size(index: VaultIndex) -> None:
 
 
 def test_external_urls_are_not_links(index: VaultIndex) -> None:
-    # Embed files.md: "embed an externally hosted image by using a markdown link",
-    # ![250](https://publish-01.obsidian.md/...); Callouts.md links [lucide.dev](https://...).
+    # Obsidian's help: an image on the web is embedded with a Markdown link to its URL
+    # (Embed files.md: ![250](https://...)); Callouts.md links [lucide.dev](https://...).
     for path in (EMBED, CALLOUTS, ADVANCED, PROPERTIES):
         assert not [link.raw for link in note(index, path).links if "://" in link.raw]
 
 
 def test_a_link_to_an_alias_is_not_resolved(index: VaultIndex) -> None:
-    # Aliases.md: "Rather than just using the alias as the link destination (`[[AI]]`),
-    # Obsidian uses the `[[Artificial Intelligence|AI]]` link format". Callouts.md links
-    # [[Embedding files|embeds]], an alias of Embed files.md: Obsidian leaves it unresolved.
+    # Obsidian's help: a link to a note found by its alias names the note and shows the alias
+    # after `|`; the alias itself is no link target. Callouts.md links [[Embedding files|embeds]],
+    # an alias of Embed files.md: Obsidian leaves it unresolved.
     assert "Linking notes and files/Embedding files" in note(index, EMBED).aliases
     assert targets(index, CALLOUTS)["[[Embedding files|embeds]]"] is None
     assert index.resolve("Internal link", ALIASES) is None  # an alias of Internal links.md
@@ -199,10 +198,9 @@ def test_a_link_to_an_alias_is_not_resolved(index: VaultIndex) -> None:
 
 
 def test_tags_follow_the_tag_format_rules(index: VaultIndex) -> None:
-    # Tags.md: "Tags must contain at least one non-numerical character. For example, #1984
-    # isn't a valid tag, but #y1984 is." then lists #camelCase, #PascalCase, #snake_case and
-    # #kebab-case. `#meeting`, `tag:#meeting` and `#inbox/to-read` are inline code, and
-    # "a hashtag symbol (#) in the editor" has no tag.
+    # Obsidian's help: a tag needs at least one non-numerical character (#1984 is no tag,
+    # #y1984 is one) and has no spaces (#camelCase, #PascalCase, #snake_case, #kebab-case).
+    # `#meeting`, `tag:#meeting` and `#inbox/to-read` are inline code, and "(#)" is no tag.
     tags = ("y1984", "camelCase", "PascalCase", "snake_case", "kebab-case")
     assert note(index, TAGS).tags == tags
     # Plugins/Tags.md writes its nested tags only as code: `#inbox/to-read`.
@@ -210,14 +208,13 @@ def test_tags_follow_the_tag_format_rules(index: VaultIndex) -> None:
 
 
 def test_tags_property_examples(index: VaultIndex) -> None:
-    # Tags.md: "add tags using the `tags` property", "Or, add several tags", and "add
-    # multiple tags on a single line by separating them using commas".
+    # Obsidian's help: the `tags` property takes one tag, a YAML list, or a comma-separated line.
     read = [parse_note("Example.md", example).tags for example in examples(index, TAGS, "yaml")]
     assert read == [("meeting",), ("recipe", "cooking"), ("recipe", "cooking")]
 
 
 def test_a_json_properties_block_is_read(index: VaultIndex) -> None:
-    # Properties.md: "you can also define properties using JSON ... the JSON block will be read".
+    # Obsidian's help: properties may be written as a JSON object between the `---` lines.
     (example,) = examples(index, PROPERTIES, "json")
     parsed = parse_note("Example.md", example)
     assert parsed.error is None
@@ -244,20 +241,20 @@ def test_aliases_properties_of_the_help_notes(index: VaultIndex) -> None:
 
 
 def test_aliases_property_examples(index: VaultIndex) -> None:
-    # Aliases.md: "add an `alias`, or `aliases`, property", "You can add multiple aliases
-    # using commas", "Or, you can also add multiple aliases using a YAML array".
-    parsed = [parse_note("Dog.md", example) for example in examples(index, ALIASES, "md")]
+    # Obsidian's help: aliases come from an `alias` or `aliases` property, one name, a
+    # comma-separated line, or a YAML list.
+    parsed = [parse_note("Cat.md", example) for example in examples(index, ALIASES, "md")]
     assert [example.aliases for example in parsed] == [
-        ("Doggo",),
-        ("Doggo", "Woofer", "Yapper"),
-        ("Doggo", "Woofer", "Yapper"),
+        ("Kitty",),
+        ("Kitty", "Mouser", "Whiskers"),
+        ("Kitty", "Mouser", "Whiskers"),
     ]
-    assert all([(h.level, h.text) for h in example.headings] == [(1, "Dog")] for example in parsed)
+    assert all([(h.level, h.text) for h in example.headings] == [(1, "Cat")] for example in parsed)
 
 
 def test_links_in_properties_examples(index: VaultIndex) -> None:
-    # Properties.md: "Internal links in Text and List type properties must be surrounded
-    # with quotes": link: "[[Link]]" and linklist: ["[[Link]]", "[[Link2]]"].
+    # Obsidian's help: a link in a text or list property is written in quotes:
+    # link: "[[Link]]" and linklist: ["[[Link]]", "[[Link2]]"].
     (with_links,) = [e for e in examples(index, PROPERTIES, "yaml") if "[[" in e]
     links = parse_note("Example.md", with_links).links
     assert [(link.target, link.kind) for link in links] == [
@@ -268,15 +265,15 @@ def test_links_in_properties_examples(index: VaultIndex) -> None:
 
 
 def test_property_types_examples(index: VaultIndex) -> None:
-    # Properties.md: "Values can be text, numbers, true or false, or even collections";
-    # "Date and Date & time type properties are stored in the following format".
+    # Obsidian's help: property values are text, numbers, booleans, lists, dates (YYYY-MM-DD)
+    # and date-times (YYYY-MM-DDTHH:MM:SS).
     by_key: dict[str, object] = {}
     for example in examples(index, PROPERTIES, "yaml"):
         parsed = parse_note("Example.md", example)
         if parsed.error is None:
             by_key.update(parsed.frontmatter)
-    assert by_key["title"] == "A New Hope"  # "# This is a text property" is a YAML comment
-    assert by_key["cast"] == ["Mark Hamill", "Harrison Ford", "Carrie Fisher"]
+    assert by_key["title"] == "A Quiet Harbour"  # "# a text value" is a YAML comment
+    assert by_key["cast"] == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
     assert (by_key["year"], by_key["pie"], by_key["favorite"]) == (1977, 3.14, True)
     assert by_key["date"] == dt.date(2020, 8, 21)
     assert json_safe(by_key["time"]) == "2020-08-21T10:30:00"
@@ -292,8 +289,8 @@ def test_headings_outside_code_only(index: VaultIndex) -> None:
         (3, "Supported types"),
     ]
     assert [h.text for h in note(index, ADVANCED).headings] == ["Tables", "Diagram", "Math"]
-    # Properties.md writes "title: A New Hope # This is a text property" in a ```yaml block,
+    # Properties.md writes "title: A Quiet Harbour # a text value" in a ```yaml block,
     # and "### JSON Properties" right under an embed line: a heading all the same.
     property_headings = [h.text for h in note(index, PROPERTIES).headings]
     assert "JSON Properties" in property_headings
-    assert not [text for text in property_headings if "text property" in text]
+    assert not [text for text in property_headings if "text value" in text]
