@@ -1,18 +1,35 @@
-"""Shared fixtures: real temporary vaults written note by note."""
+"""Shared fixtures: real temporary vaults written note by note, and the CLI's JSON answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
+
+from vault_bmad.cli import main
 
 SAMPLE_VAULT = Path(__file__).resolve().parent.parent / "sample_vault"
 
 WriteNote = Callable[[str, str], Path]
+
+
+def run_json(vault: Path) -> tuple[int, dict[str, Any]]:
+    """`vault-bmad run VAULT --format json`, in this process: its exit code and answer."""
+    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def check_json(vault: Path) -> tuple[int, list[dict[str, Any]]]:
+    """`vault-bmad check VAULT --format json`: its exit code and the problems it found."""
+    result = CliRunner().invoke(main, ["check", str(vault), "--format", "json"])
+    return result.exit_code, json.loads(result.stdout)["problems"]
 
 
 @pytest.fixture

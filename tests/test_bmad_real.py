@@ -7,11 +7,11 @@ import itertools
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import frontmatter
 from click.testing import CliRunner
 
+from tests.conftest import run_json
 from vault_bmad.cli import main
 from vault_bmad.model.validate import build_definitions
 from vault_bmad.vault.index import VaultIndex
@@ -33,11 +33,6 @@ def bmad_vault(vault: Path, task: str = "", skills: bool = True) -> Path:
 
 def start(workflow: str, extra: str = "") -> str:
     return f"---\ntype: task\nstatus: todo\nworkflow: {workflow}\n{extra}---\nBuild a todo app.\n"
-
-
-def run_json(vault: Path) -> tuple[int, dict[str, Any]]:
-    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
-    return result.exit_code, json.loads(result.stdout)
 
 
 def test_six_workflows_and_twelve_agents_load_with_no_error(vault: Path) -> None:

@@ -4,7 +4,6 @@ stays invalid across restarts until the note changes."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import WriteNote
+from tests.conftest import WriteNote, check_json, run_json
 from vault_bmad.cli import main
 from vault_bmad.config import load_settings
 from vault_bmad.metrics.store import Store
@@ -23,16 +22,6 @@ from vault_bmad.service import Service
 
 AGENT = "---\ntype: agent\n---\nI write.\n"
 TASK = "---\ntype: task\nagent: a\n---\nGo.\n"
-
-
-def run_json(vault: Path) -> tuple[int, dict[str, object]]:
-    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
-    return result.exit_code, json.loads(result.output)
-
-
-def check_json(vault: Path) -> tuple[int, list[dict[str, object]]]:
-    result = CliRunner().invoke(main, ["check", str(vault), "--format", "json"])
-    return result.exit_code, json.loads(result.output)["problems"]
 
 
 def attempted(vault: Path) -> set[str]:
@@ -64,7 +53,7 @@ def test_an_invalid_status_stays_invalid_until_the_note_changes(
     for _ in range(2):  # restarts, with nothing changed
         code, again = run_json(vault)
         assert (code, again["invalid"], again["done"]) == (1, ["Tasks/Odd.md"], 0)
-        assert "status: Input should be" in problem_of(again["problems"], "Tasks/Odd.md")  # type: ignore[arg-type]
+        assert "status: Input should be" in problem_of(again["problems"], "Tasks/Odd.md")
     assert attempted(vault) == set()
     code, problems = check_json(vault)
     assert code == 1 and "status" in problem_of(problems, "Tasks/Odd.md")
@@ -96,7 +85,7 @@ def test_a_latin_1_note_is_invalid_and_left_byte_for_byte(vault: Path, write: Wr
     for _ in range(2):
         code, outcome = run_json(vault)
         assert (code, outcome["invalid"], outcome["done"]) == (1, ["Tasks/Café.md"], 0)
-        assert "UTF-8" in problem_of(outcome["problems"], "Tasks/Café.md")  # type: ignore[arg-type]
+        assert "UTF-8" in problem_of(outcome["problems"], "Tasks/Café.md")
     assert note.read_bytes() == data
     assert attempted(vault) == set()
 
@@ -128,7 +117,7 @@ def test_a_note_in_a_read_only_folder_does_not_run_every_start(
     for _ in range(2):
         code, outcome = run_json(vault)
         assert (code, outcome["invalid"], outcome["done"]) == (1, ["Locked/Task.md"], 0)
-        assert "read-only folder" in problem_of(outcome["problems"], "Locked/Task.md")  # type: ignore[arg-type]
+        assert "read-only folder" in problem_of(outcome["problems"], "Locked/Task.md")
     assert note.read_text() == TASK
     assert attempted(vault) == set()
 

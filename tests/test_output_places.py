@@ -3,29 +3,16 @@ never onto a task, agent, workflow or template note, never where another task's 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import frontmatter
 import pytest
-from click.testing import CliRunner
 
-from tests.conftest import WriteNote
-from vault_bmad.cli import main
+from tests.conftest import WriteNote, check_json, run_json
 from vault_bmad.errors import VaultPathError
 from vault_bmad.vault.writer import NoteWriter
 
 AGENT = "---\ntype: agent\n---\nI write.\n"
-
-
-def run_json(vault: Path) -> tuple[int, dict[str, object]]:
-    result = CliRunner().invoke(main, ["run", str(vault), "--format", "json"])
-    return result.exit_code, json.loads(result.output)
-
-
-def check_json(vault: Path) -> tuple[int, list[dict[str, object]]]:
-    result = CliRunner().invoke(main, ["check", str(vault), "--format", "json"])
-    return result.exit_code, json.loads(result.output)["problems"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,21 @@ from vault_bmad.vault.index import VaultIndex
 from vault_bmad.vault.writer import NoteWriter
 
 TASK = TaskDef(id="tasks/ask", path="Tasks/Ask.md", title="Ask")
+OTHER = TaskDef(id="tasks/other", path="Tasks/Other.md", title="Other")
+
+
+class HeldWrites:
+    """Task notes whose state write thread is held up by a write to OTHER until `let_go`."""
+
+    def __init__(self, vault: Path, write: WriteNote) -> None:
+        write(OTHER.path, "---\ntype: task\nstatus: todo\n---\nOther.\n")
+        self.other_written, self.let_go = threading.Event(), threading.Event()
+        self.notes = TaskNotes(NoteWriter(vault), on_written=self._hold_on_other)
+
+    def _hold_on_other(self, path: str) -> None:
+        if path == OTHER.path:
+            self.other_written.set()
+            self.let_go.wait(WAIT_S)
 
 
 def task_named(name: str) -> TaskDef:
@@ -214,30 +229,22 @@ def test_a_rerun_the_user_asked_for_is_not_kept_as_their_edit(
     vault: Path, write: WriteNote
 ) -> None:
     note = write("Tasks/Ask.md", "---\ntype: task\nstatus: todo\n---\nAsk.\n")
-    other = TaskDef(id="tasks/other", path="Tasks/Other.md", title="Other")
-    write(other.path, "---\ntype: task\nstatus: todo\n---\nOther.\n")
-    other_written, let_go = threading.Event(), threading.Event()
-
-    def held_index_update(path: str) -> None:  # a write to Other holds the thread up
-        if path == other.path:
-            other_written.set()
-            let_go.wait(WAIT_S)
-
-    notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
+    held = HeldWrites(vault, write)
+    notes = held.notes
     try:
         notes.blocked(TASK, "waiting on [[Other]]")
         notes.flush()
         note.write_text(note.read_text().replace("status: blocked", "status: todo"))  # the user
         notes.forget(TASK.path)  # the engine took the edit: the task runs again
-        notes.queued(other)
+        notes.queued(OTHER)
         notes.publish()
-        assert other_written.wait(WAIT_S)
+        assert held.other_written.wait(WAIT_S)
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)  # these two merge
         notes.failed(TASK, "boom", completed=1_800_000_001.0, attempts=1)
-        let_go.set()
+        held.let_go.set()
         notes.flush()
     finally:
-        let_go.set()
+        held.let_go.set()
         notes.close()
     post = frontmatter.load(note)
     assert (post["status"], post["error"]) == ("failed", "boom")
@@ -321,22 +328,14 @@ def test_an_old_copy_saved_as_the_task_ends_is_settled_after_its_last_write(
     (or is on disk but not yet remembered): decided after that write, the note ends done."""
     original = "---\ntype: task\nstatus: todo\n---\nAsk.\n"
     note = write("Tasks/Ask.md", original)
-    other = TaskDef(id="tasks/other", path="Tasks/Other.md", title="Other")
-    write(other.path, "---\ntype: task\nstatus: todo\n---\nOther.\n")
-    other_written, let_go = threading.Event(), threading.Event()
-
-    def held_index_update(path: str) -> None:  # a write to Other holds the thread up
-        if path == other.path:
-            other_written.set()
-            let_go.wait(WAIT_S)
-
-    notes = TaskNotes(NoteWriter(vault), on_written=held_index_update)
+    held = HeldWrites(vault, write)
+    notes = held.notes
     try:
         notes.running(TASK, "dev", started=1_800_000_000.0, attempt=1)
         notes.flush()
-        notes.queued(other)
+        notes.queued(OTHER)
         notes.publish()  # it did not start at once
-        assert other_written.wait(WAIT_S)
+        assert held.other_written.wait(WAIT_S)
         notes.done(
             TASK,
             agent_id="dev",
@@ -347,11 +346,11 @@ def test_an_old_copy_saved_as_the_task_ends_is_settled_after_its_last_write(
             output="Outputs/Ask - result.md",
         )
         note.write_text(original)  # the editor saves what it had open
-        threading.Timer(0.2, let_go.set).start()
+        threading.Timer(0.2, held.let_go.set).start()
         assert notes.settle_edit(TASK.path) is False  # no re-run
         notes.flush()
     finally:
-        let_go.set()
+        held.let_go.set()
         notes.close()
     post = frontmatter.load(note)
     assert (post["status"], post["agent_used"], post["attempts"]) == ("done", "dev", 1)
