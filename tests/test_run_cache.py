@@ -89,8 +89,10 @@ def test_a_duplicate_waits_aside_and_leaves_the_agents_slot_to_other_work(
     # The low-priority task took the second slot while the leader ran: no duplicate sat in it.
     assert other.started_at < leader.ended_at
     twins = [a for a in attempts.values() if a.task_id.startswith("tasks/dup") and a is not leader]
-    assert [a.cache for a in twins] == ["L1", "L1"]  # held aside, then served from the cache
+    # Held aside, then given the leader's answer as it came: before its own note was written.
+    assert [a.cache for a in twins] == ["coalesced", "coalesced"]
     assert all(a.attempt == 1 and a.started_at > other.started_at for a in twins)
+    assert all(leader.started_at + 0.4 <= a.started_at <= leader.ended_at for a in twins)
     for name in ("Dup1", "Dup2", "Dup3"):
         note = frontmatter.load(vault / f"Tasks/{name}.md")
         assert (note["status"], note["attempts"]) == ("done", 1)
