@@ -62,7 +62,7 @@ def test_learn_replays_history_and_predict_task_uses_the_task() -> None:
     task = TaskDef(id="t", path="t.md", title="T", agent="architect", step="arch", complexity=2)
     assert task.kind == "step:arch"
     assert predictor.predict_task(task) == pytest.approx(12.0)
-    assert predictor.predict_task(task, agent_id="dev") == pytest.approx(2.0)  # dev's own history (agent)
+    assert predictor.predict_task(task, agent_id="dev") == pytest.approx(2.0)  # dev's own
 
 
 def test_one_long_task_does_not_make_a_fast_agent_look_slow() -> None:

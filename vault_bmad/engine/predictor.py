@@ -2,10 +2,11 @@
 
 History is kept per unit of complexity (seconds / TaskDef.complexity) as exponentially
 weighted moving averages of its logarithm (a plain mean until there are 1/alpha samples):
-geometric means, as durations differ by factors. It is grouped four ways. A prediction uses the most specific group that has enough samples: the agent on this
-kind of task, then the agent on any task, then any agent on this kind of task, then all
-history, then a default; and scales it by complexity. The orchestrator replays the store's
-recent attempts into it at start, so a restarted service knows its agents.
+geometric means, as durations differ by factors. It is grouped four ways. A prediction
+uses the most specific group that has enough samples: the agent on this kind of task, then
+the agent on any task, then any agent on this kind of task, then all history, then a
+default; and scales it by complexity. The orchestrator replays the store's recent attempts
+into it at start, so a restarted service knows its agents.
 """
 
 from __future__ import annotations
