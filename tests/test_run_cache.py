@@ -42,6 +42,21 @@ def test_identical_concurrent_llm_tasks_make_one_call(vault: Path, write: WriteN
     assert len(outputs) == 1
 
 
+def test_a_burst_of_duplicates_is_served_from_one_call_and_every_one_ends_done(
+    vault: Path, write: WriteNote
+) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\ncapacity: 9\n---\nBe brief.\n")
+    names = [f"Dup{i}" for i in range(9)]  # more than are served at once
+    for name in names:
+        write(f"Tasks/{name}.md", "---\ntype: task\nagent: l\n---\nSummarise the brief.\n")
+    with LoopbackLLM(latency=lambda: 0.3) as server:
+        run(vault, server)
+        assert server.calls == 1
+    notes = [frontmatter.load(vault / f"Tasks/{name}.md") for name in names]
+    assert all(note["status"] == "done" for note in notes)
+    assert sorted(str(note["cache"]) for note in notes) == ["coalesced"] * 8 + ["miss"]
+
+
 def test_editing_a_context_note_makes_the_next_run_miss(vault: Path, write: WriteNote) -> None:
     write("Agents/L.md", "---\ntype: agent\nruntime: llm\n---\n")
     context = write("Docs/Brief.md", "The brief, first version.\n")
