@@ -10,8 +10,9 @@ counter increment and all other work happens on a miss:
   the victim, the least popular of the first few unreferenced entries at the hand. This
   keeps one-hit wonders and long scans from flushing the popular set. Ties favour the
   resident, and so does a lead within the counting lag while the window sits at its
-  floor (see `_admits`), so a working set cycled through a cache a little too small for
-  it (a loop) keeps a stable part cached instead of churning. A flooded sketch (more
+  floor and the residents kept so were asked for again (see `_admits`), so a working
+  set cycled through a cache a little too small for it (a loop) keeps a stable part
+  cached instead of churning. A flooded sketch (more
   keys than counters, see `FrequencySketch.flooded`) cannot rank keys; only then are
   popular candidates let in now and then on a loss.
 - An entry the hand holds unhit loses its count with the wait (`_least_held`): one that
@@ -41,8 +42,8 @@ _HASH_FLOOD_FREQUENCY = 6  # in a flooded sketch, candidates this popular may wi
 _HASH_FLOOD_ODDS = 1 / 128
 _LAG_SHARE = 4  # at the window's floor, a lead of at most 1/4 of the victim's count is lag
 _FLOOR_SPAN = 1.5  # the window counts as at its floor below 1.5 times its minimum
-_LAG_PAID = 16  # the margin's record: + 16 for a resident it kept that was hit next,
-_LAG_RECORD = 64  # - 1 for one a clear lead evicted unhit; kept within +-64
+_LAG_PAID = 16  # the margin's record gains 16 for a resident it kept that was hit next
+_LAG_RECORD = 64  # and loses 1 for one a clear lead evicted unhit, within +-64
 _LAG_PROBE = 32  # with the record below zero, 1 disputed duel in 32 still applies it
 _NOISY_FREE_SHARE = 0.25  # below this share of a row at zero, counts are mostly collisions
 _IDLE_SPAN = 12  # a held entry counts at most 12 x capacity / the misses it waited unhit,
