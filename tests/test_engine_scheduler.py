@@ -302,7 +302,7 @@ def test_queue_and_agents_can_be_inspected() -> None:
     )
     assert [item.task_id for item in scheduler.queued()] == ["first", "middle", "later"]
     scheduler.dispatch(limit=2)
-    assert scheduler.utilization() == 0.5
+    assert len(scheduler.running) == 2
     views = {c.agent_id: c for c in scheduler.candidates()}
     assert views["pm"].in_flight == 1 and views["dev"].in_flight == 1
     assert views["architect"].capacity == 2 and views["dev"].health == 1.0
@@ -342,12 +342,28 @@ def test_a_held_task_frees_its_slot_spends_no_attempt_and_comes_back_in_its_plac
     (first,) = scheduler.dispatch()
     scheduler.hold("twin")  # an identical request is running: wait for its cached result
     assert scheduler.phase("twin") == "queued" and scheduler.queued_count == 2
-    assert scheduler.in_flight("dev") == 0 and scheduler.utilization() == 0
+    assert scheduler.in_flight("dev") == 0 and not scheduler.running
     assert ids(scheduler.dispatch()) == ["next"]  # the slot went to other work
     scheduler.unhold("twin")
     scheduler.finish("next", ok=True, seconds=1.0)
     (again,) = scheduler.dispatch()
     assert again.task.id == "twin" and again.attempt == first.attempt == 1
+
+
+def test_a_held_task_served_its_twins_answer_needs_no_slot_and_finishes_once() -> None:
+    scheduler = make(FakeClock(), max_concurrent_agents=1)
+    scheduler.submit([task("twin", agent="dev"), task("next", agent="dev", priority="low")])
+    scheduler.submit([task("after", agent="dev", depends_on=("twin",))])
+    (first,) = scheduler.dispatch()
+    scheduler.hold("twin")
+    assert ids(scheduler.dispatch()) == ["next"]  # every slot of the one allowed is taken
+    served = scheduler.serve_held("twin", "dev")
+    assert served is not None and served.attempt == first.attempt == 1
+    scheduler.release("twin")  # the caller releases it at once: only its note is written
+    assert scheduler.in_flight("dev") == 1 and scheduler.phase("twin") == "running"
+    assert scheduler.serve_held("twin", "dev") is None  # no longer held
+    change = scheduler.finish("twin", ok=True, seconds=0.0, measured=False)
+    assert change.queued == ("after",) and scheduler.phase("twin") == "done"
 
 
 def test_a_released_task_frees_its_slot_but_runs_until_it_finishes() -> None:

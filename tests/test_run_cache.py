@@ -42,6 +42,21 @@ def test_identical_concurrent_llm_tasks_make_one_call(vault: Path, write: WriteN
     assert len(outputs) == 1
 
 
+def test_a_burst_of_duplicates_is_served_from_one_call_and_every_one_ends_done(
+    vault: Path, write: WriteNote
+) -> None:
+    write("Agents/L.md", "---\ntype: agent\nruntime: llm\ncapacity: 9\n---\nBe brief.\n")
+    names = [f"Dup{i}" for i in range(9)]  # more than are served at once
+    for name in names:
+        write(f"Tasks/{name}.md", "---\ntype: task\nagent: l\n---\nSummarise the brief.\n")
+    with LoopbackLLM(latency=lambda: 0.3) as server:
+        run(vault, server)
+        assert server.calls == 1
+    notes = [frontmatter.load(vault / f"Tasks/{name}.md") for name in names]
+    assert all(note["status"] == "done" for note in notes)
+    assert sorted(str(note["cache"]) for note in notes) == ["coalesced"] * 8 + ["miss"]
+
+
 def test_editing_a_context_note_makes_the_next_run_miss(vault: Path, write: WriteNote) -> None:
     write("Agents/L.md", "---\ntype: agent\nruntime: llm\n---\n")
     context = write("Docs/Brief.md", "The brief, first version.\n")
@@ -89,8 +104,10 @@ def test_a_duplicate_waits_aside_and_leaves_the_agents_slot_to_other_work(
     # The low-priority task took the second slot while the leader ran: no duplicate sat in it.
     assert other.started_at < leader.ended_at
     twins = [a for a in attempts.values() if a.task_id.startswith("tasks/dup") and a is not leader]
-    assert [a.cache for a in twins] == ["L1", "L1"]  # held aside, then served from the cache
+    # Held aside, then given the leader's answer as it came: before its own note was written.
+    assert [a.cache for a in twins] == ["coalesced", "coalesced"]
     assert all(a.attempt == 1 and a.started_at > other.started_at for a in twins)
+    assert all(leader.started_at + 0.4 <= a.started_at <= leader.ended_at for a in twins)
     for name in ("Dup1", "Dup2", "Dup3"):
         note = frontmatter.load(vault / f"Tasks/{name}.md")
         assert (note["status"], note["attempts"]) == ("done", 1)

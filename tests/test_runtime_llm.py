@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from tests.llm_servers import always, every_fixture, recorded
@@ -107,6 +109,17 @@ def test_template_text_is_handed_over_unrendered(runtime: MakeRuntime) -> None:
         runtime(server.base_url).run(request(template=template, template_path="T.md"))
         user = server.received[0].messages[-1]["content"]
     assert user.endswith("## Template to follow\n\n# {{project_name}} PRD\n## Goals\n")
+
+
+def test_only_an_https_server_gets_a_tls_context_that_checks_certificates() -> None:
+    def tls_of(base_url: str) -> ssl.SSLContext:
+        with LlmRuntime(base_url) as runtime:
+            transport = runtime._client()._transport
+            assert isinstance(transport, httpx.HTTPTransport)
+            return transport._pool._ssl_context  # type: ignore[return-value]
+
+    assert tls_of("https://llm.example.invalid/v1").verify_mode == ssl.CERT_REQUIRED
+    assert tls_of("http://127.0.0.1:11434/v1").verify_mode == ssl.CERT_NONE  # never used
 
 
 def test_api_key_is_sent_as_bearer_only_when_set(runtime: MakeRuntime) -> None:

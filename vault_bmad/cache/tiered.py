@@ -32,6 +32,7 @@ from vault_bmad.cache.prefetch import Prefetcher, PrefetchStats
 T = TypeVar("T")
 Arrangement = Literal["exclusive", "inclusive"]
 _MISSING = object()
+COALESCED = "coalesced"  # served by waiting for an identical request in flight
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class TieredCache:
             else:
                 self._coalesced += 1
         if running is not None:
-            return cast(T, running.result()), "coalesced"
+            return cast(T, running.result()), COALESCED
         try:
             value, level = self._l1.peek(key, _MISSING), "L1"  # a leader may just have finished
             if value is _MISSING:

@@ -130,12 +130,13 @@ class TaskJournal:
         self.notes.queued(task)
         self._event("queued", task.id)
 
-    def running(self, assignment: Assignment, started: float) -> None:
+    def running(self, assignment: Assignment, started: float, *, brief: bool = False) -> None:
+        """`brief`: it ends in a moment (see `TaskNotes.running`)."""
         task, agent_id = assignment.task, assignment.agent_id
         self._event("started", task.id, f"{agent_id} (attempt {assignment.attempt})")
         self._step_started(task, started)
         if not (task.step and self.conversations.on_note(task.path)):  # else: it says needs-input
-            self.notes.running(task, agent_id, started, assignment.attempt)
+            self.notes.running(task, agent_id, started, assignment.attempt, brief=brief)
         self.store.save_task(task_state(assignment, "running", started, started=started))
 
     def done(self, flight: InFlight, attempt: AttemptResult, output: str, ended: float) -> None:

@@ -19,7 +19,9 @@ from collections.abc import Callable, Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
 
+from vault_bmad.cache.tiered import COALESCED
 from vault_bmad.config import Settings
+from vault_bmad.engine.agentless import AgentlessTasks
 from vault_bmad.engine.attempt import AttemptResult, ResultCache, perform, request_key
 from vault_bmad.engine.completions import Completions
 from vault_bmad.engine.decisions import Assignment, SchedulerChange
@@ -31,7 +33,8 @@ from vault_bmad.engine.questions import Questions
 from vault_bmad.engine.requests import NoteBodies, build_request
 from vault_bmad.engine.reruns import Reruns
 from vault_bmad.engine.tuning import tuned_autoscaler, tuned_scheduler
-from vault_bmad.engine.writeback import TaskNotes, guidance_output, workflow_run_output
+from vault_bmad.engine.twins import Twins
+from vault_bmad.engine.writeback import TaskNotes
 from vault_bmad.errors import (
     PermanentFailure,
     RuntimeRefused,
@@ -114,8 +117,10 @@ class Orchestrator:
         self._running: dict[Future[AttemptResult], InFlight] = {}
         # Output notes being written: the attempt, and when it ended (wall clock).
         self._writing: dict[Future[str], tuple[InFlight, AttemptResult, float]] = {}
-        self._writing_own: dict[Future[str], tuple[TaskDef, float]] = {}  # of agentless tasks
-        self._twins: dict[str, list[str]] = {}  # a running request's key -> tasks held for it
+        self._agentless = AgentlessTasks(
+            self.notes, self.journal, self.scheduler, self._apply, wall
+        )
+        self._twins = Twins()  # tasks held for an identical request running
         self._completions = Completions()  # attempts and output writes that end
         self._bodies = NoteBodies(index.root)
 
@@ -212,12 +217,12 @@ class Orchestrator:
                 wakeups.append(wakeup)
         if wakeups:
             wait_for = max(0.0, min(max_wait, min(wakeups) - now))
-        if self._running or self._writing or self._writing_own:
+        if self._running or self._writing or self._agentless.writing:
             for future in self._completions.wait(wait_for):
                 if future in self._writing:
                     self._output_written(future)
-                elif future in self._writing_own:
-                    self._own_output_written(future)
+                elif future in self._agentless.writing:
+                    self._agentless.written(future)
                 elif future in self._running:  # not one given up on for its timeout
                     self._finish(future)
         elif wait_for > 0 and self.scheduler.pending():
@@ -239,9 +244,9 @@ class Orchestrator:
         for future in list(self._writing):  # an output note being written: its task ends
             future.exception()
             self._output_written(future)
-        for own in list(self._writing_own):
+        for own in list(self._agentless.writing):
             own.exception()
-            self._own_output_written(own)
+            self._agentless.written(own)
         now = self._wall()
         unfinished = []
         for flight in self._running.values():
@@ -268,7 +273,7 @@ class Orchestrator:
         """Start what may start. A task held for an identical request gives its slot back
         at once, so the scheduler is asked again until nothing more is held."""
         for task in self.scheduler.take_agentless():
-            self._end_itself(task)
+            self._completions.watch(self._agentless.start(task))
         held = True
         while held:
             started = [self._start(assignment) for assignment in self.scheduler.dispatch()]
@@ -306,11 +311,9 @@ class Orchestrator:
             )
             if self.cache is not None and not rounds:  # answers never go through the cache
                 key = request_key(request)
-                if key in self._twins and not assignment.probe:
-                    self._twins[key].append(task.id)  # served from the cache once it ends
+                if self._twins.hold(key, assignment):
                     self.scheduler.hold(task.id)
                     return False
-                self._twins[key] = []
                 flight = replace(flight, key=key)
             future = self.executor.submit(perform, runtime, request, self.cache, flight.key)
         self.journal.running(assignment, started)
@@ -321,24 +324,47 @@ class Orchestrator:
     def _rerun_if_asked(self, task_id: str) -> None:
         self._reruns.after_end(self.definitions.tasks.get(task_id))
 
-    def _ended(self, future: Future[AttemptResult]) -> InFlight:
-        """Stop tracking an attempt; tasks held for its result queue again."""
+    def _ended(self, future: Future[AttemptResult], answer: AttemptResult | None = None) -> None:
+        """Stop tracking an attempt. The tasks held for it take its `answer` (given when it
+        succeeded), or queue again to run for themselves."""
         flight = self._running.pop(future)
-        for twin in self._twins.pop(flight.key, ()) if flight.key else ():
-            self.scheduler.unhold(twin)
-        return flight
+        for held in self._twins.ended(flight.key, answer):
+            self.scheduler.unhold(held.task.id)
+        self._serve_twins()
 
     def _finish(self, future: Future[AttemptResult]) -> None:
-        flight = self._ended(future)
+        flight = self._running[future]
         try:
             attempt = future.result()
         except Exception as exc:  # a failing task never stops the run
+            self._ended(future)
             self._failed(flight, exc)
+            return
+        if attempt.result.ask is not None:
+            self._ended(future)
+            self._asked(flight, attempt.result, attempt.result.ask)
         else:
-            if attempt.result.ask is not None:
-                self._asked(flight, attempt.result, attempt.result.ask)
-            else:
-                self._succeeded(flight, attempt)
+            self._succeeded(flight, attempt)
+            self._ended(future, attempt)
+
+    def _serve_twins(self) -> None:
+        """Tasks held for an identical request that succeeded take its answer: no call, no
+        slot (they are `coalesced` with it); each is done once its output note is written."""
+        for held, answer in self._twins.to_serve():
+            task_id = held.task.id
+            if self.definitions.tasks.get(task_id) != held.task:  # its note changed meanwhile
+                self._twins.served(task_id)
+                self.scheduler.unhold(task_id)
+                continue
+            assignment = self.scheduler.serve_held(task_id, held.agent_id)
+            if assignment is None:  # gone meanwhile
+                self._twins.served(task_id)
+                continue
+            now = self._wall()
+            queued_at = self.journal.queued_at.get(task_id, now)
+            flight = InFlight(assignment, queued_at, now, self._clock() + assignment.timeout)
+            self.journal.running(assignment, now, brief=True)
+            self._succeeded(flight, replace(answer, cache=COALESCED))
 
     def _asked(self, flight: InFlight, output: RuntimeOutput, ask: Ask) -> None:
         """The agent asked its user; past `max_question_rounds` rounds the task fails."""
@@ -365,47 +391,22 @@ class Orchestrator:
 
     def _output_written(self, written: Future[str]) -> None:
         flight, attempt, answered = self._writing.pop(written)
-        task = flight.assignment.task
-        ended = self._wall()
+        task, ended = flight.assignment.task, self._wall()
+        self._twins.served(task.id)
         try:
             output = written.result()
         except (VaultBmadError, OSError) as exc:
             self._failed(flight, exc)
-            return
-        self.journal.done(flight, attempt, output, ended)
-        seconds = answered - flight.started  # the agent's time, not the disk's
-        measured = attempt.cache == "miss"  # the agent's own work
-        if measured and flight.endpoint:
-            self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
-        self._apply(self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured))
-        self._rerun_if_asked(task.id)
-
-    def _end_itself(self, task: TaskDef) -> None:
-        """End a task no agent runs, once its output note is written: a workflow run sums
-        up its steps, a guidance step shows its notes."""
-        if task.steps:
-            skipped = {o.task_id: o.error or "" for o in self.summary.outcomes.values()}
-            skipped = {
-                t: why for t, why in skipped.items() if self.summary.outcomes[t].status == "skipped"
-            }
-            text = workflow_run_output(task, self.journal.outputs, skipped)
         else:
-            text = guidance_output(task)
-        written = self.notes.submit_output(task.output, text, task.path, {"task_id": task.id})
-        self._writing_own[written] = (task, self._wall())
-        self._completions.watch(written)
-
-    def _own_output_written(self, written: Future[str]) -> None:
-        task, started = self._writing_own.pop(written)
-        ended = self._wall()
-        try:
-            output = written.result()
-        except (VaultBmadError, OSError) as exc:
-            self.journal.ended_itself(task, started, ended, error=str(exc) or type(exc).__name__)
-            self._apply(self.scheduler.end_agentless(task.id, ok=False))
-            return
-        self.journal.ended_itself(task, started, ended, output=output)
-        self._apply(self.scheduler.end_agentless(task.id, ok=True))
+            self.journal.done(flight, attempt, output, ended)
+            seconds = answered - flight.started  # the agent's time, not the disk's
+            measured = attempt.cache == "miss"  # the agent's own work
+            if measured and flight.endpoint:
+                self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)
+            change = self.scheduler.finish(task.id, ok=True, seconds=seconds, measured=measured)
+            self._apply(change)
+            self._rerun_if_asked(task.id)
+        self._serve_twins()
 
     def _failed(self, flight: InFlight, exc: BaseException) -> None:
         assignment = flight.assignment

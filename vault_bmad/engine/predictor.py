@@ -1,15 +1,17 @@
 """Execution-time prediction from history, for critical-path scheduling and agent choice.
 
 History is kept per unit of complexity (seconds / TaskDef.complexity) as exponentially
-weighted moving averages (a plain mean until there are 1/alpha samples), grouped four
-ways. A prediction uses the most specific group that has enough samples: the agent on this
-kind of task, then the agent on any task, then any agent on this kind of task, then all
-history, then a default; and scales it by complexity. The orchestrator replays the store's
-recent attempts into it at start, so a restarted service knows its agents.
+weighted moving averages of its logarithm (a plain mean until there are 1/alpha samples):
+geometric means, as durations differ by factors. It is grouped four ways. A prediction
+uses the most specific group that has enough samples: the agent on this kind of task, then
+the agent on any task, then any agent on this kind of task, then all history, then a
+default; and scales it by complexity. The orchestrator replays the store's recent attempts
+into it at start, so a restarted service knows its agents.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -36,16 +38,28 @@ class Prediction:
     samples: int  # how many observations that group holds
 
 
+_SHORTEST_S = 1e-4  # a duration's floor, so that its logarithm is finite
+
+
 @dataclass
 class _Average:
-    value: float = 0.0
+    """A moving geometric mean: durations vary by factors (a long task is ten times a short
+    one, an agent twice as fast as another), so one long task must not outweigh many short
+    ones, as it does in a plain mean."""
+
+    log_value: float = 0.0
     samples: int = 0
+
+    @property
+    def value(self) -> float:
+        return math.exp(self.log_value)
 
     def add(self, sample: float, alpha: float) -> None:
         """A plain mean of the first 1/alpha samples, then moving: noisy early samples count
         alike instead of the latest outweighing the rest."""
         self.samples += 1
-        self.value += max(alpha, 1 / self.samples) * (sample - self.value)
+        logged = math.log(max(_SHORTEST_S, sample))
+        self.log_value += max(alpha, 1 / self.samples) * (logged - self.log_value)
 
 
 class DurationPredictor:

@@ -63,12 +63,10 @@ class Scheduler:
     ) -> None:
         if max_concurrent_agents < 1:
             raise ValueError("max_concurrent_agents must be at least 1")
-        self.max_concurrent_agents = max_concurrent_agents
-        self.default_timeout = default_timeout  # for tasks whose note sets none
-        self.default_retries = default_retries
-        self._rng = rng or random.Random()
-        self._limit = max_concurrent_agents
-        self._clock = clock
+        self.max_concurrent_agents = self._limit = max_concurrent_agents
+        # For tasks whose note sets none:
+        self.default_timeout, self.default_retries = default_timeout, default_retries
+        self._rng, self._clock = rng or random.Random(), clock
         self.health = health or HealthMonitor(clock=clock)
         self.predictor = predictor or DurationPredictor()
         self._agents = {agent.id: agent for agent in agents}
@@ -256,8 +254,8 @@ class Scheduler:
 
     def hold(self, task_id: str) -> None:
         """Put a task just dispatched aside, as if it had not been: its slot is free and no
-        attempt is spent. It waits outside the queue (an identical request is running, whose
-        result it will take from the cache) until `unhold`."""
+        attempt is spent. It waits outside the queue (an identical request is running) until
+        `serve_held` gives it that request's answer, or `unhold` queues it again."""
         self._slots.free(task_id)
         self._attempts[task_id] -= 1
         self._held.add(task_id)
@@ -267,6 +265,14 @@ class Scheduler:
         if task_id in self._held:
             self._held.discard(task_id)
             self._enqueue(task_id)
+
+    def serve_held(self, task_id: str, agent_id: str) -> Assignment | None:
+        """Start a held task on `agent_id` to take its twin's answer (`release` it: it needs
+        no slot); None if it no longer waits."""
+        if task_id not in self._held:
+            return None
+        self._held.discard(task_id)
+        return self._start(task_id, agent_id, probe=False)
 
     # Changes from outside: the vault, an operator, the auto-scaler.
 
@@ -387,10 +393,6 @@ class Scheduler:
     @property
     def concurrency(self) -> int:
         return self._limit
-
-    def utilization(self) -> float:
-        """Share of the allowed concurrency in use: the auto-scaler's sample."""
-        return len(self._slots.running) / self._limit
 
     @property
     def running(self) -> tuple[Assignment, ...]:

@@ -154,19 +154,22 @@ class TaskNotes:
         goes onto the note as it is then, so the edited keys are no longer the user's own."""
         self._seen.pop(path, None)
 
-    def running(self, task: TaskDef, agent_id: str, started: float, attempt: int) -> None:
+    def running(
+        self, task: TaskDef, agent_id: str, started: float, attempt: int, *, brief: bool = False
+    ) -> None:
+        """`brief`: the task ends in a moment (it takes an answer already there), so its
+        `running` state is held back like a `queued` one, and its end is usually written
+        over it."""
         if task.step:  # the run's note says the run is going; attempts are the step's own
-            self._write(task.path, {"status": "running"})
+            self._writes.state(task.path, {"status": "running"}, hold=brief)
             return
-        self._write(
-            task.path,
-            {
-                "status": "running",
-                "attempts": attempt,
-                "agent_used": agent_id,
-                "started": iso_time(started),
-            },
-        )
+        changes = {
+            "status": "running",
+            "attempts": attempt,
+            "agent_used": agent_id,
+            "started": iso_time(started),
+        }
+        self._writes.state(task.path, changes, hold=brief)
 
     def run_started(self, task: TaskDef, started: float) -> None:
         """The first step of a workflow run started: the run's note says so, and when."""

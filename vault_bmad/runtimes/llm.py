@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -158,16 +159,21 @@ class LlmRuntime:
         self.close()
 
     def _post(self, payload: dict[str, Any], timeout: httpx.Timeout) -> httpx.Response:
-        # One pooled client, shared by all threads: building one costs ~30 ms (its TLS
-        # context), and kept-alive connections save a handshake per request.
+        return self._client().post(self.url, json=payload, timeout=timeout)
+
+    def _client(self) -> httpx.Client:
+        # One pooled client, shared by all threads: kept-alive connections save a handshake
+        # per request. Its TLS context (certificates loaded: 30-60 ms, holding the
+        # interpreter lock) is built only for an https server; a plain-http one (a local
+        # Ollama or llama.cpp) never speaks TLS, as redirects are not followed.
         with self._lock:
             if self._http is None:
                 headers = {"Accept": "application/json"}
                 if self._api_key:
                     headers["Authorization"] = f"Bearer {self._api_key}"
-                self._http = httpx.Client(headers=headers)
-            client = self._http
-        return client.post(self.url, json=payload, timeout=timeout)
+                tls = urlsplit(self.url).scheme == "https"
+                self._http = httpx.Client(headers=headers, verify=tls, follow_redirects=False)
+            return self._http
 
     def _result(self, response: httpx.Response, model: str) -> RuntimeOutput:
         try:
