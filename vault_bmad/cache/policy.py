@@ -10,8 +10,9 @@ counter increment and all other work happens on a miss:
   the victim, the least popular of the first few unreferenced entries at the hand. This
   keeps one-hit wonders and long scans from flushing the popular set. Ties favour the
   resident, and so does a lead within the counting lag while the window sits at its
-  floor (see `_admits`), so a working set cycled through a cache a little too small for
-  it (a loop) keeps a stable part cached instead of churning. A flooded sketch (more
+  floor and the residents kept so were asked for again (see `_admits`), so a working
+  set cycled through a cache a little too small for it (a loop) keeps a stable part
+  cached instead of churning. A flooded sketch (more
   keys than counters, see `FrequencySketch.flooded`) cannot rank keys; only then are
   popular candidates let in now and then on a loss.
 - An entry the hand holds unhit loses its count with the wait (`_least_held`): one that
@@ -41,6 +42,10 @@ _HASH_FLOOD_FREQUENCY = 6  # in a flooded sketch, candidates this popular may wi
 _HASH_FLOOD_ODDS = 1 / 128
 _LAG_SHARE = 4  # at the window's floor, a lead of at most 1/4 of the victim's count is lag
 _FLOOR_SPAN = 1.5  # the window counts as at its floor below 1.5 times its minimum
+_LAG_PAID = 16  # the margin's record gains 16 for a resident it kept that was hit next
+_LAG_RECORD = 64  # and loses 1 for one a clear lead evicted unhit, within +-64
+_LAG_PROBE = 32  # with the record below zero, 1 disputed duel in 32 still applies it
+_NOISY_FREE_SHARE = 0.25  # below this share of a row at zero, counts are mostly collisions
 _IDLE_SPAN = 12  # a held entry counts at most 12 x capacity / the misses it waited unhit,
 _HELD_FLOOR = 3  # but never below 3
 
@@ -110,6 +115,11 @@ class AdaptiveTinyLfu:
         self._hand_counts: list[int] = []
         self._hand_halvings = 0
         self._dropped: list[Entry] = []  # what `insert` returns, one list for every call
+        # Key hashes of the residents the lag margin kept, until hit or evicted; what they
+        # did next (`_admits`); how many duels the margin decided.
+        self._kept: set[int] = set()
+        self._lag_record = _LAG_PAID
+        self._disputes = 0
 
     @property
     def capacity(self) -> int:
@@ -124,6 +134,12 @@ class AdaptiveTinyLfu:
             or key in self._main
             or any(entry.key == key for entry in self._hand)
         )
+
+    @property
+    def lag_margin(self) -> bool:
+        """Whether a lead within the counting lag keeps the resident (`_admits`): while
+        the margin's record is not below zero, or the sketch's counts are mostly noise."""
+        return self._lag_record >= 0 or self._sketch.free_share < _NOISY_FREE_SHARE
 
     def frequency(self, entry: Entry) -> int:
         """The entry's estimated recent popularity, counting hits not yet banked."""
@@ -168,12 +184,14 @@ class AdaptiveTinyLfu:
         """Forget an entry that leaves the store (expired or deleted), keeping its popularity."""
         if self._window.pop(entry.key, None) is None and self._main.pop(entry.key, None) is None:
             self._keep_in_hand([held for held in self._hand if held is not entry])
+            self._kept.discard(entry.key_hash)
         self._bank(entry)
 
     def clear(self) -> None:
         self._window.clear()
         self._main.clear()
         self._keep_in_hand([])
+        self._kept.clear()
 
     def _offer(self, candidate: Entry, dropped: list[Entry]) -> None:
         if candidate.hits:
@@ -186,14 +204,14 @@ class AdaptiveTinyLfu:
             dropped.append(candidate)
             return
         victim, victim_frequency = self._select_victim()
-        if self._admits(self._sketch.frequency(candidate.key_hash), victim_frequency):
+        if self._admits(self._sketch.frequency(candidate.key_hash), victim_frequency, victim):
             self._evict(victim, dropped)
             self._main[candidate.key] = candidate
         else:
             self._window_ghost.add(candidate.key_hash)
             dropped.append(candidate)
 
-    def _admits(self, candidate: int, victim: int) -> bool:
+    def _admits(self, candidate: int, victim: int, victim_entry: Entry) -> bool:
         """Whether a candidate with this sketch count takes the victim's place.
 
         A candidate was counted when it missed just now, while a resident waiting at the
@@ -201,12 +219,26 @@ class AdaptiveTinyLfu:
         lag. So while the window sits at its floor (frequency pays, by the ghosts), a lead
         up to a quarter of the victim's count is a tie, and ties keep the resident. Once
         the window has grown (recency pays), any lead admits the fresher key.
+
+        Whether that margin pays is learned from the residents it kept: one hit next (a
+        loop's, whose turn comes within the loop) adds `_LAG_PAID` to its record, one a
+        clear lead evicted unhit (Zipf's, whose counts of 4 and 5 are true rates, not lag)
+        takes 1 off. Below zero the margin applies only to one disputed duel in
+        `_LAG_PROBE`, so the record keeps learning; on a noisy sketch, where it filters
+        collisions' counts, always.
         """
         lead = candidate - victim
-        if self._window_target < _FLOOR_SPAN * self._min_window:
-            lead -= victim // _LAG_SHARE
-        if lead > 0:
+        if lead > victim // _LAG_SHARE:
+            if self._kept and victim_entry.key_hash in self._kept:
+                self._lag_record = max(-_LAG_RECORD, self._lag_record - 1)
             return True
+        if lead > 0:
+            if self._window_target >= _FLOOR_SPAN * self._min_window:
+                return True
+            self._disputes += 1
+            if self._disputes % _LAG_PROBE and not self.lag_margin:
+                return True
+            self._kept.add(victim_entry.key_hash)
         return (
             candidate >= _HASH_FLOOD_FREQUENCY
             and self._sketch.flooded
@@ -227,6 +259,9 @@ class AdaptiveTinyLfu:
                 for held in self._hand:
                     if held.hits:
                         self._pass(held)
+                        if held.key_hash in self._kept:
+                            self._kept.discard(held.key_hash)
+                            self._lag_record = min(_LAG_RECORD, self._lag_record + _LAG_PAID)
                 self._keep_in_hand([held for held in self._hand if held.key not in main])
                 break
         if self._hand_halvings != sketch.halvings:
@@ -287,6 +322,8 @@ class AdaptiveTinyLfu:
     def _evict(self, victim: Entry, dropped: list[Entry]) -> None:
         index = self._hand.index(victim)
         del self._hand[index], self._hand_counts[index]
+        if self._kept:
+            self._kept.discard(victim.key_hash)
         self._main_ghost.add(victim.key_hash)
         dropped.append(victim)
 

@@ -28,8 +28,8 @@ class FrequencySketch:
 
     `flooded` says whether more keys pass through than the rows can tell apart: every
     row is more than half taken, so a key never seen reads above zero in each row more
-    often than not and counts rank keys poorly. It is taken every quarter of a sample (a
-    scan of each row), never per access.
+    often than not and counts rank keys poorly; `free_share` says by how much. Both are
+    taken every quarter of a sample (a scan of each row), never per access.
     """
 
     def __init__(self, capacity: int, *, width_factor: int = 4, sample_factor: int = 24) -> None:
@@ -43,6 +43,7 @@ class FrequencySketch:
         self._census_every = max(1, self._sample_size // _CENSUSES)
         self._next_census = self._census_every
         self.flooded = False
+        self.free_share = 1.0  # share of counters at zero in the row with most of them
         self.halvings = 0  # how many times the counters halved, so callers know a count aged
 
     @property
@@ -84,9 +85,9 @@ class FrequencySketch:
         self.halvings += 1
 
     def _take_census(self) -> None:
-        """Update `flooded`; halve once a whole sample has been added."""
-        width = self._mask + 1
-        self.flooded = all(row.count(0) < width / 2 for row in self._rows)
+        """Update `free_share` and `flooded`; halve once a whole sample has been added."""
+        self.free_share = max(row.count(0) for row in self._rows) / (self._mask + 1)
+        self.flooded = self.free_share < 0.5
         if self._additions >= self._sample_size:
             self.halve()
         self._next_census = min(self._sample_size, self._additions + self._census_every)
