@@ -6,7 +6,9 @@ import math
 
 import pytest
 
+from vault_bmad.engine.ledger import observations
 from vault_bmad.engine.predictor import DurationPredictor, Observation
+from vault_bmad.metrics.records import Attempt
 from vault_bmad.model.definitions import TaskDef
 
 
@@ -73,6 +75,14 @@ def test_one_long_task_does_not_make_a_fast_agent_look_slow() -> None:
         predictor.observe("slow", "task", seconds)
     fast = predictor.predict("task", agent_id="fast").seconds
     assert fast < predictor.predict("task", agent_id="slow").seconds  # a plain mean: 1.7 > 1.1
+
+
+def test_history_is_the_calls_as_their_workers_timed_them_else_the_attempts_span() -> None:
+    def done(task_id: str, call_s: float | None, cache: str = "miss") -> Attempt:
+        return Attempt(task_id, "dev", "llm", 1, "done", 0, 10, 12.5, cache=cache, call_s=call_s)
+
+    found = observations([done("a", 0.4), done("b", None), done("c", None, cache="L1")], {})
+    assert [(o.agent_id, o.seconds) for o in found] == [("dev", 0.4), ("dev", 2.5)]
 
 
 def test_rejects_nonsense() -> None:

@@ -55,6 +55,12 @@ def test_a_burst_of_duplicates_is_served_from_one_call_and_every_one_ends_done(
     notes = [frontmatter.load(vault / f"Tasks/{name}.md") for name in names]
     assert all(note["status"] == "done" for note in notes)
     assert sorted(str(note["cache"]) for note in notes) == ["coalesced"] * 8 + ["miss"]
+    with Store(vault / ".vault-bmad" / "state.db") as store:
+        attempts = store.attempts()
+    (call,) = [a for a in attempts if a.cache == "miss"]
+    assert call.call_s is not None  # its worker timed the call: what the predictor learns
+    assert 0.3 <= call.call_s <= call.ended_at - call.started_at
+    assert all(a.call_s is None for a in attempts if a.cache == "coalesced")  # no call
 
 
 def test_editing_a_context_note_makes_the_next_run_miss(vault: Path, write: WriteNote) -> None:

@@ -295,11 +295,12 @@ def test_a_version_1_database_gets_the_new_columns_and_keeps_its_rows(db_path: P
         raw.commit()
     with Store(db_path) as store:
         [old] = store.attempts()
-        assert (old.tokens_in, old.cost, old.truncated) == (0, None, False)
+        assert (old.tokens_in, old.cost, old.truncated, old.call_s) == (0, None, False, None)
         assert store.task("t") == TaskState("t", "T.md", "done", attempts=1)
         store.record_attempt(attempt("t", 10.0, tokens_in=5, truncated=True, cost=0.25))
         store.flush()
         assert store.attempts()[-1].truncated is True
         assert store.attempts()[-1].cost == 0.25
     with closing(sqlite3.connect(db_path)) as raw:
-        assert max(row[0] for row in raw.execute("SELECT version FROM schema_version")) == 2
+        versions = [row[0] for row in raw.execute("SELECT version FROM schema_version")]
+        assert max(versions) == SCHEMA_VERSION

@@ -6,6 +6,7 @@ executor can run it, in this process or another.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,6 +33,9 @@ class CacheStatsLike(Protocol):
 class AttemptResult:
     result: RuntimeOutput
     cache: str  # the level that served it, or "miss"
+    # Seconds the runtime's call took, timed by the worker that made it (None when no call
+    # was made): the agent's own time, without the engine's queues on either side.
+    call_s: float | None = None
 
 
 def request_key(request: RunRequest) -> str:
@@ -57,8 +61,13 @@ def perform(
     The cache never holds an agent's questions, and a request carrying answers (a
     conversation that resumes) never goes through it: it is for one user at one time."""
 
+    timed: list[float] = []
+
     def compute() -> RuntimeOutput:
-        return cap_output(runtime.run(request), request.max_output_bytes)
+        started = time.monotonic()
+        output = cap_output(runtime.run(request), request.max_output_bytes)
+        timed.append(time.monotonic() - started)
+        return output
 
     def compute_to_keep() -> RuntimeOutput:
         output = compute()
@@ -67,9 +76,10 @@ def perform(
         return output
 
     if cache is None or request.rounds:
-        return AttemptResult(compute(), "miss")
+        output = compute()
+        return AttemptResult(output, "miss", timed[0])
     try:
         result, level = cache.get_or_compute(key or request_key(request), compute_to_keep)
     except _Asked as asked:
-        return AttemptResult(asked.output, "miss")
-    return AttemptResult(result, level)
+        return AttemptResult(asked.output, "miss", timed[0])
+    return AttemptResult(result, level, timed[0] if timed else None)

@@ -166,6 +166,7 @@ class TaskJournal:
             result=attempt.result,
             cache=attempt.cache,
             prices=self._prices,
+            call_s=attempt.call_s,
         )
         self.store.record_attempt(record)
         self._ended(

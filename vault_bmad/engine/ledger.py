@@ -40,6 +40,7 @@ def attempt_record(
     cache: str = "miss",
     error: str | None = None,
     prices: Prices = NO_PRICES,
+    call_s: float | None = None,
 ) -> Attempt:
     """The stored attempt. Its tokens and cost are what the answer took: spent on a miss,
     saved when a cache level served it. A failed attempt made one call and reports none."""
@@ -63,6 +64,7 @@ def attempt_record(
         cost=cost,
         calls=calls,
         truncated=bool(result and result.truncated),
+        call_s=call_s,
     )
 
 
@@ -104,7 +106,9 @@ def observations(attempts: Iterable[Attempt], tasks: Mapping[str, TaskDef]) -> l
             continue
         task = tasks.get(attempt.task_id)
         kind, complexity = (task.kind, task.complexity) if task else ("task", 1.0)
-        seconds = max(0.0, attempt.ended_at - attempt.started_at)
+        seconds = attempt.call_s
+        if seconds is None:  # recorded before calls were timed
+            seconds = max(0.0, attempt.ended_at - attempt.started_at)
         found.append(Observation(attempt.agent, kind, seconds, complexity))
     return found
 

@@ -364,7 +364,7 @@ class Orchestrator:
             queued_at = self.journal.queued_at.get(task_id, now)
             flight = InFlight(assignment, queued_at, now, self._clock() + assignment.timeout)
             self.journal.running(assignment, now, brief=True)
-            self._succeeded(flight, replace(answer, cache=COALESCED))
+            self._succeeded(flight, replace(answer, cache=COALESCED, call_s=None))
 
     def _asked(self, flight: InFlight, output: RuntimeOutput, ask: Ask) -> None:
         """The agent asked its user; past `max_question_rounds` rounds the task fails."""
@@ -399,7 +399,7 @@ class Orchestrator:
             self._failed(flight, exc)
         else:
             self.journal.done(flight, attempt, output, ended)
-            seconds = answered - flight.started  # the agent's time, not the disk's
+            seconds = attempt.call_s if attempt.call_s is not None else answered - flight.started
             measured = attempt.cache == "miss"  # the agent's own work
             if measured and flight.endpoint:
                 self.endpoints.observe(flight.endpoint, flight.assignment.agent_id, None)

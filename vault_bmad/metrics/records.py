@@ -48,6 +48,7 @@ class Attempt:
     cost: float | None = None  # by the user's `llm_prices`; None when the model has none
     calls: int = 0  # runtime calls the attempt made (Dask may run one again)
     truncated: bool = False
+    call_s: float | None = None  # its runtime call, as the worker timed it (None: no call)
 
     @property
     def wait_ms(self) -> float:

@@ -25,7 +25,7 @@ from vault_bmad.metrics.records import (
     TaskState,
 )
 
-SCHEMA_VERSION = 2  # 2: tokens in and out, cost, calls, truncated
+SCHEMA_VERSION = 3  # 2: tokens in and out, cost, calls, truncated; 3: an attempt's call_s
 
 
 @contextmanager
