@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections import Counter
 
@@ -235,13 +234,9 @@ def test_adaptive_gives_work_to_the_earliest_expected_finish() -> None:
     slow = Candidate("b", capacity=2, expected_seconds=6.0)
     flaky = Candidate("c", capacity=2, expected_seconds=1.0, error_rate=0.8)  # 5 s, retries in
     assert {balancer.choose(task(f"t{i}"), [fast, slow, flaky]) for i in range(20)} == {"a"}
-    untried = Candidate("c", capacity=2)  # no history: tried once the known ones are full
+    untried = Candidate("c", capacity=2)  # counts as the slowest known: tried when others fill
     assert balancer.choose(task("u"), [slow, untried, fast]) == "a"
-    idle_untried = Candidate("d", capacity=4)  # it would score higher, were it a near tie
-    busy_known = Candidate("b", capacity=2, in_flight=1, expected_seconds=6.0)
-    assert {balancer.choose(task(f"v{i}"), [busy_known, idle_untried]) for i in range(10)} == {"b"}
-    full_known = dataclasses.replace(busy_known, in_flight=2)
-    assert balancer.choose(task("w"), [full_known, untried]) == "c"
+    assert balancer.choose(task("v"), [slow, untried]) in ("b", "c")
 
 
 def test_adaptive_tells_near_ties_apart_by_score() -> None:

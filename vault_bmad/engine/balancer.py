@@ -10,8 +10,9 @@ at all). Among qualifying agents that are in service and have a free slot, the s
 - adaptive (default): the earliest expected finish, as list schedulers (HEFT) place work:
   the candidate whose expected time for this task, divided by its success rate, is least.
   The expected time is the agent's own history on such tasks (the DurationPredictor), else
-  its peak-EWMA latency; an agent with neither gets tried once the known ones are full.
-  Candidates within 10% of the best are told apart by the weighted score
+  its peak-EWMA latency; an agent with neither counts as the slowest of those known, so it
+  gets tried once the known ones are full. Candidates within 10% of the best are told
+  apart by the weighted score
 
       score = 0.4*expertise + 0.3*availability + 0.2*performance + 0.1*load
 
@@ -243,12 +244,13 @@ class Balancer:
         if len(pool) == 1:
             return pool[0]
         expected = {c.agent_id: c.expected_seconds or c.peak_latency for c in pool}
-        known = [c for c in pool if expected[c.agent_id]]
+        known = [seconds for seconds in expected.values() if seconds]
         if not known:
             return self._two_choices(task, pool)
-        pool = known  # untried agents take work when the known ones are full
+        untried = max(known)  # known agents first; untried ones take work when they are full
         finish = {
-            c.agent_id: (expected[c.agent_id] or 0.0) / (1.0 - min(MAX_ERROR_RATE, c.error_rate))
+            c.agent_id: (expected[c.agent_id] or untried)
+            / (1.0 - min(MAX_ERROR_RATE, c.error_rate))
             for c in pool
         }
         best = min(finish.values())
