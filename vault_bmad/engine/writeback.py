@@ -110,7 +110,7 @@ class TaskNotes:
         """Held back until `publish`; a start before then writes `running` over it."""
         if not task.step:
             changes = {"status": "queued", **_CLEARED_ON_START, "started": None}
-            self._writes.state(task.path, changes, hold=True)
+            self._write(task.path, changes, hold=True)
 
     def requeue(self, task: TaskDef) -> None:
         """Back to `todo`: the service stopped before the task finished."""
@@ -161,7 +161,7 @@ class TaskNotes:
         `running` state is held back like a `queued` one, and its end is usually written
         over it."""
         if task.step:  # the run's note says the run is going; attempts are the step's own
-            self._writes.state(task.path, {"status": "running"}, hold=brief)
+            self._write(task.path, {"status": "running"}, hold=brief)
             return
         changes = {
             "status": "running",
@@ -169,7 +169,7 @@ class TaskNotes:
             "agent_used": agent_id,
             "started": iso_time(started),
         }
-        self._writes.state(task.path, changes, hold=brief)
+        self._write(task.path, changes, hold=brief)
 
     def run_started(self, task: TaskDef, started: float) -> None:
         """The first step of a workflow run started: the run's note says so, and when."""
@@ -279,11 +279,16 @@ class TaskNotes:
         return invalid
 
     def _write(
-        self, path: str, changes: Mapping[str, object | None], *, callout: object = KEEP_CALLOUT
+        self,
+        path: str,
+        changes: Mapping[str, object | None],
+        *,
+        callout: object = KEEP_CALLOUT,
+        hold: bool = False,
     ) -> None:
         """Queue `changes` (and the callout: its text, or None to remove it) for the note at
-        `path`, merged into a write still waiting."""
-        self._writes.state(path, changes, callout=callout)
+        `path`, merged into a write still waiting; `hold`: see `NoteWrites.state`."""
+        self._writes.state(path, changes, callout=callout, hold=hold)
 
 
 def workflow_run_output(
