@@ -9,15 +9,16 @@ from vault_bmad.cache.level import CacheLevel
 from vault_bmad.cache.policy import Entry
 from vault_bmad.cache.sketch import spread_hash
 
-EvictionListener = Callable[[Hashable, object], None]
+EvictionListener = Callable[[Hashable, object, float], None]  # key, value, expires_at
 
 
 class MemoryCache(CacheLevel):
     """L1 and L2: a dict of entries guarded by one lock, ordered by `AdaptiveTinyLfu`.
 
     A hit is a dict lookup, an expiry check and two counter increments. `on_evict`, if
-    given, hears about every live entry the policy drops (the tiered cache uses it to
-    demote into the next level); it is called after the lock is released.
+    given, hears about every live entry the policy drops, with its expiry (the tiered
+    cache uses it to hand the entry to the next level); it is called after the lock is
+    released.
     """
 
     def __init__(
@@ -81,7 +82,24 @@ class MemoryCache(CacheLevel):
             self._admit(Entry(key, value, spread_hash(key), expires_at), now, evicted)
         if on_evict is not None and evicted:
             for old in evicted:
-                on_evict(old.key, old.value)
+                on_evict(old.key, old.value, old.expires_at)
+
+    def restore(self, key: Hashable, value: object, expires_at: float) -> None:
+        """Take back a copy of `key` that this level dropped while the level above held
+        it, now that the level above lets it go: a second chance at admission, as a
+        restored entry (see `Entry.restored`). It expires at `expires_at` or at this
+        level's TTL from now, whichever comes first; a live copy still here is kept as is.
+        """
+        with self._lock:
+            now = self._clock()
+            entry = self._entries.get(key)
+            if entry is not None:
+                if entry.expires_at > now:
+                    return
+                self._drop_expired(entry)
+            expires_at = min(expires_at, self._expires_at(None, now))
+            if expires_at > now:
+                self._admit(Entry(key, value, spread_hash(key), expires_at, restored=True), now)
 
     def delete(self, key: Hashable) -> bool:
         with self._lock:

@@ -53,10 +53,25 @@ _HELD_FLOOR = 3  # but never below 3
 class Entry:
     """One stored key with its value, its expiry and the policy's bookkeeping."""
 
-    __slots__ = ("credit", "expires_at", "held_since", "hits", "key", "key_hash", "value")
+    __slots__ = (
+        "credit",
+        "expires_at",
+        "held_since",
+        "hits",
+        "key",
+        "key_hash",
+        "restored",
+        "value",
+    )
 
     def __init__(
-        self, key: Hashable, value: object, key_hash: int, expires_at: float = math.inf
+        self,
+        key: Hashable,
+        value: object,
+        key_hash: int,
+        expires_at: float = math.inf,
+        *,
+        restored: bool = False,
     ) -> None:
         self.key = key
         self.value = value
@@ -65,6 +80,7 @@ class Entry:
         self.hits = 0  # hits not yet banked into the sketch
         self.credit = 0  # second chances left at the CLOCK hand
         self.held_since = 0  # the policy's miss count when the hand took it unhit
+        self.restored = restored  # a copy given back after the store dropped it (`_refuse`)
 
     def __repr__(self) -> str:
         return f"Entry({self.key!r}, hits={self.hits})"
@@ -200,16 +216,25 @@ class AdaptiveTinyLfu:
             self._main[candidate.key] = candidate
             return
         if not self._main and not self._hand:
-            self._window_ghost.add(candidate.key_hash)
-            dropped.append(candidate)
+            self._refuse(candidate, dropped)
             return
         victim, victim_frequency = self._select_victim()
         if self._admits(self._sketch.frequency(candidate.key_hash), victim_frequency, victim):
             self._evict(victim, dropped)
             self._main[candidate.key] = candidate
         else:
+            self._refuse(candidate, dropped)
+
+    def _refuse(self, candidate: Entry, dropped: list[Entry]) -> None:
+        """Drop a candidate that lost its duel, remembering a new one in the window's ghost.
+
+        A restored entry (an L2 copy given back when L1 lets the key go, see `TieredCache`)
+        had its turn in the window when it was new; losing its second chance says nothing
+        about the window's size, so it leaves no ghost to grow the window by.
+        """
+        if not candidate.restored:
             self._window_ghost.add(candidate.key_hash)
-            dropped.append(candidate)
+        dropped.append(candidate)
 
     def _admits(self, candidate: int, victim: int, victim_entry: Entry) -> bool:
         """Whether a candidate with this sketch count takes the victim's place.

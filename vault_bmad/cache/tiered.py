@@ -314,11 +314,15 @@ class TieredCache:
                 return value, "L3"
         return _MISSING, "miss"
 
-    def _on_l1_evict(self, key: Hashable, value: object) -> None:
+    def _on_l1_evict(self, key: Hashable, value: object, expires_at: float) -> None:
         if self._prefetcher is not None:
             self._prefetcher.on_evict(key)
-        if self._l2 is not None and self.arrangement == "exclusive":
+        if self._l2 is None:
+            return
+        if self.arrangement == "exclusive":
             self._l2.set(key, value)
+        else:  # L2 may have dropped its copy while L1 served the key's hits
+            self._l2.restore(key, value, expires_at)
 
     def _prefetch_after(self, prefetcher: Prefetcher, key: Hashable) -> None:
         """Pull the predicted successors of `key` up into L1, from L2 or L3."""
