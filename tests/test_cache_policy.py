@@ -101,6 +101,24 @@ def test_removing_an_entry_keeps_its_popularity() -> None:
     assert policy.frequency(again) == 4
 
 
+def test_a_restored_entry_that_loses_its_duel_leaves_no_window_ghost() -> None:
+    """A copy given back to a level (`Entry.restored`) had its turn in the window when it
+    was new: losing its second chance must not grow the window when it is asked for."""
+    for restored, ghost_hits in ((False, 1), (True, 0)):
+        policy = AdaptiveTinyLfu(10)
+        for key in range(10):
+            entry = Entry(key, None, spread_hash(key))
+            for _ in range(3):
+                policy.on_miss(entry.key_hash)
+            policy.insert(entry)
+        late = Entry("late", None, spread_hash("late"), restored=restored)
+        policy.insert(late)
+        assert late in policy.insert(Entry("next", None, spread_hash("next")))  # lost
+        before = policy.ghost_hits
+        policy.on_miss(late.key_hash)
+        assert policy.ghost_hits - before == ghost_hits
+
+
 def test_the_sketch_never_undercounts_and_saturates() -> None:
     sketch = FrequencySketch(1_000)
     counts = {number: number % 12 for number in range(500)}

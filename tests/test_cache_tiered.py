@@ -12,6 +12,7 @@ from engine_clock import FakeClock
 
 from tests.waiting import wait_until
 from vault_bmad.cache.keys import content_key
+from vault_bmad.cache.memory import MemoryCache
 from vault_bmad.cache.tiered import Arrangement, LevelSpec, TieredCache
 
 
@@ -137,6 +138,43 @@ class TestPromotion:
         clock.advance(301.0)  # past L1's TTL, within L2's
         assert cache.get_or_compute("key", never("key")) == ("value", "L2")
         assert cache.stats().by_level()["L2"]["size"] == 1
+
+    def test_inclusive_l2_takes_back_a_copy_it_dropped_while_l1_served_the_key(
+        self, made: list[TieredCache], clock: FakeClock
+    ) -> None:
+        """L2 never sees the hits L1 serves, so it drops its copy of a key L1 keeps busy;
+        when L1 lets the key go, L2 takes the copy back and serves the key's next request.
+        Without that the key left both levels at once: its last request was L1's."""
+        hot = 0
+
+        def replay(probe_at: int | None = None) -> int | str:
+            """Serve `hot` 600 times from L1 among 80 other keys, then only those keys.
+            Return the step at which `hot` is gone from the cache, or where a request for
+            it at `probe_at` was served from."""
+            cache = tiered(
+                made,
+                None,
+                clock,
+                l1=LevelSpec(8, None),
+                l2=LevelSpec(32, None),
+                arrangement="inclusive",
+            )
+            for _ in range(15):  # asked for often before it was computed
+                cache.get(hot)
+            cache.set(hot, "value")
+            for step in range(1_800):
+                cache.get_or_compute(1_000 + step % 80, str)
+                if step < 600:
+                    assert cache.get_or_compute(hot, never("hot")) == ("value", "L1")
+                if step == probe_at:
+                    return cache.get_or_compute(hot, str)[1]
+                if hot not in cache:
+                    return step
+            raise AssertionError("the key outlived the replay")
+
+        gone = replay()
+        assert isinstance(gone, int) and gone > 600
+        assert replay(probe_at=gone - 1) == "L2"
 
     def test_stats_count_each_level(
         self, made: list[TieredCache], tmp_path: Path, clock: FakeClock
@@ -286,3 +324,19 @@ class TestPrefetch:
         prefetch = cache.stats().prefetch
         assert prefetch is not None
         assert prefetch.issued == 0
+
+
+def test_a_restored_copy_expires_with_the_value_it_copies(clock: FakeClock) -> None:
+    """`MemoryCache.restore` (L1 giving L2 back a copy) keeps the copy no longer than the
+    value lives, nor than the level's own TTL, and leaves a copy still held as it is."""
+    level = MemoryCache(10, 100.0, clock=clock)
+    level.restore("short", "value", clock.now + 50.0)
+    level.restore("long", "value", clock.now + 500.0)
+    level.set("held", "new")
+    level.restore("held", "old", clock.now + 500.0)
+    level.restore("stale", "value", clock.now)
+    assert level.get("held") == "new" and "stale" not in level
+    clock.advance(51.0)
+    assert level.get("short") is None and level.get("long") == "value"
+    clock.advance(50.0)
+    assert level.get("long") is None

@@ -88,15 +88,12 @@ class MemoryCache(CacheLevel):
         """Take back a copy of `key` that this level dropped while the level above held
         it, now that the level above lets it go: a second chance at admission, as a
         restored entry (see `Entry.restored`). It expires at `expires_at` or at this
-        level's TTL from now, whichever comes first; a live copy still here is kept as is.
+        level's TTL from now, whichever comes first; a copy still here is left as it is.
         """
         with self._lock:
+            if key in self._entries:
+                return
             now = self._clock()
-            entry = self._entries.get(key)
-            if entry is not None:
-                if entry.expires_at > now:
-                    return
-                self._drop_expired(entry)
             expires_at = min(expires_at, self._expires_at(None, now))
             if expires_at > now:
                 self._admit(Entry(key, value, spread_hash(key), expires_at, restored=True), now)

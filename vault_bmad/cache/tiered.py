@@ -1,6 +1,8 @@
 """The multi-level cache: L1 and L2 in memory, L3 on disk, with promotion and coalescing.
 
-L1 and L2 are inclusive by default: L2 keeps a copy of what L1 holds. Exclusive levels
+L1 and L2 are inclusive by default: L2 keeps a copy of what L1 holds. L2 never sees the
+hits L1 serves, so it may drop its copy of a key L1 keeps busy; when L1 then lets the key
+go, L2 takes the copy back for a second chance (`MemoryCache.restore`). Exclusive levels
 (an L2 hit moves up, L1's evictions move down) were measured too and lost by up to 5.5
 points of hit rate (docs/benchmarks.md, "Cache policy"): each level filters admissions,
 so an entry moving down must win a second duel, and one that loses it is gone from both.
