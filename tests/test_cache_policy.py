@@ -119,6 +119,21 @@ def test_a_restored_entry_that_loses_its_duel_leaves_no_window_ghost() -> None:
         assert policy.ghost_hits - before == ghost_hits
 
 
+def test_a_readmitted_entry_skips_the_window_and_the_duel() -> None:
+    """`readmit` (an entry coming back to the level it won admission in) puts it in main
+    even against more popular residents, dropping one of them to stay within capacity."""
+    policy = AdaptiveTinyLfu(10)
+    for key in range(10):
+        entry = Entry(key, None, spread_hash(key))
+        for _ in range(3):
+            policy.on_miss(entry.key_hash)
+        policy.insert(entry)
+    back = Entry("back", None, spread_hash("back"))  # never counted: it would lose a duel
+    dropped = policy.readmit(back)
+    assert back.admitted and "back" in policy
+    assert len(dropped) == 1 and dropped[0] is not back and len(policy) == 10
+
+
 def test_the_sketch_never_undercounts_and_saturates() -> None:
     sketch = FrequencySketch(1_000)
     counts = {number: number % 12 for number in range(500)}

@@ -130,6 +130,40 @@ class TestPromotion:
         assert cache.get_or_compute("key", never("key")) == ("value", "L2")
         assert held() == 201
 
+    def test_exclusive_l2_takes_back_its_entry_when_l1_had_admitted_it_too(
+        self, made: list[TieredCache], clock: FakeClock
+    ) -> None:
+        """An entry L2 held, moved up by a hit and admitted by L1, goes back into L2's main
+        when L1 evicts it, not through L2's window and duel: L2's counts miss every hit
+        L1 served, so that duel refused it and the key was gone a few requests later."""
+        hot = 0
+
+        def replay(probe_at: int) -> str:
+            """`hot` to L2, up again by a hit, 20 hits in L1, then only 40 other keys; where
+            a request for `hot` after `probe_at` of those was served from."""
+            cache = tiered(
+                made,
+                None,
+                clock,
+                l1=LevelSpec(8, None),
+                l2=LevelSpec(16, None),
+                arrangement="exclusive",
+            )
+            cache.set(hot, "value")
+            for step in range(10):  # L1 lets it go while L2 has room
+                cache.get_or_compute(1_000 + step % 40, str)
+            assert cache.get_or_compute(hot, never("hot")) == ("value", "L2")
+            for _ in range(20):
+                assert cache.get_or_compute(hot, never("hot")) == ("value", "L1")
+            for step in range(probe_at):
+                cache.get_or_compute(1_000 + step % 40, str)
+            return cache.get_or_compute(hot, str)[1]
+
+        coarse = next(step for step in range(0, 2_000, 16) if replay(step) != "L1")
+        evicted = next(step for step in range(coarse - 15, coarse + 1) if replay(step) != "L1")
+        assert evicted > 100  # L1 kept it a while
+        assert replay(evicted) == replay(evicted + 10) == "L2"
+
     def test_inclusive_keeps_a_copy_in_l2(self, made: list[TieredCache], clock: FakeClock) -> None:
         cache = tiered(made, None, clock, arrangement="inclusive")
         cache.set("key", "value")

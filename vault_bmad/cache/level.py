@@ -124,12 +124,21 @@ class CacheLevel(ABC):
         ttl = self._ttl if ttl is None else ttl
         return math.inf if ttl is None else now + ttl
 
-    def _admit(self, entry: Entry, now: float, evicted: list[Entry] | None = None) -> None:
-        """Track a new entry and drop what the policy pushes out for it, counting each as
-        expired or evicted; the evicted ones still live go to `evicted`, if given (no list
-        is made on a miss nobody listens to). Lock held."""
+    def _admit(
+        self,
+        entry: Entry,
+        now: float,
+        evicted: list[Entry] | None = None,
+        *,
+        readmit: bool = False,
+    ) -> None:
+        """Track a new entry (`readmit`: straight into the policy's main, see
+        `AdaptiveTinyLfu.readmit`) and drop what the policy pushes out for it, counting each
+        as expired or evicted; the evicted ones still live go to `evicted`, if given (no
+        list is made on a miss nobody listens to). Lock held."""
         self._entries[entry.key] = entry
-        for old in self._policy.insert(entry):
+        policy = self._policy
+        for old in policy.readmit(entry) if readmit else policy.insert(entry):
             del self._entries[old.key]
             self._discard(old.key)
             if old.expires_at <= now:

@@ -9,16 +9,15 @@ from vault_bmad.cache.level import CacheLevel
 from vault_bmad.cache.policy import Entry
 from vault_bmad.cache.sketch import spread_hash
 
-EvictionListener = Callable[[Hashable, object, float], None]  # key, value, expires_at
+EvictionListener = Callable[[Entry], None]
 
 
 class MemoryCache(CacheLevel):
     """L1 and L2: a dict of entries guarded by one lock, ordered by `AdaptiveTinyLfu`.
 
     A hit is a dict lookup, an expiry check and two counter increments. `on_evict`, if
-    given, hears about every live entry the policy drops, with its expiry (the tiered
-    cache uses it to hand the entry to the next level); it is called after the lock is
-    released.
+    given, hears about every live entry the policy drops (the tiered cache uses it to
+    hand the entry to the next level); it is called after the lock is released.
     """
 
     def __init__(
@@ -68,7 +67,11 @@ class MemoryCache(CacheLevel):
                 return entry.value
         return default
 
-    def set(self, key: Hashable, value: object, ttl: float | None = None) -> None:
+    def set(
+        self, key: Hashable, value: object, ttl: float | None = None, *, promoted: bool = False
+    ) -> None:
+        """Store `value`; `ttl` seconds overrides the level's own TTL. `promoted`: the level
+        below held it and a hit moved it up (see `Entry.promoted`)."""
         with self._lock:
             now = self._clock()
             expires_at = self._expires_at(ttl, now)
@@ -79,10 +82,13 @@ class MemoryCache(CacheLevel):
                 return
             on_evict = self._on_evict
             evicted: list[Entry] | None = [] if on_evict is not None else None
-            self._admit(Entry(key, value, spread_hash(key), expires_at), now, evicted)
+            entry = Entry(key, value, spread_hash(key), expires_at)
+            if promoted:
+                entry.promoted = True
+            self._admit(entry, now, evicted)
         if on_evict is not None and evicted:
             for old in evicted:
-                on_evict(old.key, old.value, old.expires_at)
+                on_evict(old)
 
     def restore(self, key: Hashable, value: object, expires_at: float) -> None:
         """Take back a copy of `key` that this level dropped while the level above held
@@ -97,6 +103,17 @@ class MemoryCache(CacheLevel):
             expires_at = min(expires_at, self._expires_at(None, now))
             if expires_at > now:
                 self._admit(Entry(key, value, spread_hash(key), expires_at, restored=True), now)
+
+    def reinstate(self, key: Hashable, value: object) -> None:
+        """Take `key` back into the policy's main, past the window and the duel: this level
+        held it before a hit moved it up, the level above admitted it too and has now let
+        it go (the exclusive arrangement). A copy still here is left as it is."""
+        with self._lock:
+            if key in self._entries:
+                return
+            now = self._clock()
+            entry = Entry(key, value, spread_hash(key), self._expires_at(None, now))
+            self._admit(entry, now, readmit=True)
 
     def delete(self, key: Hashable) -> bool:
         with self._lock:

@@ -54,12 +54,14 @@ class Entry:
     """One stored key with its value, its expiry and the policy's bookkeeping."""
 
     __slots__ = (
+        "admitted",
         "credit",
         "expires_at",
         "held_since",
         "hits",
         "key",
         "key_hash",
+        "promoted",
         "restored",
         "value",
     )
@@ -81,6 +83,8 @@ class Entry:
         self.credit = 0  # second chances left at the CLOCK hand
         self.held_since = 0  # the policy's miss count when the hand took it unhit
         self.restored = restored  # a copy given back after the store dropped it (`_refuse`)
+        self.admitted = False  # it has been in main: it won admission here
+        self.promoted = False  # a level below held it before a hit moved it up (`TieredCache`)
 
     def __repr__(self) -> str:
         return f"Entry({self.key!r}, hits={self.hits})"
@@ -196,6 +200,19 @@ class AdaptiveTinyLfu:
             self._evict(victim, dropped)
         return dropped
 
+    def readmit(self, entry: Entry) -> list[Entry]:
+        """Add an entry straight to main, past the window and the duel: one that won
+        admission here before a hit moved it up a level, and won it up there too
+        (`TieredCache`, exclusive). Return the entries to drop, as `insert` does."""
+        dropped = self._dropped
+        dropped.clear()
+        entry.admitted = True
+        self._main[entry.key] = entry
+        while len(self._window) + len(self._main) + len(self._hand) > self._capacity:
+            victim, _ = self._select_victim()
+            self._evict(victim, dropped)
+        return dropped
+
     def remove(self, entry: Entry) -> None:
         """Forget an entry that leaves the store (expired or deleted), keeping its popularity."""
         if self._window.pop(entry.key, None) is None and self._main.pop(entry.key, None) is None:
@@ -213,6 +230,7 @@ class AdaptiveTinyLfu:
         if candidate.hits:
             self._bank(candidate)
         if len(self._window) + len(self._main) + len(self._hand) < self._capacity:
+            candidate.admitted = True
             self._main[candidate.key] = candidate
             return
         if not self._main and not self._hand:
@@ -221,6 +239,7 @@ class AdaptiveTinyLfu:
         victim, victim_frequency = self._select_victim()
         if self._admits(self._sketch.frequency(candidate.key_hash), victim_frequency, victim):
             self._evict(victim, dropped)
+            candidate.admitted = True
             self._main[candidate.key] = candidate
         else:
             self._refuse(candidate, dropped)

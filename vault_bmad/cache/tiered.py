@@ -6,6 +6,8 @@ go, L2 takes the copy back for a second chance (`MemoryCache.restore`). Exclusiv
 (an L2 hit moves up, L1's evictions move down) were measured too and lost by up to 5.5
 points of hit rate (docs/benchmarks.md, "Cache policy"): each level filters admissions,
 so an entry moving down must win a second duel, and one that loses it is gone from both.
+Only an entry that won both, held by L2 before a hit moved it up and then admitted by L1,
+goes straight back into L2's main (`MemoryCache.reinstate`).
 L3 keeps a copy of everything written, so results survive a restart; it is written behind,
 on a thread of its own, many entries to one disk transaction (a set costs its caller only
 the memory levels; a read of a value still waiting waits for its write). A hit in a lower
@@ -29,6 +31,7 @@ from typing import Literal, TypeVar, cast
 from vault_bmad.cache.disk import DiskCache
 from vault_bmad.cache.level import CacheLevel, LevelStats
 from vault_bmad.cache.memory import MemoryCache
+from vault_bmad.cache.policy import Entry
 from vault_bmad.cache.prefetch import Prefetcher, PrefetchStats
 
 T = TypeVar("T")
@@ -270,7 +273,7 @@ class TieredCache:
         else:
             value, level = self._get_below(key)
             if value is not _MISSING:
-                self._l1.set(key, value)
+                self._l1.set(key, value, promoted=level == "L2")
         if self._prefetcher is not None:
             self._prefetch_after(self._prefetcher, key)
         return value, level
@@ -316,15 +319,17 @@ class TieredCache:
                 return value, "L3"
         return _MISSING, "miss"
 
-    def _on_l1_evict(self, key: Hashable, value: object, expires_at: float) -> None:
+    def _on_l1_evict(self, entry: Entry) -> None:
         if self._prefetcher is not None:
-            self._prefetcher.on_evict(key)
+            self._prefetcher.on_evict(entry.key)
         if self._l2 is None:
             return
-        if self.arrangement == "exclusive":
-            self._l2.set(key, value)
-        else:  # L2 may have dropped its copy while L1 served the key's hits
-            self._l2.restore(key, value, expires_at)
+        if self.arrangement == "inclusive":  # L2 may have dropped its copy meanwhile
+            self._l2.restore(entry.key, entry.value, entry.expires_at)
+        elif entry.promoted and entry.admitted:  # it won both levels' duels already
+            self._l2.reinstate(entry.key, entry.value)
+        else:
+            self._l2.set(entry.key, entry.value)
 
     def _prefetch_after(self, prefetcher: Prefetcher, key: Hashable) -> None:
         """Pull the predicted successors of `key` up into L1, from L2 or L3."""
@@ -336,8 +341,9 @@ class TieredCache:
                 value = self._l2.peek(successor, _MISSING)
                 if value is not _MISSING and self.arrangement == "exclusive":
                     self._l2.delete(successor)
+            promoted = value is not _MISSING
             if value is _MISSING and self._l3 is not None:
                 value = self._read_l3(successor, count=False)
             if value is not _MISSING:
-                self._l1.set(successor, value)
+                self._l1.set(successor, value, promoted=promoted)
                 prefetcher.issued(successor)
