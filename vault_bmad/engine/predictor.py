@@ -5,7 +5,10 @@ weighted moving averages of its logarithm (a plain mean until there are 1/alpha 
 geometric means, as durations differ by factors. It is grouped four ways. A prediction
 uses the most specific group that has enough samples: the agent on this kind of task, then
 the agent on any task, then any agent on this kind of task, then all history, then a
-default; and scales it by complexity. The orchestrator replays the store's recent attempts
+default; and scales it by complexity. A group's mean is pulled toward the broader group's
+as a prior worth PRIOR_SAMPLES observations (credibility weighting): a few calls say
+little, as one task can take ten times another, so an agent that drew two short tasks does
+not outrank one with twenty calls of history. The orchestrator replays the store's recent attempts
 into it at start, so a restarted service knows its agents.
 """
 
@@ -38,6 +41,7 @@ class Prediction:
     samples: int  # how many observations that group holds
 
 
+PRIOR_SAMPLES = 2.0  # the weight, in observations, of the broader group's mean
 _SHORTEST_S = 1e-4  # a duration's floor, so that its logarithm is finite
 
 
@@ -50,9 +54,10 @@ class _Average:
     log_value: float = 0.0
     samples: int = 0
 
-    @property
-    def value(self) -> float:
-        return math.exp(self.log_value)
+    def weight(self, alpha: float) -> float:
+        """How many observations the mean is worth: a moving mean of many samples is
+        worth as much as a plain mean of (2 - alpha) / alpha."""
+        return min(float(self.samples), (2 - alpha) / alpha)
 
     def add(self, sample: float, alpha: float) -> None:
         """A plain mean of the first 1/alpha samples, then moving: noisy early samples count
@@ -103,16 +108,34 @@ class DurationPredictor:
         self, kind: str, complexity: float = 1.0, agent_id: str | None = None
     ) -> Prediction:
         """Predicted seconds for a task of this kind and complexity on this agent (or any)."""
-        groups: list[tuple[Basis, _Average | None]] = []
+        agent_kind = agent = None
         if agent_id is not None:
-            groups.append(("agent+kind", self._by_agent_kind.get((agent_id, kind))))
-            groups.append(("agent", self._by_agent.get(agent_id)))
-        groups.append(("kind", self._by_kind.get(kind)))
-        groups.append(("global", self._overall))
-        for basis, average in groups:
+            agent_kind = self._by_agent_kind.get((agent_id, kind))
+            agent = self._by_agent.get(agent_id)
+        of_kind = self._by_kind.get(kind)
+        # most specific first, each with the broader group it is pulled toward
+        groups: list[tuple[Basis, _Average | None, _Average | None]] = [
+            ("agent+kind", agent_kind, agent),
+            ("agent", agent, None),
+            ("kind", of_kind, None),
+            ("global", self._overall, None),
+        ]
+        for basis, average, parent in groups:
             if average is not None and average.samples >= self.min_samples:
-                return Prediction(average.value * complexity, basis, average.samples)
+                log_unit = self._credible(average, parent)
+                return Prediction(math.exp(log_unit) * complexity, basis, average.samples)
         return Prediction(self.default_seconds * complexity, "default", 0)
+
+    def _credible(self, average: _Average, parent: _Average | None) -> float:
+        """The group's log mean pulled toward its parent's (the agent's for its kind of
+        task), and that toward all history's."""
+        prior = self._overall.log_value
+        if parent is not None and parent is not average:
+            prior = self._credible(parent, None)
+        if average is self._overall:
+            return prior
+        weight = average.weight(self.alpha)
+        return (weight * average.log_value + PRIOR_SAMPLES * prior) / (weight + PRIOR_SAMPLES)
 
     def predict_task(self, task: TaskDef, agent_id: str | None = None) -> float:
         """Predicted seconds for the task, on `agent_id` or else the agent it names."""
