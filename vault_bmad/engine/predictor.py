@@ -88,6 +88,8 @@ class DurationPredictor:
         self._by_agent: dict[str, _Average] = {}
         self._by_kind: dict[str, _Average] = {}
         self._overall = _Average()
+        # per (kind, agent), at complexity 1, until the next observation
+        self._per_unit: dict[tuple[str, str | None], Prediction] = {}
 
     def learn(self, history: Iterable[Observation]) -> None:
         """Observe recorded history, oldest first (e.g. from the metrics store at start-up)."""
@@ -103,11 +105,20 @@ class DurationPredictor:
         self._by_agent.setdefault(agent_id, _Average()).add(unit, self.alpha)
         self._by_kind.setdefault(kind, _Average()).add(unit, self.alpha)
         self._overall.add(unit, self.alpha)
+        self._per_unit.clear()  # every prediction leans on all history's mean
 
     def predict(
         self, kind: str, complexity: float = 1.0, agent_id: str | None = None
     ) -> Prediction:
         """Predicted seconds for a task of this kind and complexity on this agent (or any)."""
+        unit = self._per_unit.get((kind, agent_id))
+        if unit is None:
+            unit = self._per_unit[(kind, agent_id)] = self._predict_unit(kind, agent_id)
+        if complexity == 1.0:
+            return unit
+        return Prediction(unit.seconds * complexity, unit.basis, unit.samples)
+
+    def _predict_unit(self, kind: str, agent_id: str | None) -> Prediction:
         agent_kind = agent = None
         if agent_id is not None:
             agent_kind = self._by_agent_kind.get((agent_id, kind))
@@ -123,8 +134,8 @@ class DurationPredictor:
         for basis, average, parent in groups:
             if average is not None and average.samples >= self.min_samples:
                 log_unit = self._credible(average, parent)
-                return Prediction(math.exp(log_unit) * complexity, basis, average.samples)
-        return Prediction(self.default_seconds * complexity, "default", 0)
+                return Prediction(math.exp(log_unit), basis, average.samples)
+        return Prediction(self.default_seconds, "default", 0)
 
     def _credible(self, average: _Average, parent: _Average | None) -> float:
         """The group's log mean pulled toward its parent's (the agent's for its kind of
