@@ -391,7 +391,7 @@ def test_a_cache_hit_says_nothing_of_the_agents_speed_or_health() -> None:
     scheduler.finish("call", ok=True, seconds=6.0)
     assert scheduler.predictor.predict("task", agent_id="dev").basis != "agent"
     assert scheduler.health.snapshot("dev").attempts == 0
-    assert scheduler.predictor.predict("task", agent_id="pm").seconds == 6.0
+    assert scheduler.predictor.predict("task", agent_id="pm").seconds == pytest.approx(6.0)
 
 
 def test_a_failure_that_says_nothing_of_the_agent_leaves_its_health_alone() -> None:

@@ -9,10 +9,12 @@ at all). Among qualifying agents that are in service and have a free slot, the s
 - least_connections: fewest tasks in flight per unit of weight;
 - adaptive (default): the earliest expected finish, as list schedulers (HEFT) place work:
   the candidate whose expected time for this task, divided by its success rate, is least.
-  The expected time is the agent's own history on such tasks (the DurationPredictor), else
-  its peak-EWMA latency; an agent with neither counts as the slowest of those known, so it
-  gets tried once the known ones are full. Candidates within 10% of the best are told
-  apart by the weighted score
+  The expected time is the DurationPredictor's: the agent's own history on such tasks,
+  pulled toward all history's, and for an agent with no history of its own what all
+  history says, so that it is tried where it beats the known ones or they are full (not on
+  a near tie with an agent known to be fast). Without a prediction it is the agent's
+  peak-EWMA latency; an agent with neither counts as the slowest of those known.
+  Candidates within 10% of the best are told apart by the weighted score
 
       score = 0.4*expertise + 0.3*availability + 0.2*performance + 0.1*load
 
@@ -247,7 +249,7 @@ class Balancer:
         known = [seconds for seconds in expected.values() if seconds]
         if not known:
             return self._two_choices(task, pool)
-        untried = max(known)  # known agents first; untried ones take work when they are full
+        untried = max(known)  # no prediction and no latency: the slowest known
         finish = {
             c.agent_id: (expected[c.agent_id] or untried)
             / (1.0 - min(MAX_ERROR_RATE, c.error_rate))

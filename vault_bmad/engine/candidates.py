@@ -3,7 +3,8 @@
 Adaptive balancing in a big pool weighs a random few (the power of d choices), so that a
 choice costs the same with 400 agents as with 16; every other strategy weighs all. A
 candidate carries the agent's slots, backlog and health, and for adaptive (the only
-strategy to use it) its own expected time for the task, from its own history only.
+strategy to use it) its expected time for the task: its own history pulled toward all
+history's, or for an agent with none, all history's.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def candidate(
     expected = None
     if task is not None and strategy == "adaptive":
         prediction = predictor.predict(task.kind, task.complexity, agent.id)
-        if prediction.basis in ("agent+kind", "agent"):  # its own history, not others'
+        if prediction.basis != "default":  # its own history, else what all history says
             expected = prediction.seconds
     return Candidate(
         agent_id=agent.id,

@@ -5,7 +5,10 @@ weighted moving averages of its logarithm (a plain mean until there are 1/alpha 
 geometric means, as durations differ by factors. It is grouped four ways. A prediction
 uses the most specific group that has enough samples: the agent on this kind of task, then
 the agent on any task, then any agent on this kind of task, then all history, then a
-default; and scales it by complexity. The orchestrator replays the store's recent attempts
+default; and scales it by complexity. A group's mean is pulled toward the broader group's
+as a prior worth PRIOR_SAMPLES observations (credibility weighting): a few calls say
+little, as one task can take ten times another, so an agent that drew two short tasks does
+not outrank one with twenty calls of history. The orchestrator replays the store's recent attempts
 into it at start, so a restarted service knows its agents.
 """
 
@@ -38,6 +41,7 @@ class Prediction:
     samples: int  # how many observations that group holds
 
 
+PRIOR_SAMPLES = 2.0  # the weight, in observations, of the broader group's mean
 _SHORTEST_S = 1e-4  # a duration's floor, so that its logarithm is finite
 
 
@@ -50,9 +54,10 @@ class _Average:
     log_value: float = 0.0
     samples: int = 0
 
-    @property
-    def value(self) -> float:
-        return math.exp(self.log_value)
+    def weight(self, alpha: float) -> float:
+        """How many observations the mean is worth: a moving mean of many samples is
+        worth as much as a plain mean of (2 - alpha) / alpha."""
+        return min(float(self.samples), (2 - alpha) / alpha)
 
     def add(self, sample: float, alpha: float) -> None:
         """A plain mean of the first 1/alpha samples, then moving: noisy early samples count
@@ -83,6 +88,8 @@ class DurationPredictor:
         self._by_agent: dict[str, _Average] = {}
         self._by_kind: dict[str, _Average] = {}
         self._overall = _Average()
+        # per (kind, agent), at complexity 1, until the next observation
+        self._per_unit: dict[tuple[str, str | None], Prediction] = {}
 
     def learn(self, history: Iterable[Observation]) -> None:
         """Observe recorded history, oldest first (e.g. from the metrics store at start-up)."""
@@ -98,21 +105,48 @@ class DurationPredictor:
         self._by_agent.setdefault(agent_id, _Average()).add(unit, self.alpha)
         self._by_kind.setdefault(kind, _Average()).add(unit, self.alpha)
         self._overall.add(unit, self.alpha)
+        self._per_unit.clear()  # every prediction leans on all history's mean
 
     def predict(
         self, kind: str, complexity: float = 1.0, agent_id: str | None = None
     ) -> Prediction:
         """Predicted seconds for a task of this kind and complexity on this agent (or any)."""
-        groups: list[tuple[Basis, _Average | None]] = []
+        unit = self._per_unit.get((kind, agent_id))
+        if unit is None:
+            unit = self._per_unit[(kind, agent_id)] = self._predict_unit(kind, agent_id)
+        if complexity == 1.0:
+            return unit
+        return Prediction(unit.seconds * complexity, unit.basis, unit.samples)
+
+    def _predict_unit(self, kind: str, agent_id: str | None) -> Prediction:
+        agent_kind = agent = None
         if agent_id is not None:
-            groups.append(("agent+kind", self._by_agent_kind.get((agent_id, kind))))
-            groups.append(("agent", self._by_agent.get(agent_id)))
-        groups.append(("kind", self._by_kind.get(kind)))
-        groups.append(("global", self._overall))
-        for basis, average in groups:
+            agent_kind = self._by_agent_kind.get((agent_id, kind))
+            agent = self._by_agent.get(agent_id)
+        of_kind = self._by_kind.get(kind)
+        # most specific first, each with the broader group it is pulled toward
+        groups: list[tuple[Basis, _Average | None, _Average | None]] = [
+            ("agent+kind", agent_kind, agent),
+            ("agent", agent, None),
+            ("kind", of_kind, None),
+            ("global", self._overall, None),
+        ]
+        for basis, average, parent in groups:
             if average is not None and average.samples >= self.min_samples:
-                return Prediction(average.value * complexity, basis, average.samples)
-        return Prediction(self.default_seconds * complexity, "default", 0)
+                log_unit = self._credible(average, parent)
+                return Prediction(math.exp(log_unit), basis, average.samples)
+        return Prediction(self.default_seconds, "default", 0)
+
+    def _credible(self, average: _Average, parent: _Average | None) -> float:
+        """The group's log mean pulled toward its parent's (the agent's for its kind of
+        task), and that toward all history's."""
+        prior = self._overall.log_value
+        if parent is not None and parent is not average:
+            prior = self._credible(parent, None)
+        if average is self._overall:
+            return prior
+        weight = average.weight(self.alpha)
+        return (weight * average.log_value + PRIOR_SAMPLES * prior) / (weight + PRIOR_SAMPLES)
 
     def predict_task(self, task: TaskDef, agent_id: str | None = None) -> float:
         """Predicted seconds for the task, on `agent_id` or else the agent it names."""
