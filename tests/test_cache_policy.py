@@ -101,16 +101,22 @@ def test_removing_an_entry_keeps_its_popularity() -> None:
     assert policy.frequency(again) == 4
 
 
+def _full_of_counted_keys() -> AdaptiveTinyLfu:
+    """A policy of 10 entries holding 10 keys, each counted three times."""
+    policy = AdaptiveTinyLfu(10)
+    for key in range(10):
+        entry = Entry(key, None, spread_hash(key))
+        for _ in range(3):
+            policy.on_miss(entry.key_hash)
+        policy.insert(entry)
+    return policy
+
+
 def test_a_restored_entry_that_loses_its_duel_leaves_no_window_ghost() -> None:
     """A copy given back to a level (`Entry.restored`) had its turn in the window when it
     was new: losing its second chance must not grow the window when it is asked for."""
     for restored, ghost_hits in ((False, 1), (True, 0)):
-        policy = AdaptiveTinyLfu(10)
-        for key in range(10):
-            entry = Entry(key, None, spread_hash(key))
-            for _ in range(3):
-                policy.on_miss(entry.key_hash)
-            policy.insert(entry)
+        policy = _full_of_counted_keys()
         late = Entry("late", None, spread_hash("late"), restored=restored)
         policy.insert(late)
         assert late in policy.insert(Entry("next", None, spread_hash("next")))  # lost
@@ -122,12 +128,7 @@ def test_a_restored_entry_that_loses_its_duel_leaves_no_window_ghost() -> None:
 def test_a_readmitted_entry_skips_the_window_and_the_duel() -> None:
     """`readmit` (an entry coming back to the level it won admission in) puts it in main
     even against more popular residents, dropping one of them to stay within capacity."""
-    policy = AdaptiveTinyLfu(10)
-    for key in range(10):
-        entry = Entry(key, None, spread_hash(key))
-        for _ in range(3):
-            policy.on_miss(entry.key_hash)
-        policy.insert(entry)
+    policy = _full_of_counted_keys()
     back = Entry("back", None, spread_hash("back"))  # never counted: it would lose a duel
     dropped = policy.readmit(back)
     assert back.admitted and "back" in policy
