@@ -123,28 +123,23 @@ class DurationPredictor:
         if agent_id is not None:
             agent_kind = self._by_agent_kind.get((agent_id, kind))
             agent = self._by_agent.get(agent_id)
-        of_kind = self._by_kind.get(kind)
-        # most specific first, each with the broader group it is pulled toward
-        groups: list[tuple[Basis, _Average | None, _Average | None]] = [
-            ("agent+kind", agent_kind, agent),
-            ("agent", agent, None),
-            ("kind", of_kind, None),
-            ("global", self._overall, None),
+        overall = self._overall.log_value
+        agent_mean = overall if agent is None else self._pulled(agent, overall)
+        # most specific first, each with the mean it is pulled toward
+        groups: list[tuple[Basis, _Average | None, float]] = [
+            ("agent+kind", agent_kind, agent_mean),
+            ("agent", agent, overall),
+            ("kind", self._by_kind.get(kind), overall),
         ]
-        for basis, average, parent in groups:
+        for basis, average, prior in groups:
             if average is not None and average.samples >= self.min_samples:
-                log_unit = self._credible(average, parent)
-                return Prediction(math.exp(log_unit), basis, average.samples)
+                return Prediction(math.exp(self._pulled(average, prior)), basis, average.samples)
+        if self._overall.samples >= self.min_samples:
+            return Prediction(math.exp(overall), "global", self._overall.samples)
         return Prediction(self.default_seconds, "default", 0)
 
-    def _credible(self, average: _Average, parent: _Average | None) -> float:
-        """The group's log mean pulled toward its parent's (the agent's for its kind of
-        task), and that toward all history's."""
-        prior = self._overall.log_value
-        if parent is not None and parent is not average:
-            prior = self._credible(parent, None)
-        if average is self._overall:
-            return prior
+    def _pulled(self, average: _Average, prior: float) -> float:
+        """The group's log mean pulled toward the `prior` log mean (credibility weighting)."""
         weight = average.weight(self.alpha)
         return (weight * average.log_value + PRIOR_SAMPLES * prior) / (weight + PRIOR_SAMPLES)
 
